@@ -1,0 +1,381 @@
+//! hsmd configuration: the file ([`file::FileConfig`]), the flags
+//! ([`cli::Cli`]) and the PIN sources, merged and checked into one [`Config`].
+//! Every mistake is a [`ConfigError`] with one sentence for the operator.
+
+pub mod cli;
+pub mod file;
+pub mod pins;
+
+use crate::pkcs11::login::SlotPin;
+use cli::Cli;
+use file::FileConfig;
+use pins::{PinSource, PinSources};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The HSM model (`hsm_model`), choosing the default library and profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Model {
+    /// SmartCard-HSM 4K / Nitrokey HSM 2 via CardContact's sc-hsm-embedded.
+    Smartcardhsm,
+    /// SoftHSMv2 (tests, development).
+    Softhsm2,
+    /// Any other PKCS#11 module; needs `hsm_library`.
+    Other,
+}
+
+impl Model {
+    /// The wire and config name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Smartcardhsm => "smartcardhsm",
+            Self::Softhsm2 => "softhsm2",
+            Self::Other => "other",
+        }
+    }
+
+    /// The model's default library path, if it has one.
+    pub fn default_library(self) -> Option<&'static str> {
+        match self {
+            Self::Smartcardhsm => Some("/usr/local/lib/libsc-hsm-pkcs11.so"),
+            Self::Softhsm2 => Some("/usr/lib/softhsm/libsofthsm2.so"),
+            Self::Other => None,
+        }
+    }
+
+    /// What to install when the library is missing.
+    pub fn install_hint(self) -> &'static str {
+        match self {
+            Self::Smartcardhsm => "build and install CardContact's sc-hsm-embedded (version 2.12) from https://github.com/CardContact/sc-hsm-embedded",
+            Self::Softhsm2 => "install SoftHSMv2 (apt-get install softhsm2, or dnf install softhsm)",
+            Self::Other => "install your token's PKCS#11 module",
+        }
+    }
+
+    /// Default sessions per slot: 1 for the SmartCard-HSM (one command at a time), else 4.
+    pub fn default_sessions(self) -> usize {
+        match self {
+            Self::Smartcardhsm => 1,
+            _ => 4,
+        }
+    }
+}
+
+/// Who may create and destroy keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admins {
+    /// The configured names (as the hello reports them).
+    pub names: Vec<String>,
+}
+
+impl Admins {
+    /// True when `identity` is an admin (or the list is `"*"`).
+    pub fn contains(&self, identity: &str) -> bool {
+        self.names.iter().any(|n| n == "*" || n == identity)
+    }
+}
+
+/// An entry of `clients`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientRule {
+    /// A unix user name.
+    User(String),
+    /// `@group`: members of a unix group (primary or supplementary).
+    Group(String),
+}
+
+/// One configured slot.
+#[derive(Debug)]
+pub struct SlotConfig {
+    /// PKCS#11 slot ID.
+    pub id: u64,
+    /// How to log in.
+    pub pin: SlotPin,
+}
+
+/// The socket hsmd listens on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketConfig {
+    /// Path (used unless systemd passes a socket).
+    pub path: PathBuf,
+    /// Group to chown the socket to.
+    pub group: Option<String>,
+    /// Permission bits.
+    pub mode: u32,
+}
+
+/// The complete, checked configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// HSM model.
+    pub model: Model,
+    /// PKCS#11 module path.
+    pub library: PathBuf,
+    /// hsm_admin.
+    pub admins: Admins,
+    /// Slots in configuration order.
+    pub slots: Vec<SlotConfig>,
+    /// Where the PINs came from (for the log, never the PINs).
+    pub pin_source: PinSource,
+    /// Socket.
+    pub socket: SocketConfig,
+    /// Who may connect directly (root always may).
+    pub clients: Vec<ClientRule>,
+    /// Unix users that may send `as_user`.
+    pub frontends: Vec<String>,
+    /// Sessions per slot.
+    pub sessions_per_slot: usize,
+    /// Largest frame body, bytes.
+    pub max_frame_len: usize,
+    /// Requests in flight per connection.
+    pub max_in_flight: usize,
+    /// Time allowed for the hello.
+    pub handshake_timeout: Duration,
+    /// Jobs queued per slot.
+    pub queue_depth: usize,
+}
+
+/// A configuration mistake; the message names the key and what is accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or ill-typed keys.
+    #[error("configuration file {path}: {message}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// The parser's explanation (line, key, accepted values).
+        message: String,
+    },
+    /// A value is not accepted.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn invalid(msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(msg.into())
+}
+
+/// Reads and parses the file `path`. A missing file is an error only when
+/// `required` (the operator named it with `--config`).
+pub fn read_file(path: &Path, required: bool) -> Result<FileConfig, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok(FileConfig::default())
+        }
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    parse_file(path, &text)
+}
+
+/// Parses file text (unknown keys, wrong types and bad model names are errors).
+pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string().trim().replace('\n', " "),
+    })
+}
+
+fn parse_mode(s: &str) -> Result<u32, ConfigError> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    match u32::from_str_radix(digits, 8) {
+        Ok(m) if m <= 0o777 && !digits.is_empty() => Ok(m),
+        _ => Err(invalid(format!(
+            "socket_mode {s:?} is not an octal permission like \"0660\" (at most 0777)"
+        ))),
+    }
+}
+
+fn bounded(name: &str, v: usize, lo: usize, hi: usize) -> Result<usize, ConfigError> {
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(invalid(format!(
+            "{name} is {v}; accepted values are {lo} to {hi}"
+        )))
+    }
+}
+
+fn check_names(key: &str, names: &[String]) -> Result<(), ConfigError> {
+    for n in names {
+        let bare = n.strip_prefix('@').unwrap_or(n);
+        if bare.is_empty()
+            || bare
+                .chars()
+                .any(|c| c.is_whitespace() || c == ':' || c == ',')
+        {
+            return Err(invalid(format!(
+                "{key} entry {n:?} is not a unix user name (or @group for clients)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Merges flags over the file, takes the PINs from the highest source
+    /// that has them, and checks everything that can be checked without the
+    /// PKCS#11 module.
+    pub fn resolve(cli: Cli, file: FileConfig, sources: PinSources) -> Result<Self, ConfigError> {
+        let model = cli
+            .hsm_model
+            .or(file.hsm_model)
+            .unwrap_or(Model::Smartcardhsm);
+        let library = match cli.hsm_library.or(file.hsm_library) {
+            Some(p) => p,
+            None => model.default_library().map(PathBuf::from).ok_or_else(|| {
+                invalid("hsm_model \"other\" needs hsm_library (or --hsm-library): the path of the token's PKCS#11 module")
+            })?,
+        };
+        let admins = if cli.hsm_admin.is_empty() {
+            file.hsm_admin
+                .map(file::OneOrMany::into_vec)
+                .unwrap_or_else(|| vec!["admin".into()])
+        } else {
+            cli.hsm_admin
+        };
+        if admins.is_empty() {
+            return Err(invalid(
+                "hsm_admin is an empty list: name at least one user who may create keys (default \"admin\", \"*\" for everyone)",
+            ));
+        }
+        if let Some(bad) = admins.iter().find(|a| a.trim().is_empty()) {
+            return Err(invalid(format!(
+                "hsm_admin contains the empty name {bad:?}; give user names or \"*\""
+            )));
+        }
+        let slot_ids = if cli.hsm_slot.is_empty() {
+            file.hsm_slot.unwrap_or_default()
+        } else {
+            cli.hsm_slot
+        };
+        if slot_ids.is_empty() {
+            return Err(invalid(
+                "no slot is configured: set hsm_slot = [N, ...] with hsm_password = [\"PIN\", ...], or --hsm-slot N --hsm-password P",
+            ));
+        }
+        for (i, id) in slot_ids.iter().enumerate() {
+            if slot_ids[..i].contains(id) {
+                return Err(invalid(format!(
+                    "hsm_slot lists slot {id} twice; each slot may be configured once"
+                )));
+            }
+        }
+        let (passwords, pin_source) = sources.pick(cli.hsm_password, file.hsm_password)?;
+        if passwords.len() != slot_ids.len() {
+            return Err(invalid(format!(
+                "hsm_slot has {} entries but hsm_password has {} (from {pin_source}): give exactly one password per slot, in the same order",
+                slot_ids.len(),
+                passwords.len()
+            )));
+        }
+        let slots = slot_ids
+            .into_iter()
+            .zip(passwords)
+            .map(|(id, pw)| SlotConfig {
+                id,
+                pin: pins::slot_pin(pw),
+            })
+            .collect();
+        let clients: Vec<String> = if cli.clients.is_empty() {
+            file.clients.unwrap_or_default()
+        } else {
+            cli.clients
+        };
+        check_names("clients", &clients)?;
+        let frontends = if cli.frontends.is_empty() {
+            file.frontends.unwrap_or_default()
+        } else {
+            cli.frontends
+        };
+        check_names("frontends", &frontends)?;
+        if let Some(f) = frontends.iter().find(|f| f.starts_with('@')) {
+            return Err(invalid(format!(
+                "frontends entry {f:?}: frontends are unix user names, not groups"
+            )));
+        }
+        let mode = parse_mode(
+            cli.socket_mode
+                .or(file.socket_mode)
+                .as_deref()
+                .unwrap_or("0660"),
+        )?;
+        let sessions = cli
+            .sessions_per_slot
+            .or(file.sessions_per_slot)
+            .unwrap_or(model.default_sessions());
+        Ok(Config {
+            model,
+            library,
+            admins: Admins { names: admins },
+            slots,
+            pin_source,
+            socket: SocketConfig {
+                path: cli
+                    .socket_path
+                    .or(file.socket_path)
+                    .unwrap_or_else(|| PathBuf::from("/run/hsmd/hsmd.sock")),
+                group: cli.socket_group.or(file.socket_group),
+                mode,
+            },
+            clients: clients
+                .into_iter()
+                .map(|c| match c.strip_prefix('@') {
+                    Some(g) => ClientRule::Group(g.to_owned()),
+                    None => ClientRule::User(c),
+                })
+                .collect(),
+            frontends,
+            sessions_per_slot: bounded("sessions_per_slot", sessions, 1, 64)?,
+            max_frame_len: bounded(
+                "max_frame_len",
+                cli.max_frame_len
+                    .or(file.max_frame_len)
+                    .unwrap_or(hsmd_protocol::DEFAULT_MAX_FRAME_LEN),
+                1024,
+                64 * 1024 * 1024,
+            )?,
+            max_in_flight: bounded(
+                "max_in_flight",
+                cli.max_in_flight.or(file.max_in_flight).unwrap_or(64),
+                1,
+                65536,
+            )?,
+            handshake_timeout: Duration::from_secs(bounded(
+                "handshake_timeout_secs",
+                file.handshake_timeout_secs.unwrap_or(5) as usize,
+                1,
+                300,
+            )? as u64),
+            queue_depth: bounded("queue_depth", file.queue_depth.unwrap_or(256), 1, 65536)?,
+        })
+    }
+
+    /// Loads everything: flags, the file they name (or the default), PIN sources.
+    pub fn load(cli: Cli, sources: PinSources) -> Result<Self, ConfigError> {
+        let (path, required) = match &cli.config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from(cli::DEFAULT_CONFIG), false),
+        };
+        let file = read_file(&path, required)?;
+        Self::resolve(cli, file, sources)
+    }
+}
+
+#[cfg(test)]
+mod tests;

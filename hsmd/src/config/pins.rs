@@ -1,0 +1,137 @@
+//! Where slot PINs come from, highest precedence first:
+//! 1. `--hsm-password` flags (visible in `ps`: for tests only),
+//! 2. the environment variable `HSMD_HSM_PASSWORD`, comma-separated in slot order,
+//! 3. the systemd credential `$CREDENTIALS_DIRECTORY/hsm_password`, one line per slot,
+//! 4. `hsm_password` in the configuration file.
+//!
+//! The first source that has any PIN supplies all of them. `""` is a null PIN
+//! (protected authentication path), `"<NO_LOGIN>"` means no login.
+
+use super::ConfigError;
+use crate::pkcs11::login::SlotPin;
+use secrecy::{ExposeSecret, SecretString};
+use std::fmt;
+use std::path::PathBuf;
+use zeroize::Zeroizing;
+
+/// Environment variable holding comma-separated PINs.
+pub const ENV_VAR: &str = "HSMD_HSM_PASSWORD";
+/// Name of the systemd credential (`LoadCredential=hsm_password:...`).
+pub const CREDENTIAL: &str = "hsm_password";
+/// The password value that means "do not log in".
+pub const NO_LOGIN: &str = "<NO_LOGIN>";
+
+/// The source the PINs were taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinSource {
+    /// `--hsm-password`.
+    Flags,
+    /// `HSMD_HSM_PASSWORD`.
+    Environment,
+    /// `$CREDENTIALS_DIRECTORY/hsm_password`.
+    Credential,
+    /// `hsm_password` in the file.
+    File,
+    /// No source had any.
+    None,
+}
+
+impl fmt::Display for PinSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Flags => "--hsm-password",
+            Self::Environment => "the environment variable HSMD_HSM_PASSWORD",
+            Self::Credential => "the systemd credential hsm_password",
+            Self::File => "hsm_password in the configuration file",
+            Self::None => {
+                "no source (no --hsm-password, HSMD_HSM_PASSWORD, credential or hsm_password)"
+            }
+        })
+    }
+}
+
+/// PINs found outside flags and file, read once at start-up.
+#[derive(Default)]
+pub struct PinSources {
+    /// Value of `HSMD_HSM_PASSWORD`.
+    pub env: Option<SecretString>,
+    /// `$CREDENTIALS_DIRECTORY`.
+    pub credentials_dir: Option<PathBuf>,
+}
+
+impl PinSources {
+    /// Reads `HSMD_HSM_PASSWORD` and removes it from the environment (so child
+    /// processes and later readers of `std::env` do not see it), and notes
+    /// `$CREDENTIALS_DIRECTORY`. Call before any thread is started.
+    pub fn from_process_env() -> Self {
+        let env = std::env::var(ENV_VAR).ok().map(SecretString::from);
+        if env.is_some() {
+            // SAFETY: called from main before the runtime or any other thread starts.
+            unsafe { std::env::remove_var(ENV_VAR) };
+        }
+        Self {
+            env,
+            credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+        }
+    }
+
+    /// Chooses the PIN list from the highest source that has one.
+    pub fn pick(
+        self,
+        flags: Vec<SecretString>,
+        file: Option<Vec<SecretString>>,
+    ) -> Result<(Vec<SecretString>, PinSource), ConfigError> {
+        if !flags.is_empty() {
+            return Ok((flags, PinSource::Flags));
+        }
+        if let Some(env) = self.env {
+            let list = env
+                .expose_secret()
+                .split(',')
+                .map(|p| SecretString::from(p.to_owned()))
+                .collect();
+            return Ok((list, PinSource::Environment));
+        }
+        if let Some(dir) = self.credentials_dir {
+            let path = dir.join(CREDENTIAL);
+            match std::fs::read(&path) {
+                Ok(bytes) => {
+                    let bytes = Zeroizing::new(bytes);
+                    let text = std::str::from_utf8(&bytes).map_err(|_| {
+                        ConfigError::Invalid(format!(
+                            "the credential {} is not UTF-8 text",
+                            path.display()
+                        ))
+                    })?;
+                    let list = text
+                        .strip_suffix('\n')
+                        .unwrap_or(text)
+                        .split('\n')
+                        .map(|l| SecretString::from(l.strip_suffix('\r').unwrap_or(l).to_owned()))
+                        .collect();
+                    return Ok((list, PinSource::Credential));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "cannot read the credential {}: {e}",
+                        path.display()
+                    )))
+                }
+            }
+        }
+        match file {
+            Some(list) => Ok((list, PinSource::File)),
+            None => Ok((Vec::new(), PinSource::None)),
+        }
+    }
+}
+
+/// Interprets one password entry.
+pub fn slot_pin(pw: SecretString) -> SlotPin {
+    match pw.expose_secret() {
+        NO_LOGIN => SlotPin::NoLogin,
+        "" => SlotPin::Null,
+        _ => SlotPin::Pin(pw),
+    }
+}

@@ -1,0 +1,6 @@
+//! hsmd: the privilege-separated PKCS#11 daemon. It alone opens the PKCS#11
+//! library and holds the slot PINs, and serves the operations of the hsmd
+//! wire protocol (crate `hsmd_protocol`) on a Unix socket.
+
+pub mod config;
+pub mod pkcs11;

@@ -1,0 +1,179 @@
+//! `generate_key` (`CKM_AES_KEY_GEN`) and `generate_key_pair`
+//! (`CKM_RSA_PKCS_KEY_PAIR_GEN`, `CKM_EC_KEY_PAIR_GEN`), PKCS#11 v2.40
+//! section 5.14, and `destroy` (`C_DestroyObject`, section 5.7).
+
+use super::error::OpError;
+use super::keys::{curve_params, find_by_label, identity_attrs, key_info, secret_attrs, KeyObject};
+use super::mechanisms::Mechanisms;
+use super::uid::{check_label, KeyUid, PUBLIC_SUFFIX};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use hsmd_protocol::{
+    ErrorCode, GenerateKey, GenerateKeyPair, KeyInfo, KeyPairAlgorithm, KeyPairResult, KeyRef,
+};
+
+/// AES key sizes accepted, in bits.
+pub const AES_BITS: [u32; 3] = [128, 192, 256];
+/// RSA modulus sizes accepted, in bits.
+pub const RSA_BITS: [u32; 3] = [2048, 3072, 4096];
+/// RSA public exponent 65537.
+const F4: [u8; 3] = [0x01, 0x00, 0x01];
+
+fn bad(msg: String) -> OpError {
+    OpError::new(ErrorCode::BadRequest, msg)
+}
+
+fn label_ok(label: &str) -> Result<(), OpError> {
+    check_label(label).map_err(|e| bad(format!("label: {e}")))
+}
+
+/// Refuses when any key object already carries `label`.
+fn ensure_free(s: &Session, slot: u64, label: &str) -> Result<(), OpError> {
+    if find_by_label(s, label)?.is_empty() {
+        Ok(())
+    } else {
+        Err(OpError::new(
+            ErrorCode::AlreadyExists,
+            format!(
+                "a key labelled {label:?} already exists in slot {slot} ({}); choose another label or destroy it first",
+                KeyUid::format(slot, label)
+            ),
+        ))
+    }
+}
+
+fn describe(
+    s: &Session,
+    slot: u64,
+    handle: ObjectHandle,
+    class: ObjectClass,
+    key_type: KeyType,
+) -> Result<KeyInfo, OpError> {
+    key_info(
+        s,
+        slot,
+        &KeyObject {
+            handle,
+            class,
+            key_type,
+        },
+    )?
+    .ok_or_else(|| {
+        OpError::new(
+            ErrorCode::Internal,
+            "the new key has a type hsmd cannot describe",
+        )
+    })
+}
+
+/// Creates an AES key. The caller holds the slot's creation lock.
+///
+/// Errors: `bad_request` (label, bits), `already_exists`, `unsupported`,
+/// PKCS#11 failures.
+pub fn generate_key(s: &Session, mechs: &Mechanisms, p: &GenerateKey) -> Result<KeyInfo, OpError> {
+    label_ok(&p.label)?;
+    if !AES_BITS.contains(&p.bits) {
+        return Err(bad(format!(
+            "bits: AES keys are 128, 192 or 256 bits, got {}",
+            p.bits
+        )));
+    }
+    mechs.require(MechanismType::AES_KEY_GEN, "aes key generation")?;
+    ensure_free(s, p.slot, &p.label)?;
+    let mut template = secret_attrs(&p.label, p.extractable);
+    template.extend([
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::ValueLen(u64::from(p.bits / 8).into()),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+    ]);
+    let handle = s.generate_key(&Mechanism::AesKeyGen, &template)?;
+    describe(s, p.slot, handle, ObjectClass::SECRET_KEY, KeyType::AES)
+}
+
+/// Creates a key pair: private `label`, public `label_pk`. The caller holds
+/// the slot's creation lock.
+///
+/// Errors: `bad_request` (label, bits or curve missing or not accepted),
+/// `already_exists` (either label taken), `unsupported`, PKCS#11 failures.
+pub fn generate_key_pair(
+    s: &Session,
+    mechs: &Mechanisms,
+    p: &GenerateKeyPair,
+) -> Result<KeyPairResult, OpError> {
+    label_ok(&p.label)?;
+    let pk_label = format!("{}{PUBLIC_SUFFIX}", p.label);
+    label_ok(&pk_label)?;
+    let mut public = identity_attrs(&pk_label);
+    public.push(Attribute::Verify(true));
+    let mut private = secret_attrs(&p.label, p.extractable);
+    private.push(Attribute::Sign(true));
+    let (mechanism, key_type) = match p.algorithm {
+        KeyPairAlgorithm::Rsa => {
+            if p.curve.is_some() {
+                return Err(bad(
+                    "curve: not used by rsa; give bits (2048, 3072 or 4096)".into(),
+                ));
+            }
+            let bits = p
+                .bits
+                .ok_or_else(|| bad("bits: required by rsa (2048, 3072 or 4096)".into()))?;
+            if !RSA_BITS.contains(&bits) {
+                return Err(bad(format!(
+                    "bits: RSA keys are 2048, 3072 or 4096 bits, got {bits}"
+                )));
+            }
+            mechs.require(
+                MechanismType::RSA_PKCS_KEY_PAIR_GEN,
+                "rsa key pair generation",
+            )?;
+            public.extend([
+                Attribute::ModulusBits(u64::from(bits).into()),
+                Attribute::PublicExponent(F4.to_vec()),
+                Attribute::Encrypt(true),
+            ]);
+            private.push(Attribute::Decrypt(true));
+            (Mechanism::RsaPkcsKeyPairGen, KeyType::RSA)
+        }
+        KeyPairAlgorithm::Ec => {
+            if p.bits.is_some() {
+                return Err(bad(
+                    "bits: not used by ec; give curve (p256, p384 or p521)".into()
+                ));
+            }
+            let curve = p
+                .curve
+                .ok_or_else(|| bad("curve: required by ec (p256, p384 or p521)".into()))?;
+            mechs.require(MechanismType::ECC_KEY_PAIR_GEN, "ec key pair generation")?;
+            public.push(Attribute::EcParams(curve_params(curve).to_vec()));
+            (Mechanism::EccKeyPairGen, KeyType::EC)
+        }
+    };
+    ensure_free(s, p.slot, &p.label)?;
+    ensure_free(s, p.slot, &pk_label)?;
+    let (pub_handle, priv_handle) = s.generate_key_pair(&mechanism, &public, &private)?;
+    Ok(KeyPairResult {
+        private: describe(s, p.slot, priv_handle, ObjectClass::PRIVATE_KEY, key_type)?,
+        public: describe(s, p.slot, pub_handle, ObjectClass::PUBLIC_KEY, key_type)?,
+    })
+}
+
+/// Destroys every key object labelled `uid.label`.
+///
+/// Errors: `not_found` when there is none, PKCS#11 failures.
+pub fn destroy(s: &Session, uid: &KeyUid) -> Result<KeyRef, OpError> {
+    let found = find_by_label(s, &uid.label)?;
+    let full = KeyUid::format(uid.slot, &uid.label);
+    if found.is_empty() {
+        return Err(OpError::new(
+            ErrorCode::NotFound,
+            format!("no key {full} on the token in slot {}", uid.slot),
+        ));
+    }
+    for k in found {
+        s.destroy_object(k.handle)?;
+    }
+    Ok(KeyRef { uid: full })
+}

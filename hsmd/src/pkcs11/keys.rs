@@ -1,0 +1,287 @@
+//! Key objects on the token: finding them by `CKA_LABEL`, describing them as
+//! protocol key infos, and the templates of new keys (PKCS#11 v2.40 sections
+//! 4.7-4.9 for the key attributes, 2.3 for EC parameters).
+
+use super::error::OpError;
+use super::uid::{KeyUid, PUBLIC_SUFFIX};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use hsmd_protocol::{Curve, ErrorCode, KeyInfo, KeyKind, Usage};
+
+/// DER of the curve OIDs as `CKA_EC_PARAMS` holds them (namedCurve).
+const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const P384_OID: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+const P521_OID: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
+
+/// `CKA_EC_PARAMS` for a curve.
+pub fn curve_params(curve: Curve) -> &'static [u8] {
+    match curve {
+        Curve::P256 => P256_OID,
+        Curve::P384 => P384_OID,
+        Curve::P521 => P521_OID,
+    }
+}
+
+/// The curve named by `CKA_EC_PARAMS`, if it is one hsmd knows.
+pub fn curve_of(params: &[u8]) -> Option<Curve> {
+    [Curve::P256, Curve::P384, Curve::P521]
+        .into_iter()
+        .find(|c| curve_params(*c) == params)
+}
+
+/// A key object located on the token.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyObject {
+    /// Session-independent object handle.
+    pub handle: ObjectHandle,
+    /// `CKA_CLASS`.
+    pub class: ObjectClass,
+    /// `CKA_KEY_TYPE`.
+    pub key_type: KeyType,
+}
+
+impl KeyObject {
+    /// The protocol kind, or None for key types hsmd does not serve.
+    pub fn kind(&self) -> Option<KeyKind> {
+        match (self.class, self.key_type) {
+            (ObjectClass::SECRET_KEY, KeyType::AES) => Some(KeyKind::Aes),
+            (ObjectClass::PRIVATE_KEY, KeyType::RSA) => Some(KeyKind::RsaPrivate),
+            (ObjectClass::PUBLIC_KEY, KeyType::RSA) => Some(KeyKind::RsaPublic),
+            (ObjectClass::PRIVATE_KEY, KeyType::EC) => Some(KeyKind::EcPrivate),
+            (ObjectClass::PUBLIC_KEY, KeyType::EC) => Some(KeyKind::EcPublic),
+            _ => None,
+        }
+    }
+}
+
+fn is_key_class(c: ObjectClass) -> bool {
+    c == ObjectClass::SECRET_KEY || c == ObjectClass::PRIVATE_KEY || c == ObjectClass::PUBLIC_KEY
+}
+
+/// Every token key object whose `CKA_LABEL` is `label`.
+pub fn find_by_label(session: &Session, label: &str) -> Result<Vec<KeyObject>, OpError> {
+    let template = [
+        Attribute::Token(true),
+        Attribute::Label(label.as_bytes().to_vec()),
+    ];
+    let mut out = Vec::new();
+    for handle in session.find_objects(&template)? {
+        if let Some(obj) = describe_handle(session, handle)? {
+            out.push(obj);
+        }
+    }
+    Ok(out)
+}
+
+/// Class and key type of a handle; None when it is not a key.
+fn describe_handle(session: &Session, handle: ObjectHandle) -> Result<Option<KeyObject>, OpError> {
+    let attrs = session.get_attributes(handle, &[AttributeType::Class, AttributeType::KeyType])?;
+    let (mut class, mut key_type) = (None, None);
+    for a in attrs {
+        match a {
+            Attribute::Class(c) => class = Some(c),
+            Attribute::KeyType(k) => key_type = Some(k),
+            _ => {}
+        }
+    }
+    Ok(match (class, key_type) {
+        (Some(class), Some(key_type)) if is_key_class(class) => Some(KeyObject {
+            handle,
+            class,
+            key_type,
+        }),
+        _ => None,
+    })
+}
+
+/// What an operation needs the uid to resolve to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Whatever key carries the label.
+    Any,
+    /// A secret key.
+    Secret,
+    /// A private key.
+    Private,
+    /// A public key; the private key's uid resolves to its `<label>_pk`.
+    Public,
+}
+
+/// Resolves a uid to one key object.
+///
+/// Errors: `not_found` when no key carries the label (or, for [`Want::Public`]
+/// on a private key's uid, when its `<label>_pk` is missing); `bad_request`
+/// when the key is of the wrong class for the operation.
+pub fn resolve(session: &Session, uid: &KeyUid, want: Want) -> Result<KeyObject, OpError> {
+    let found = find_by_label(session, &uid.label)?;
+    let pick = |class: ObjectClass| found.iter().copied().find(|k| k.class == class);
+    let full = KeyUid::format(uid.slot, &uid.label);
+    let not_found = || {
+        OpError::new(
+            ErrorCode::NotFound,
+            format!("no key {full} on the token in slot {}", uid.slot),
+        )
+    };
+    let wrong = |what: &str| {
+        OpError::new(
+            ErrorCode::BadRequest,
+            format!("key {full} is not {what}; this operation needs {what}"),
+        )
+    };
+    match want {
+        Want::Any => found.first().copied().ok_or_else(not_found),
+        Want::Secret => pick(ObjectClass::SECRET_KEY).ok_or_else(|| {
+            if found.is_empty() {
+                not_found()
+            } else {
+                wrong("a secret (AES) key")
+            }
+        }),
+        Want::Private => pick(ObjectClass::PRIVATE_KEY).ok_or_else(|| {
+            if found.is_empty() {
+                not_found()
+            } else {
+                wrong("a private key")
+            }
+        }),
+        Want::Public => {
+            if let Some(k) = pick(ObjectClass::PUBLIC_KEY) {
+                return Ok(k);
+            }
+            if pick(ObjectClass::PRIVATE_KEY).is_some() {
+                let pk_label = format!("{}{PUBLIC_SUFFIX}", uid.label);
+                let pk = KeyUid {
+                    slot: uid.slot,
+                    label: pk_label,
+                };
+                return find_by_label(session, &pk.label)?
+                    .into_iter()
+                    .find(|k| k.class == ObjectClass::PUBLIC_KEY)
+                    .ok_or_else(|| {
+                        OpError::new(
+                            ErrorCode::NotFound,
+                            format!(
+                                "key {full} is a private key and its public key {} is not on the token",
+                                KeyUid::format(uid.slot, &pk.label)
+                            ),
+                        )
+                    });
+            }
+            if found.is_empty() {
+                Err(not_found())
+            } else {
+                Err(wrong("an RSA or EC key"))
+            }
+        }
+    }
+}
+
+/// Reads a key object's attributes into a protocol key info.
+pub fn key_info(session: &Session, slot: u64, obj: &KeyObject) -> Result<Option<KeyInfo>, OpError> {
+    let Some(kind) = obj.kind() else {
+        return Ok(None);
+    };
+    let attrs = session.get_attributes(
+        obj.handle,
+        &[
+            AttributeType::Label,
+            AttributeType::ValueLen,
+            AttributeType::Modulus,
+            AttributeType::EcParams,
+            AttributeType::Sensitive,
+            AttributeType::Extractable,
+            AttributeType::Encrypt,
+            AttributeType::Decrypt,
+            AttributeType::Sign,
+            AttributeType::Verify,
+            AttributeType::Wrap,
+            AttributeType::Unwrap,
+            AttributeType::Derive,
+        ],
+    )?;
+    let mut label = String::new();
+    let mut bits = 0u32;
+    let mut curve = None;
+    let mut sensitive = false;
+    let mut extractable = matches!(kind, KeyKind::RsaPublic | KeyKind::EcPublic);
+    let mut usages = Vec::new();
+    for a in attrs {
+        match a {
+            Attribute::Label(l) => label = String::from_utf8_lossy(&l).into_owned(),
+            Attribute::ValueLen(n) => bits = u32::try_from(u64::from(n) * 8).unwrap_or(u32::MAX),
+            Attribute::Modulus(m) => {
+                let significant = m.iter().skip_while(|b| **b == 0).count();
+                bits = u32::try_from(significant * 8).unwrap_or(u32::MAX);
+            }
+            Attribute::EcParams(p) => {
+                curve = curve_of(&p);
+                bits = curve.map(Curve::bits).unwrap_or(0);
+            }
+            Attribute::Sensitive(s) => sensitive = s,
+            Attribute::Extractable(e) => extractable = e,
+            Attribute::Encrypt(true) => usages.push(Usage::Encrypt),
+            Attribute::Decrypt(true) => usages.push(Usage::Decrypt),
+            Attribute::Sign(true) => usages.push(Usage::Sign),
+            Attribute::Verify(true) => usages.push(Usage::Verify),
+            Attribute::Wrap(true) => usages.push(Usage::Wrap),
+            Attribute::Unwrap(true) => usages.push(Usage::Unwrap),
+            Attribute::Derive(true) => usages.push(Usage::Derive),
+            _ => {}
+        }
+    }
+    Ok(Some(KeyInfo {
+        uid: KeyUid::format(slot, &label),
+        slot,
+        label,
+        kind,
+        bits,
+        curve,
+        sensitive,
+        extractable,
+        usages,
+    }))
+}
+
+/// Every key object on the token, described; keys of other types are skipped.
+pub fn list(session: &Session, slot: u64) -> Result<Vec<KeyInfo>, OpError> {
+    let mut keys = Vec::new();
+    for class in [
+        ObjectClass::SECRET_KEY,
+        ObjectClass::PRIVATE_KEY,
+        ObjectClass::PUBLIC_KEY,
+    ] {
+        let template = [Attribute::Token(true), Attribute::Class(class)];
+        for handle in session.find_objects(&template)? {
+            if let Some(obj) = describe_handle(session, handle)? {
+                if let Some(info) = key_info(session, slot, &obj)? {
+                    keys.push(info);
+                }
+            }
+        }
+    }
+    keys.sort_by(|a, b| a.label.cmp(&b.label).then(a.uid.cmp(&b.uid)));
+    Ok(keys)
+}
+
+/// Attributes common to every new key: a token object, `CKA_LABEL` = `CKA_ID`
+/// = the label.
+pub fn identity_attrs(label: &str) -> Vec<Attribute> {
+    vec![
+        Attribute::Token(true),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(label.as_bytes().to_vec()),
+    ]
+}
+
+/// Attributes of a new private or secret key: private object, sensitive and
+/// non-extractable unless `extractable` (then extractable and not sensitive,
+/// so the value can be exported).
+pub fn secret_attrs(label: &str, extractable: bool) -> Vec<Attribute> {
+    let mut t = identity_attrs(label);
+    t.extend([
+        Attribute::Private(true),
+        Attribute::Sensitive(!extractable),
+        Attribute::Extractable(extractable),
+    ]);
+    t
+}

@@ -1,0 +1,175 @@
+//! Opening the PKCS#11 module: load, `C_Initialize` with OS locking, and the
+//! slot list used to check the configured slot IDs (PKCS#11 v2.40 sections
+//! 5.4 and 5.5).
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::slot::Slot;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Start-up failures of the PKCS#11 layer; each is one sentence for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    /// The module file is not there.
+    #[error("the PKCS#11 library {path} does not exist: {hint}, or set hsm_library / --hsm-library to where it is")]
+    Missing {
+        /// Path looked at.
+        path: PathBuf,
+        /// What to install for the model.
+        hint: &'static str,
+    },
+    /// `dlopen` or `C_GetFunctionList` failed.
+    #[error("cannot load the PKCS#11 library {path}: {source}")]
+    Load {
+        /// Path.
+        path: PathBuf,
+        /// Why.
+        source: CkError,
+    },
+    /// `C_Initialize` failed.
+    #[error("C_Initialize of the PKCS#11 library {path} failed: {source}")]
+    Initialize {
+        /// Path.
+        path: PathBuf,
+        /// Why.
+        source: CkError,
+    },
+    /// A configured slot ID is not among the module's slots.
+    #[error("slot {slot} ({slot:#x}) does not exist in {path}; hsm_slot takes PKCS#11 slot IDs, and the slots are: {listing}")]
+    UnknownSlot {
+        /// The configured ID.
+        slot: u64,
+        /// Module path.
+        path: PathBuf,
+        /// Every slot, formatted.
+        listing: SlotListing,
+    },
+    /// Listing slots failed.
+    #[error("C_GetSlotList on {path} failed: {source}")]
+    SlotList {
+        /// Path.
+        path: PathBuf,
+        /// Why.
+        source: CkError,
+    },
+}
+
+/// One slot as `pkcs11-tool --list-slots` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotDescription {
+    /// Position in `C_GetSlotList` (what pkcs11-tool prints as "Slot N").
+    pub index: usize,
+    /// The slot ID (what hsm_slot takes).
+    pub id: u64,
+    /// Token label, or None when no token is present.
+    pub token_label: Option<String>,
+    /// Token serial number.
+    pub serial: Option<String>,
+}
+
+/// All slots, printed as `index 0: ID 1234 (0x4d2), token "x", serial "y"; ...`.
+#[derive(Debug, Clone, Default)]
+pub struct SlotListing(pub Vec<SlotDescription>);
+
+impl fmt::Display for SlotListing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none (the module reports no slot)");
+        }
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "index {}: ID {} ({:#x}), ", s.index, s.id, s.id)?;
+            match (&s.token_label, &s.serial) {
+                (Some(l), Some(n)) => write!(f, "token {l:?}, serial {n:?}")?,
+                _ => f.write_str("no token")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The opened, initialized module.
+#[derive(Debug, Clone)]
+pub struct Library {
+    /// The cryptoki context (one per process).
+    pub pkcs11: Pkcs11,
+    /// File it was loaded from.
+    pub path: PathBuf,
+}
+
+impl Library {
+    /// Loads the module at `path` and initializes it with `CKF_OS_LOCKING_OK`.
+    /// `hint` says what to install when the file is missing.
+    pub fn open(path: &Path, hint: &'static str) -> Result<Self, LibraryError> {
+        if !path.is_file() {
+            return Err(LibraryError::Missing {
+                path: path.to_owned(),
+                hint,
+            });
+        }
+        let pkcs11 = Pkcs11::new(path).map_err(|source| LibraryError::Load {
+            path: path.to_owned(),
+            source,
+        })?;
+        match pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(source) => {
+                return Err(LibraryError::Initialize {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        }
+        Ok(Self {
+            pkcs11,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Every slot, with its token's label and serial when present.
+    pub fn describe_slots(&self) -> Result<(Vec<Slot>, SlotListing), LibraryError> {
+        let slots = self
+            .pkcs11
+            .get_all_slots()
+            .map_err(|source| LibraryError::SlotList {
+                path: self.path.clone(),
+                source,
+            })?;
+        let listing = slots
+            .iter()
+            .enumerate()
+            .map(|(index, slot)| {
+                let token = self.pkcs11.get_token_info(*slot).ok();
+                SlotDescription {
+                    index,
+                    id: slot.id(),
+                    token_label: token.as_ref().map(|t| t.label().trim().to_owned()),
+                    serial: token.as_ref().map(|t| t.serial_number().trim().to_owned()),
+                }
+            })
+            .collect();
+        Ok((slots, SlotListing(listing)))
+    }
+
+    /// The slot with ID `id`, or [`LibraryError::UnknownSlot`] listing them all.
+    pub fn slot(&self, id: u64) -> Result<Slot, LibraryError> {
+        let (slots, listing) = self.describe_slots()?;
+        slots
+            .into_iter()
+            .find(|s| s.id() == id)
+            .ok_or_else(|| LibraryError::UnknownSlot {
+                slot: id,
+                path: self.path.clone(),
+                listing,
+            })
+    }
+
+    /// `C_Finalize`. Every session must be closed first: some modules
+    /// (sc-hsm-embedded with OS locking) deadlock otherwise.
+    pub fn finalize(self) -> Result<(), CkError> {
+        self.pkcs11.finalize()
+    }
+}

@@ -1,0 +1,57 @@
+//! The mechanisms a token offers (`C_GetMechanismList`, PKCS#11 v2.40
+//! section 5.5) and the refusal when one is missing.
+
+use super::error::OpError;
+use cryptoki::mechanism::MechanismType;
+use hsmd_protocol::ErrorCode;
+use std::collections::HashSet;
+
+/// Mechanisms of one token.
+#[derive(Debug, Clone, Default)]
+pub struct Mechanisms {
+    slot: u64,
+    offered: HashSet<u64>,
+}
+
+impl Mechanisms {
+    /// Wraps the mechanism list of `slot`.
+    pub fn new(slot: u64, list: Vec<MechanismType>) -> Self {
+        Self {
+            slot,
+            offered: list.into_iter().map(|m| *m as u64).collect(),
+        }
+    }
+
+    /// True when the token offers `m`.
+    pub fn offers(&self, m: MechanismType) -> bool {
+        self.offered.contains(&(*m as u64))
+    }
+
+    /// Ok when the token offers `m`, else `unsupported` naming it and `what`
+    /// (the protocol algorithm that needs it).
+    pub fn require(&self, m: MechanismType, what: &str) -> Result<(), OpError> {
+        if self.offers(m) {
+            Ok(())
+        } else {
+            Err(OpError::new(
+                ErrorCode::Unsupported,
+                format!(
+                    "{what} needs {m}, which the token in slot {} does not offer",
+                    self.slot
+                ),
+            ))
+        }
+    }
+
+    /// The offered mechanisms as sorted `CKM_*` names.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .offered
+            .iter()
+            .filter_map(|m| MechanismType::try_from(*m as cryptoki_sys::CK_MECHANISM_TYPE).ok())
+            .map(|m| m.to_string())
+            .collect();
+        v.sort();
+        v
+    }
+}

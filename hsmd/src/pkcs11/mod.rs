@@ -1,0 +1,17 @@
+//! The PKCS#11 engine: one module context, one worker per configured slot,
+//! and the key operations of PROTOCOL.md on top of cryptoki.
+
+pub mod cipher;
+pub mod digest;
+pub mod ecdsa;
+pub mod error;
+pub mod export;
+pub mod generate;
+pub mod keys;
+pub mod library;
+pub mod login;
+pub mod mechanisms;
+pub mod signature;
+pub mod slot;
+pub mod status;
+pub mod uid;

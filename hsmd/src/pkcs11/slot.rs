@@ -1,0 +1,212 @@
+//! One worker per configured slot: `sessions_per_slot` threads, each owning
+//! one PKCS#11 session, fed by one bounded queue so a slow token applies
+//! back-pressure to the async side instead of blocking tokio threads or
+//! growing memory (DESIGN.md "PKCS#11 engine rules").
+
+use super::error::{is_session_lost, OpError};
+use super::library::Library;
+use super::login::{Login, SlotPin};
+use super::mechanisms::Mechanisms;
+use cryptoki::context::Pkcs11;
+use cryptoki::session::Session;
+use cryptoki::slot::Slot;
+use hsmd_protocol::{ErrorBody, ErrorCode};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// What every session thread of a slot shares.
+pub struct SlotContext {
+    /// Configured slot ID.
+    pub id: u64,
+    /// The cryptoki slot.
+    pub slot: Slot,
+    /// The module.
+    pub pkcs11: Pkcs11,
+    /// Login state and PIN.
+    pub login: Login,
+    /// Mechanisms the token offered at start-up.
+    pub mechanisms: Mechanisms,
+    /// Serializes key creation so that "label is free" and "create" are atomic.
+    pub create_lock: Mutex<()>,
+}
+
+/// A session thread's state: the slot and its (re)opened session.
+pub struct Worker {
+    ctx: Arc<SlotContext>,
+    session: Option<Session>,
+}
+
+impl Worker {
+    fn open(&mut self) -> Result<&Session, OpError> {
+        if self.session.is_none() {
+            let s = self.ctx.pkcs11.open_rw_session(self.ctx.slot)?;
+            self.ctx.login.ensure(&self.ctx.pkcs11, self.ctx.slot, &s)?;
+            self.session = Some(s);
+        }
+        self.session
+            .as_ref()
+            .ok_or_else(|| OpError::new(ErrorCode::Internal, "session vanished"))
+    }
+
+    /// The slot this worker serves.
+    pub fn ctx(&self) -> &SlotContext {
+        &self.ctx
+    }
+
+    /// Runs `f` on this thread's session, opening (and logging in) first when
+    /// needed. When the session or its login was lost
+    /// (`CKR_SESSION_HANDLE_INVALID`, `CKR_SESSION_CLOSED`,
+    /// `CKR_USER_NOT_LOGGED_IN`, `CKR_DEVICE_REMOVED`, ...), the session is
+    /// dropped and `f` runs once more on a fresh one.
+    pub fn with_session<T>(
+        &mut self,
+        mut f: impl FnMut(&Session, &SlotContext) -> Result<T, OpError>,
+    ) -> Result<T, OpError> {
+        let mut retried = false;
+        loop {
+            let ctx = self.ctx.clone();
+            let result = match self.open() {
+                Ok(s) => f(s, &ctx),
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if e.rv().is_some_and(is_session_lost) => {
+                    // The old handle is dead; closing it is harmless and frees it in the module.
+                    self.session = None;
+                    if retried {
+                        return Err(e);
+                    }
+                    retried = true;
+                    tracing::info!(
+                        slot = self.ctx.id,
+                        "session lost ({e}); retrying once on a new session"
+                    );
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+
+/// Start-up failure of one slot.
+#[derive(Debug, thiserror::Error)]
+#[error("slot {slot}: {message}")]
+pub struct SlotStartError {
+    /// Slot ID.
+    pub slot: u64,
+    /// What went wrong, one sentence (never the PIN).
+    pub message: String,
+}
+
+/// The async side's handle on a slot worker.
+pub struct SlotHandle {
+    /// Shared slot state (for status and logs).
+    pub ctx: Arc<SlotContext>,
+    queue: async_channel::Sender<Job>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl SlotHandle {
+    /// Opens slot `id`: checks it exists, reads its mechanisms, opens the first
+    /// session and logs in (refusing on final-try or locked PIN flags), then
+    /// starts `sessions` threads behind a queue of `queue_depth` jobs.
+    ///
+    /// Errors: unknown slot (listing every slot), PIN refused or locked (naming
+    /// the slot and the `CKR_*`/flag, never the PIN), PKCS#11 failures.
+    pub fn start(
+        lib: &Library,
+        id: u64,
+        pin: SlotPin,
+        sessions: usize,
+        queue_depth: usize,
+    ) -> Result<Self, SlotStartError> {
+        let fail = |message: String| SlotStartError { slot: id, message };
+        let slot = lib.slot(id).map_err(|e| SlotStartError {
+            slot: id,
+            message: e.to_string(),
+        })?;
+        let mechanisms = Mechanisms::new(
+            id,
+            lib.pkcs11
+                .get_mechanism_list(slot)
+                .map_err(|e| fail(format!("cannot list the token's mechanisms: {e}")))?,
+        );
+        let ctx = Arc::new(SlotContext {
+            id,
+            slot,
+            pkcs11: lib.pkcs11.clone(),
+            login: Login::new(id, pin),
+            mechanisms,
+            create_lock: Mutex::new(()),
+        });
+        let mut first = Worker {
+            ctx: ctx.clone(),
+            session: None,
+        };
+        first.open().map_err(|e| fail(e.into_body(id).message))?;
+        let (tx, rx) = async_channel::bounded::<Job>(queue_depth.max(1));
+        let mut threads = Vec::new();
+        let mut first = Some(first);
+        for n in 0..sessions.max(1) {
+            let mut worker = first.take().unwrap_or_else(|| Worker {
+                ctx: ctx.clone(),
+                session: None,
+            });
+            let rx = rx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("slot-{id}-{n}"))
+                .spawn(move || {
+                    while let Ok(job) = rx.recv_blocking() {
+                        job(&mut worker);
+                    }
+                })
+                .map_err(|e| fail(format!("cannot start a session thread: {e}")))?;
+            threads.push(handle);
+        }
+        Ok(Self {
+            ctx,
+            queue: tx,
+            threads: Mutex::new(threads),
+        })
+    }
+
+    /// Runs `f` on one of the slot's session threads and returns its result.
+    /// Waits for room in the queue (back-pressure).
+    ///
+    /// Errors: `busy` when the slot is shutting down.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Worker) -> T + Send + 'static,
+    ) -> Result<T, ErrorBody> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |w| {
+            let _ = tx.send(f(w));
+        });
+        let gone = || {
+            ErrorBody::new(
+                ErrorCode::Busy,
+                format!(
+                    "slot {} is shutting down; retry on a new connection later",
+                    self.ctx.id
+                ),
+            )
+        };
+        self.queue.send(job).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
+    /// Stops taking jobs, lets the threads finish what is queued, closes their
+    /// sessions, and logs the application out of the token.
+    pub fn shutdown(&self) {
+        self.queue.close();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+        if let Ok(s) = self.ctx.pkcs11.open_ro_session(self.ctx.slot) {
+            self.ctx.login.logout(&s);
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Error codes and error bodies (PROTOCOL.md "Error codes").
+
+use serde::{Deserialize, Serialize};
+
+/// What went wrong, for programs to branch on. Serialized in snake_case
+/// (`"bad_request"`, `"hsm_error"`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame or a field of it is malformed; the message names the field.
+    BadRequest,
+    /// The peer may not connect at all (sent once, then the connection closes).
+    Unauthorized,
+    /// The acting identity may not do this (e.g. create without being an hsm_admin).
+    Forbidden,
+    /// No key with that uid, or no such slot.
+    NotFound,
+    /// A key with that label and class already exists in the slot.
+    AlreadyExists,
+    /// The token does not offer the mechanism or parameter asked for.
+    Unsupported,
+    /// The slot's token is absent (`CKR_DEVICE_REMOVED`, `CKR_TOKEN_NOT_PRESENT`).
+    TokenNotPresent,
+    /// The slot is not logged in (configured `<NO_LOGIN>`, or its login failed).
+    NotLoggedIn,
+    /// The user PIN is locked, or on its final try; an operator must act.
+    PinLocked,
+    /// The slot's queue is full or the server is shutting down.
+    Busy,
+    /// The PKCS#11 module returned an error; `ckr` names it.
+    HsmError,
+    /// The announced frame length exceeds `max_frame_len`.
+    FrameTooLarge,
+    /// No protocol version is shared with the client.
+    UnsupportedVersion,
+    /// A fault inside hsmd; details are in its log.
+    Internal,
+    /// A code this client does not know (sent by a newer server).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The wire name, e.g. `"bad_request"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::AlreadyExists => "already_exists",
+            Self::Unsupported => "unsupported",
+            Self::TokenNotPresent => "token_not_present",
+            Self::NotLoggedIn => "not_logged_in",
+            Self::PinLocked => "pin_locked",
+            Self::Busy => "busy",
+            Self::HsmError => "hsm_error",
+            Self::FrameTooLarge => "frame_too_large",
+            Self::UnsupportedVersion => "unsupported_version",
+            Self::Internal => "internal",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `error` object of a response: `{"code", "message", "ckr"}`.
+///
+/// `message` is one sentence for people; `ckr` is the PKCS#11 return value name
+/// (e.g. `"CKR_DATA_LEN_RANGE"`) when the module produced the error, else null.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ErrorBody {
+    /// Machine-readable code.
+    pub code: ErrorCode,
+    /// Human-readable explanation naming what was wrong and what is accepted.
+    pub message: String,
+    /// PKCS#11 `CKR_*` name, when there is one.
+    #[serde(default)]
+    pub ckr: Option<String>,
+}
+
+impl ErrorBody {
+    /// An error without a `ckr`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            ckr: None,
+        }
+    }
+
+    /// A `bad_request` error.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, message)
+    }
+}
