@@ -3,4 +3,6 @@
 //! wire protocol (crate `hsmd_protocol`) on a Unix socket.
 
 pub mod config;
+pub mod logging;
 pub mod pkcs11;
+pub mod server;

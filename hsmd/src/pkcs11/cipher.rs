@@ -112,6 +112,39 @@ fn check_rsa(key_type: KeyType, uid: &KeyUid, a: EncryptionAlgorithm) -> Result<
     Ok(())
 }
 
+/// A token that refuses the OAEP parameters (SoftHSMv2 2.6 takes only SHA-1,
+/// the SmartCard-HSM only SHA-256) answers `CKR_ARGUMENTS_BAD` or
+/// `CKR_MECHANISM_PARAM_INVALID`: that is `unsupported`, never a silent
+/// change of hash.
+fn oaep_params_refused(e: cryptoki::error::Error, a: EncryptionAlgorithm, slot: u64) -> OpError {
+    use cryptoki::error::{Error as CkError, RvError};
+    let is_oaep = matches!(
+        a,
+        EncryptionAlgorithm::RsaOaepSha256 | EncryptionAlgorithm::RsaOaepSha1
+    );
+    match e {
+        CkError::Pkcs11(rv @ (RvError::ArgumentsBad | RvError::MechanismParamInvalid), _)
+            if is_oaep =>
+        {
+            let hash = if a == EncryptionAlgorithm::RsaOaepSha256 {
+                "SHA-256"
+            } else {
+                "SHA-1"
+            };
+            OpError::Refused(hsmd_protocol::ErrorBody {
+                code: ErrorCode::Unsupported,
+                message: format!(
+                    "the token in slot {slot} refused CKM_RSA_PKCS_OAEP with {hash} and MGF1-{hash} ({}); {} is not available on it, try the other OAEP hash or rsa_pkcs1v15",
+                    super::error::ckr_name(rv),
+                    alg_name(a)
+                ),
+                ckr: Some(super::error::ckr_name(rv)),
+            })
+        }
+        other => other.into(),
+    }
+}
+
 /// PKCS#7 padding to a whole number of AES blocks (RFC 5652 section 6.3).
 pub fn pkcs7_pad(data: &[u8]) -> Zeroizing<Vec<u8>> {
     let n = AES_BLOCK - data.len() % AES_BLOCK;
@@ -272,7 +305,8 @@ pub fn decrypt(
             let mech = rsa_mechanism(a, mechs)?;
             let key = resolve(s, uid, Want::Private)?;
             check_rsa(key.key_type, uid, a)?;
-            s.decrypt(&mech, key.handle, &p.ciphertext)?
+            s.decrypt(&mech, key.handle, &p.ciphertext)
+                .map_err(|e| oaep_params_refused(e, a, uid.slot))?
         }
     };
     Ok(DecryptResult {

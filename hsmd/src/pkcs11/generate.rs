@@ -11,6 +11,7 @@ use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use hsmd_protocol::{
     ErrorCode, GenerateKey, GenerateKeyPair, KeyInfo, KeyPairAlgorithm, KeyPairResult, KeyRef,
+    Usage,
 };
 
 /// AES key sizes accepted, in bits.
@@ -19,6 +20,22 @@ pub const AES_BITS: [u32; 3] = [128, 192, 256];
 pub const RSA_BITS: [u32; 3] = [2048, 3072, 4096];
 /// RSA public exponent 65537.
 const F4: [u8; 3] = [0x01, 0x00, 0x01];
+
+/// Every usage attribute, true for those in `allowed` and false for the rest,
+/// so module defaults (SoftHSMv2 sets CKA_SIGN and CKA_WRAP on AES keys) never
+/// widen what a key may do.
+fn usages(allowed: &[Usage]) -> Vec<Attribute> {
+    let on = |u| allowed.contains(&u);
+    vec![
+        Attribute::Encrypt(on(Usage::Encrypt)),
+        Attribute::Decrypt(on(Usage::Decrypt)),
+        Attribute::Sign(on(Usage::Sign)),
+        Attribute::Verify(on(Usage::Verify)),
+        Attribute::Wrap(on(Usage::Wrap)),
+        Attribute::Unwrap(on(Usage::Unwrap)),
+        Attribute::Derive(on(Usage::Derive)),
+    ]
+}
 
 fn bad(msg: String) -> OpError {
     OpError::new(ErrorCode::BadRequest, msg)
@@ -86,9 +103,8 @@ pub fn generate_key(s: &Session, mechs: &Mechanisms, p: &GenerateKey) -> Result<
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(KeyType::AES),
         Attribute::ValueLen(u64::from(p.bits / 8).into()),
-        Attribute::Encrypt(true),
-        Attribute::Decrypt(true),
     ]);
+    template.extend(usages(&[Usage::Encrypt, Usage::Decrypt]));
     let handle = s.generate_key(&Mechanism::AesKeyGen, &template)?;
     describe(s, p.slot, handle, ObjectClass::SECRET_KEY, KeyType::AES)
 }
@@ -107,9 +123,7 @@ pub fn generate_key_pair(
     let pk_label = format!("{}{PUBLIC_SUFFIX}", p.label);
     label_ok(&pk_label)?;
     let mut public = identity_attrs(&pk_label);
-    public.push(Attribute::Verify(true));
     let mut private = secret_attrs(&p.label, p.extractable);
-    private.push(Attribute::Sign(true));
     let (mechanism, key_type) = match p.algorithm {
         KeyPairAlgorithm::Rsa => {
             if p.curve.is_some() {
@@ -132,9 +146,9 @@ pub fn generate_key_pair(
             public.extend([
                 Attribute::ModulusBits(u64::from(bits).into()),
                 Attribute::PublicExponent(F4.to_vec()),
-                Attribute::Encrypt(true),
             ]);
-            private.push(Attribute::Decrypt(true));
+            public.extend(usages(&[Usage::Encrypt, Usage::Verify]));
+            private.extend(usages(&[Usage::Decrypt, Usage::Sign]));
             (Mechanism::RsaPkcsKeyPairGen, KeyType::RSA)
         }
         KeyPairAlgorithm::Ec => {
@@ -148,6 +162,8 @@ pub fn generate_key_pair(
                 .ok_or_else(|| bad("curve: required by ec (p256, p384 or p521)".into()))?;
             mechs.require(MechanismType::ECC_KEY_PAIR_GEN, "ec key pair generation")?;
             public.push(Attribute::EcParams(curve_params(curve).to_vec()));
+            public.extend(usages(&[Usage::Verify]));
+            private.extend(usages(&[Usage::Sign]));
             (Mechanism::EccKeyPairGen, KeyType::EC)
         }
     };

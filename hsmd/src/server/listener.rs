@@ -25,8 +25,14 @@ pub struct Listener {
 /// Takes the socket systemd passed, if `LISTEN_PID` is this process and
 /// `LISTEN_FDS` is at least 1. Clears the variables either way.
 fn inherited() -> Result<Option<UnixListener>> {
-    let pid_ok = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
-    let fds = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<i32>().ok()).unwrap_or(0);
+    let pid_ok = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let fds = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<i32>().ok())
+        .unwrap_or(0);
     // SAFETY: called at start-up before other threads read the environment.
     unsafe {
         std::env::remove_var("LISTEN_PID");
@@ -40,9 +46,14 @@ fn inherited() -> Result<Option<UnixListener>> {
         bail!("systemd passed {fds} sockets; hsmd.socket must have exactly one ListenStream=");
     }
     // SAFETY: systemd guarantees fd 3 is an open listening socket owned by us.
-    let std_listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(SD_LISTEN_FDS_START) };
-    std_listener.set_nonblocking(true).context("cannot make the inherited socket non-blocking")?;
-    Ok(Some(UnixListener::from_std(std_listener).context("the inherited socket is not a Unix stream socket")?))
+    let std_listener =
+        unsafe { std::os::unix::net::UnixListener::from_raw_fd(SD_LISTEN_FDS_START) };
+    std_listener
+        .set_nonblocking(true)
+        .context("cannot make the inherited socket non-blocking")?;
+    Ok(Some(UnixListener::from_std(std_listener).context(
+        "the inherited socket is not a Unix stream socket",
+    )?))
 }
 
 fn remove_stale(path: &Path) -> Result<()> {
@@ -50,23 +61,35 @@ fn remove_stale(path: &Path) -> Result<()> {
         return Ok(());
     };
     if !meta.file_type().is_socket() {
-        bail!("{} exists and is not a socket; remove it or choose another socket_path", path.display());
+        bail!(
+            "{} exists and is not a socket; remove it or choose another socket_path",
+            path.display()
+        );
     }
     if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        bail!("another process is already serving {}; stop it or choose another socket_path", path.display());
+        bail!(
+            "another process is already serving {}; stop it or choose another socket_path",
+            path.display()
+        );
     }
-    std::fs::remove_file(path).with_context(|| format!("cannot remove the stale socket {}", path.display()))
+    std::fs::remove_file(path)
+        .with_context(|| format!("cannot remove the stale socket {}", path.display()))
 }
 
 /// Opens the socket: inherited from systemd, else bound at `cfg.path`.
 pub fn open(cfg: &SocketConfig) -> Result<Listener> {
     if let Some(listener) = inherited()? {
-        return Ok(Listener { listener, owned_path: None });
+        return Ok(Listener {
+            listener,
+            owned_path: None,
+        });
     }
     let path = &cfg.path;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.exists() {
-            std::fs::create_dir_all(parent).with_context(|| format!("cannot create the socket directory {}", parent.display()))?;
+            std::fs::create_dir_all(parent).with_context(|| {
+                format!("cannot create the socket directory {}", parent.display())
+            })?;
             std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755))
                 .with_context(|| format!("cannot set the mode of {}", parent.display()))?;
         }
@@ -83,7 +106,11 @@ pub fn open(cfg: &SocketConfig) -> Result<Listener> {
         let g = Group::from_name(group)
             .with_context(|| format!("cannot look up socket_group {group:?}"))?
             .with_context(|| format!("socket_group {group:?} is not a unix group on this host"))?;
-        chown(path, None, Some(g.gid)).with_context(|| format!("cannot give {} to group {group}", path.display()))?;
+        chown(path, None, Some(g.gid))
+            .with_context(|| format!("cannot give {} to group {group}", path.display()))?;
     }
-    Ok(Listener { listener, owned_path: Some(path.clone()) })
+    Ok(Listener {
+        listener,
+        owned_path: Some(path.clone()),
+    })
 }

@@ -68,7 +68,12 @@ impl Policy {
                 format!("unix user {name} (uid {uid}) may not use hsmd: it is not root and not listed in clients or frontends"),
             ));
         }
-        Ok(Peer { uid, pid, name, is_frontend })
+        Ok(Peer {
+            uid,
+            pid,
+            name,
+            is_frontend,
+        })
     }
 
     /// The acting identity of a request: `as_user` for a frontend, else the

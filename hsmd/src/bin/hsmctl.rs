@@ -1,0 +1,553 @@
+//! `hsmctl`: the operator's local client of hsmd (PROTOCOL.md). Human-readable
+//! output by default, `--json` for scripts. Exits 0 on success, 1 with the
+//! error code and message on stderr otherwise.
+
+use anyhow::{Context, Result};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use clap::{Parser, Subcommand, ValueEnum};
+use hsmd_protocol::b64::SecretBytes;
+use hsmd_protocol::*;
+use serde::Serialize;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Local client of hsmd.
+#[derive(Debug, Parser)]
+#[command(name = "hsmctl", version)]
+struct Args {
+    /// hsmd socket.
+    #[arg(
+        long,
+        global = true,
+        default_value = "/run/hsmd/hsmd.sock",
+        env = "HSMD_SOCKET"
+    )]
+    socket: PathBuf,
+    /// Print results as JSON (the protocol's result objects).
+    #[arg(long, global = true)]
+    json: bool,
+    /// Act for this KMS user (only for peers listed in hsmd's frontends).
+    #[arg(long, global = true)]
+    as_user: Option<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KindArg {
+    Aes,
+    RsaPrivate,
+    RsaPublic,
+    EcPrivate,
+    EcPublic,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CurveArg {
+    P256,
+    P384,
+    P521,
+}
+
+#[derive(Debug, Subcommand)]
+enum CreateCmd {
+    /// AES key.
+    Aes {
+        #[arg(long)]
+        slot: u64,
+        #[arg(long)]
+        label: String,
+        /// 128, 192 or 256.
+        #[arg(long, default_value_t = 256)]
+        bits: u32,
+        #[arg(long)]
+        extractable: bool,
+    },
+    /// RSA key pair (private LABEL, public LABEL_pk).
+    Rsa {
+        #[arg(long)]
+        slot: u64,
+        #[arg(long)]
+        label: String,
+        /// 2048, 3072 or 4096.
+        #[arg(long, default_value_t = 2048)]
+        bits: u32,
+        #[arg(long)]
+        extractable: bool,
+    },
+    /// EC key pair (private LABEL, public LABEL_pk).
+    Ec {
+        #[arg(long)]
+        slot: u64,
+        #[arg(long)]
+        label: String,
+        #[arg(long, value_enum, default_value = "p256")]
+        curve: CurveArg,
+        #[arg(long)]
+        extractable: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Library, slots, tokens, PIN flags.
+    Status,
+    /// Configured slots as the hello reports them, and who hsmd thinks you are.
+    Slots,
+    /// List keys.
+    Keys {
+        #[arg(long)]
+        slot: Option<u64>,
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+    /// Show one key.
+    Key { uid: String },
+    /// Create a key (hsm_admin only).
+    #[command(subcommand)]
+    Create(CreateCmd),
+    /// Encrypt; data from --data (UTF-8) or --data-b64, else stdin.
+    Encrypt {
+        uid: String,
+        /// aes_gcm, aes_cbc_pad, rsa_oaep_sha256, rsa_oaep_sha1, rsa_pkcs1v15.
+        #[arg(long, default_value = "aes_gcm")]
+        algorithm: String,
+        #[arg(long)]
+        data: Option<String>,
+        #[arg(long)]
+        data_b64: Option<String>,
+        #[arg(long)]
+        aad_b64: Option<String>,
+        #[arg(long)]
+        iv_b64: Option<String>,
+    },
+    /// Decrypt; prints the plaintext (raw bytes unless --json).
+    Decrypt {
+        uid: String,
+        #[arg(long, default_value = "aes_gcm")]
+        algorithm: String,
+        #[arg(long)]
+        ciphertext_b64: String,
+        #[arg(long)]
+        iv_b64: Option<String>,
+        #[arg(long)]
+        tag_b64: Option<String>,
+        #[arg(long)]
+        aad_b64: Option<String>,
+    },
+    /// Sign; data from --data (UTF-8) or --data-b64, else stdin.
+    Sign {
+        uid: String,
+        /// rsa_pkcs1v15_sha256|384|512, rsa_pss_sha256|384|512, ecdsa_sha256|384|512.
+        #[arg(long)]
+        algorithm: String,
+        #[arg(long)]
+        data: Option<String>,
+        #[arg(long)]
+        data_b64: Option<String>,
+    },
+    /// Verify a signature; exit 0 when valid, 1 when not.
+    Verify {
+        uid: String,
+        #[arg(long)]
+        algorithm: String,
+        #[arg(long)]
+        data: Option<String>,
+        #[arg(long)]
+        data_b64: Option<String>,
+        #[arg(long)]
+        signature_b64: String,
+    },
+    /// Export a key: PEM for public keys, base64 otherwise.
+    Export { uid: String },
+    /// Random bytes from the token, base64.
+    Random {
+        #[arg(default_value_t = 32)]
+        len: u32,
+        #[arg(long)]
+        slot: Option<u64>,
+    },
+    /// Destroy a key (hsm_admin only).
+    Destroy { uid: String },
+}
+
+fn b64(s: &str, what: &str) -> Result<Vec<u8>> {
+    STANDARD
+        .decode(s.trim())
+        .with_context(|| format!("--{what} is not standard base64"))
+}
+
+fn opt_b64(s: &Option<String>, what: &str) -> Result<Option<Vec<u8>>> {
+    s.as_deref().map(|v| b64(v, what)).transpose()
+}
+
+fn input(data: &Option<String>, data_b64: &Option<String>) -> Result<SecretBytes> {
+    Ok(SecretBytes::new(match (data, data_b64) {
+        (Some(d), _) => d.as_bytes().to_vec(),
+        (None, Some(b)) => b64(b, "data-b64")?,
+        (None, None) => {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+                .context("cannot read stdin")?;
+            buf
+        }
+    }))
+}
+
+fn enum_arg<T: serde::de::DeserializeOwned>(v: &str, what: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(v.to_owned()))
+        .map_err(|e| anyhow::anyhow!("--{what}: {e}"))
+}
+
+fn kind(k: KindArg) -> KeyKind {
+    match k {
+        KindArg::Aes => KeyKind::Aes,
+        KindArg::RsaPrivate => KeyKind::RsaPrivate,
+        KindArg::RsaPublic => KeyKind::RsaPublic,
+        KindArg::EcPrivate => KeyKind::EcPrivate,
+        KindArg::EcPublic => KeyKind::EcPublic,
+    }
+}
+
+fn curve(c: CurveArg) -> Curve {
+    match c {
+        CurveArg::P256 => Curve::P256,
+        CurveArg::P384 => Curve::P384,
+        CurveArg::P521 => Curve::P521,
+    }
+}
+
+fn print_json<T: Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn key_line(k: &KeyInfo) -> String {
+    let size = match k.curve {
+        Some(c) => format!("{c:?}").to_lowercase(),
+        None => format!("{} bits", k.bits),
+    };
+    let flags = match (k.sensitive, k.extractable) {
+        (true, _) => "sensitive",
+        (false, true) => "extractable",
+        (false, false) => "non-extractable",
+    };
+    let usages: Vec<String> = k
+        .usages
+        .iter()
+        .map(|u| format!("{u:?}").to_lowercase())
+        .collect();
+    format!(
+        "{:<40} {:<12} {:<10} {:<16} {}",
+        k.uid,
+        format!("{:?}", k.kind).to_lowercase(),
+        size,
+        flags,
+        usages.join(",")
+    )
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let body = STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in body.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----"));
+    out
+}
+
+async fn run(args: Args) -> Result<bool> {
+    let client =
+        Client::connect(&args.socket, concat!("hsmctl/", env!("CARGO_PKG_VERSION"))).await?;
+    let who = args.as_user.as_deref();
+    let json = args.json;
+    match args.cmd {
+        Cmd::Status => {
+            let s = client.call(who, &Status {}).await?;
+            if json {
+                return print_json(&s).map(|_| true);
+            }
+            println!("model    {}", s.model);
+            println!(
+                "library  {} ({} {}, version {})",
+                s.library.path, s.library.manufacturer, s.library.description, s.library.version
+            );
+            for slot in s.slots {
+                println!(
+                    "slot {}: token {:?} serial {:?} present={} logged_in={} pin_count_low={} pin_final_try={} pin_locked={} ({} mechanisms)",
+                    slot.slot, slot.token_label, slot.serial, slot.present, slot.logged_in, slot.pin_count_low, slot.pin_final_try, slot.pin_locked, slot.mechanisms.len()
+                );
+            }
+        }
+        Cmd::Slots => {
+            let h = client.server_hello();
+            if json {
+                return print_json(h).map(|_| true);
+            }
+            println!(
+                "server {} (protocol {}), model {}",
+                h.server, h.version, h.model
+            );
+            println!(
+                "slots  {}",
+                h.slots
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            println!("admins {}", h.admins.join(", "));
+            println!(
+                "you    {}{}",
+                h.identity,
+                if h.may_act_as_others {
+                    " (frontend)"
+                } else {
+                    ""
+                }
+            );
+        }
+        Cmd::Keys { slot, kind: k } => {
+            let r = client
+                .call(
+                    who,
+                    &ListKeys {
+                        slot,
+                        kind: k.map(kind),
+                    },
+                )
+                .await?;
+            if json {
+                return print_json(&r).map(|_| true);
+            }
+            for k in &r.keys {
+                println!("{}", key_line(k));
+            }
+        }
+        Cmd::Key { uid } => {
+            let k = client.call(who, &GetKey(KeyRef { uid })).await?;
+            if json {
+                return print_json(&k).map(|_| true);
+            }
+            println!("{}", key_line(&k));
+        }
+        Cmd::Create(c) => {
+            let infos = match c {
+                CreateCmd::Aes {
+                    slot,
+                    label,
+                    bits,
+                    extractable,
+                } => {
+                    vec![
+                        client
+                            .call(
+                                who,
+                                &GenerateKey {
+                                    slot,
+                                    label,
+                                    algorithm: SecretKeyAlgorithm::Aes,
+                                    bits,
+                                    extractable,
+                                },
+                            )
+                            .await?,
+                    ]
+                }
+                CreateCmd::Rsa {
+                    slot,
+                    label,
+                    bits,
+                    extractable,
+                } => {
+                    let r = client
+                        .call(
+                            who,
+                            &GenerateKeyPair {
+                                slot,
+                                label,
+                                algorithm: KeyPairAlgorithm::Rsa,
+                                bits: Some(bits),
+                                curve: None,
+                                extractable,
+                            },
+                        )
+                        .await?;
+                    vec![r.private, r.public]
+                }
+                CreateCmd::Ec {
+                    slot,
+                    label,
+                    curve: c,
+                    extractable,
+                } => {
+                    let r = client
+                        .call(
+                            who,
+                            &GenerateKeyPair {
+                                slot,
+                                label,
+                                algorithm: KeyPairAlgorithm::Ec,
+                                bits: None,
+                                curve: Some(curve(c)),
+                                extractable,
+                            },
+                        )
+                        .await?;
+                    vec![r.private, r.public]
+                }
+            };
+            if json {
+                return print_json(&infos).map(|_| true);
+            }
+            for k in &infos {
+                println!("created {}", key_line(k));
+            }
+        }
+        Cmd::Encrypt {
+            uid,
+            algorithm,
+            data,
+            data_b64,
+            aad_b64,
+            iv_b64,
+        } => {
+            let p = Encrypt {
+                uid,
+                algorithm: enum_arg(&algorithm, "algorithm")?,
+                plaintext: input(&data, &data_b64)?,
+                aad: opt_b64(&aad_b64, "aad-b64")?,
+                iv: opt_b64(&iv_b64, "iv-b64")?,
+            };
+            let r = client.call(who, &p).await?;
+            if json {
+                return print_json(&r).map(|_| true);
+            }
+            println!("ciphertext {}", STANDARD.encode(&r.ciphertext));
+            if let Some(iv) = &r.iv {
+                println!("iv         {}", STANDARD.encode(iv));
+            }
+            if let Some(tag) = &r.tag {
+                println!("tag        {}", STANDARD.encode(tag));
+            }
+        }
+        Cmd::Decrypt {
+            uid,
+            algorithm,
+            ciphertext_b64,
+            iv_b64,
+            tag_b64,
+            aad_b64,
+        } => {
+            let p = Decrypt {
+                uid,
+                algorithm: enum_arg(&algorithm, "algorithm")?,
+                ciphertext: b64(&ciphertext_b64, "ciphertext-b64")?,
+                iv: opt_b64(&iv_b64, "iv-b64")?,
+                tag: opt_b64(&tag_b64, "tag-b64")?,
+                aad: opt_b64(&aad_b64, "aad-b64")?,
+            };
+            let r = client.call(who, &p).await?;
+            if json {
+                return print_json(&r).map(|_| true);
+            }
+            std::io::stdout().write_all(r.plaintext.expose())?;
+        }
+        Cmd::Sign {
+            uid,
+            algorithm,
+            data,
+            data_b64,
+        } => {
+            let p = Sign {
+                uid,
+                algorithm: enum_arg(&algorithm, "algorithm")?,
+                data: input(&data, &data_b64)?,
+            };
+            let r = client.call(who, &p).await?;
+            if json {
+                return print_json(&r).map(|_| true);
+            }
+            println!("{}", STANDARD.encode(&r.signature));
+        }
+        Cmd::Verify {
+            uid,
+            algorithm,
+            data,
+            data_b64,
+            signature_b64,
+        } => {
+            let p = Verify {
+                uid,
+                algorithm: enum_arg(&algorithm, "algorithm")?,
+                data: input(&data, &data_b64)?,
+                signature: b64(&signature_b64, "signature-b64")?,
+            };
+            let r = client.call(who, &p).await?;
+            if json {
+                print_json(&r)?;
+            } else {
+                println!("{}", if r.valid { "valid" } else { "invalid" });
+            }
+            return Ok(r.valid);
+        }
+        Cmd::Export { uid } => {
+            let r = client.call(who, &Export(KeyRef { uid })).await?;
+            if json {
+                return print_json(&r).map(|_| true);
+            }
+            match r.format {
+                ExportFormat::SpkiDer => println!("{}", pem("PUBLIC KEY", r.data.expose())),
+                ExportFormat::Pkcs8Der => println!("{}", pem("PRIVATE KEY", r.data.expose())),
+                ExportFormat::Raw => println!("{}", STANDARD.encode(r.data.expose())),
+            }
+        }
+        Cmd::Random { len, slot } => {
+            let r = client.call(who, &Random { len, slot }).await?;
+            if json {
+                return print_json(&r).map(|_| true);
+            }
+            println!("{}", STANDARD.encode(r.bytes.expose()));
+        }
+        Cmd::Destroy { uid } => {
+            let r = client.call(who, &Destroy(KeyRef { uid })).await?;
+            if json {
+                return print_json(&r).map(|_| true);
+            }
+            println!("destroyed {}", r.uid);
+        }
+    }
+    Ok(true)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hsmctl: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            match e.downcast_ref::<ClientError>().and_then(|c| match c {
+                ClientError::Server(b) | ClientError::Refused(b) => Some(b.clone()),
+                _ => None,
+            }) {
+                Some(body) => eprintln!("hsmctl: {}: {}", body.code, body.message),
+                None => eprintln!("hsmctl: {e:#}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

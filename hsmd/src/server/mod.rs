@@ -1,0 +1,7 @@
+//! The Unix-socket server of PROTOCOL.md: listener, peer identification and
+//! policy, per-connection protocol handling, request dispatch.
+
+pub mod connection;
+pub mod dispatch;
+pub mod listener;
+pub mod peer;
