@@ -1,1 +1,364 @@
+//! End-to-end test harness: a SoftHSMv2 token in a directory of the test's
+//! own (`SOFTHSM2_CONF`), the real `hsmd` binary started on it, the real
+//! socket, and helpers to run `hsmctl` and `pkcs11-tool`, as root or as a
+//! second unix user created for the test run.
+//!
+//! Readiness is taken from hsmd's own "listening" log line, never from a sleep.
 
+use hsmd_protocol::Client;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// SoftHSMv2's module path on Debian.
+pub const SOFTHSM_LIB: &str = "/usr/lib/softhsm/libsofthsm2.so";
+/// User PIN of test tokens (the seed's example PIN).
+pub const PIN: &str = "648219";
+/// SO PIN of test tokens (the seed's example SO PIN).
+pub const SO_PIN: &str = "3537363231383830";
+/// How long hsmd may take to start or stop in a test before it counts as hung.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A built binary of this workspace (`target/<profile>/<name>`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo build --workspace --bins` first (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// A fresh SoftHSMv2 token directory with one initialized token.
+pub struct Token {
+    /// Holds the token directory, the softhsm2.conf and everything the test writes.
+    pub dir: TempDir,
+    /// `SOFTHSM2_CONF` for processes that should see this token.
+    pub conf: PathBuf,
+    /// The slot ID SoftHSMv2 assigned to the token.
+    pub slot: u64,
+}
+
+impl Token {
+    /// Initializes a token labelled `label` with [`PIN`] / [`SO_PIN`].
+    pub fn new(label: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("hsmd-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        // Let a second unix user reach the socket inside.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let tokens = dir.path().join("tokens");
+        std::fs::create_dir(&tokens).expect("token dir");
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                tokens.display()
+            ),
+        )
+        .expect("softhsm2.conf");
+        let mut token = Self { dir, conf, slot: 0 };
+        token.slot = token.init_token(label);
+        token
+    }
+
+    /// Initializes one more token in the same directory; returns its slot ID.
+    pub fn init_token(&self, label: &str) -> u64 {
+        let out = Command::new("softhsm2-util")
+            .env("SOFTHSM2_CONF", &self.conf)
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                label,
+                "--pin",
+                PIN,
+                "--so-pin",
+                SO_PIN,
+            ])
+            .output()
+            .expect("softhsm2-util (install softhsm2)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "softhsm2-util --init-token failed: {text}"
+        );
+        // "The token has been initialized and is reassigned to slot 1147832486"
+        text.split_whitespace()
+            .last()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("no slot ID in softhsm2-util output: {text}"))
+    }
+
+    /// Path inside the test directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs `pkcs11-tool` on this token's slot, logged in, with `args`.
+    pub fn pkcs11_tool(&self, args: &[&str]) -> String {
+        let slot = self.slot.to_string();
+        let out = Command::new("pkcs11-tool")
+            .env("SOFTHSM2_CONF", &self.conf)
+            .args([
+                "--module",
+                SOFTHSM_LIB,
+                "--slot",
+                &slot,
+                "--login",
+                "--pin",
+                PIN,
+            ])
+            .args(args)
+            .output()
+            .expect("pkcs11-tool (install opensc)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "pkcs11-tool {args:?} failed: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+}
+
+/// A running hsmd.
+pub struct Daemon {
+    child: Option<Child>,
+    /// Its socket.
+    pub socket: PathBuf,
+    /// Every stderr line so far.
+    pub log: Arc<Mutex<Vec<String>>>,
+    lines: mpsc::Receiver<String>,
+}
+
+/// The TOML of a test hsmd on `token`: softhsm2, the token's slot and PIN,
+/// admin root, socket in the test dir with mode 0666; `extra` is appended.
+pub fn base_config(token: &Token, extra: &str) -> String {
+    format!(
+        "hsm_model = \"softhsm2\"\nhsm_admin = \"root\"\nhsm_slot = [{}]\nhsm_password = [\"{PIN}\"]\nsocket_path = \"{}\"\nsocket_mode = \"0666\"\n{extra}\n",
+        token.slot,
+        token.path("hsmd.sock").display()
+    )
+}
+
+/// Starts `hsmd --config <file with toml>` on `token`, with `args` appended,
+/// without waiting for it. Used directly by start-up failure tests.
+pub fn spawn_hsmd(token: &Token, toml: &str, args: &[&str]) -> Child {
+    let config = token.path("hsmd.toml");
+    std::fs::write(&config, toml).expect("write config");
+    Command::new(bin("hsmd"))
+        .arg("--config")
+        .arg(&config)
+        .args(args)
+        .env("SOFTHSM2_CONF", &token.conf)
+        .env("HSMD_LOG", "info")
+        .env_remove("HSMD_HSM_PASSWORD")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hsmd")
+}
+
+/// Runs hsmd to completion (for configurations that must fail), returning
+/// its exit status and stderr.
+pub fn run_hsmd_to_exit(token: &Token, toml: &str, args: &[&str]) -> (ExitStatus, String) {
+    let child = spawn_hsmd(token, toml, args);
+    let out = child.wait_with_output().expect("wait hsmd");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+impl Daemon {
+    /// Starts hsmd with [`base_config`] plus `extra` and waits until it listens.
+    pub fn start(token: &Token, extra: &str) -> Self {
+        Self::start_with(token, &base_config(token, extra), &[])
+    }
+
+    /// Starts hsmd with the full `toml` and extra `args`; waits until it listens.
+    /// Panics with hsmd's log when it exits or does not listen in time.
+    pub fn start_with(token: &Token, toml: &str, args: &[&str]) -> Self {
+        let mut child = spawn_hsmd(token, toml, args);
+        let stderr = child.stderr.take().expect("stderr piped");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(line.clone());
+                if tx.send(line).is_err() {
+                    // The test stopped listening; keep draining into the log.
+                }
+            }
+        });
+        let socket = toml
+            .lines()
+            .find_map(|l| l.strip_prefix("socket_path = \""))
+            .map(|rest| PathBuf::from(rest.trim_end_matches('"')))
+            .unwrap_or_else(|| token.path("hsmd.sock"));
+        let mut d = Self {
+            child: Some(child),
+            socket,
+            log,
+            lines: rx,
+        };
+        d.wait_for_line("listening");
+        d
+    }
+
+    /// Blocks until hsmd logs a line containing `needle`; panics with the log
+    /// if hsmd exits first or [`START_TIMEOUT`] passes.
+    pub fn wait_for_line(&mut self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(START_TIMEOUT) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("hsmd did not log {needle:?}; its log:\n{}", self.log_text()),
+            }
+        }
+    }
+
+    /// hsmd's stderr so far.
+    pub fn log_text(&self) -> String {
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .join("\n")
+    }
+
+    /// hsmd's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// Connects a protocol client (as the test's own user).
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.socket, "hsmd-e2e/1")
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}\n{}", self.log_text()))
+    }
+
+    /// Sends `signal` and waits for hsmd to exit; returns its status.
+    pub fn stop_with(&mut self, signal: nix::sys::signal::Signal) -> ExitStatus {
+        let mut child = self.child.take().expect("hsmd running");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)
+            .expect("kill");
+        child.wait().expect("wait hsmd")
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.stop_with(nix::sys::signal::Signal::SIGTERM)
+    }
+
+    /// Runs `hsmctl --socket <socket> args`, as `user` when given.
+    pub fn hsmctl(&self, user: Option<&TestUser>, args: &[&str]) -> Output {
+        hsmctl(&self.socket, user, args)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs hsmctl against `socket`, as `user` when given.
+pub fn hsmctl(socket: &Path, user: Option<&TestUser>, args: &[&str]) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(bin("hsmctl"));
+    cmd.arg("--socket").arg(socket).args(args);
+    if let Some(u) = user {
+        cmd.uid(u.uid).gid(u.gid).env("HOME", "/");
+    }
+    cmd.output().expect("run hsmctl")
+}
+
+/// A unix user created for the test run (tests run as root).
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    /// Name.
+    pub name: String,
+    /// uid.
+    pub uid: u32,
+    /// Primary gid.
+    pub gid: u32,
+}
+
+/// Creates (once) the system user `name` with `useradd`, and returns it.
+/// Panics unless the tests run as root, which they must for this.
+pub fn test_user(name: &str) -> TestUser {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root to create the second unix user {name}: run it through scripts/test"
+    );
+    let lookup = || nix::unistd::User::from_name(name).ok().flatten();
+    if lookup().is_none() {
+        let out = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ])
+            .output()
+            .expect("useradd");
+        // A parallel test may have created it meanwhile.
+        assert!(
+            out.status.success() || lookup().is_some(),
+            "useradd {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let u = lookup().expect("user exists");
+    TestUser {
+        name: name.into(),
+        uid: u.uid.as_raw(),
+        gid: u.gid.as_raw(),
+    }
+}
+
+/// Stdout of a successful command; panics with stderr otherwise.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Stderr of a failed command; panics if it succeeded.
+pub fn failed(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "command unexpectedly succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

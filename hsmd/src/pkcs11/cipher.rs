@@ -227,7 +227,9 @@ pub fn encrypt(
             let mech = rsa_mechanism(a, mechs)?;
             let key = resolve(s, uid, Want::Public)?;
             check_rsa(key.key_type, uid, a)?;
-            let ciphertext = s.encrypt(&mech, key.handle, p.plaintext.expose())?;
+            let ciphertext = s
+                .encrypt(&mech, key.handle, p.plaintext.expose())
+                .map_err(|e| oaep_params_refused(e, a, uid.slot))?;
             Ok(EncryptResult {
                 ciphertext,
                 iv: None,

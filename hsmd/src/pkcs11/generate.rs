@@ -24,17 +24,29 @@ const F4: [u8; 3] = [0x01, 0x00, 0x01];
 /// Every usage attribute, true for those in `allowed` and false for the rest,
 /// so module defaults (SoftHSMv2 sets CKA_SIGN and CKA_WRAP on AES keys) never
 /// widen what a key may do.
-fn usages(allowed: &[Usage]) -> Vec<Attribute> {
+/// Only the attributes of `class` are set (PKCS#11 v2.40 sections 4.8-4.10:
+/// public keys have no CKA_DECRYPT/CKA_SIGN/CKA_UNWRAP, private keys no
+/// CKA_ENCRYPT/CKA_VERIFY/CKA_WRAP).
+fn usages(class: ObjectClass, allowed: &[Usage]) -> Vec<Attribute> {
     let on = |u| allowed.contains(&u);
-    vec![
-        Attribute::Encrypt(on(Usage::Encrypt)),
-        Attribute::Decrypt(on(Usage::Decrypt)),
-        Attribute::Sign(on(Usage::Sign)),
-        Attribute::Verify(on(Usage::Verify)),
-        Attribute::Wrap(on(Usage::Wrap)),
-        Attribute::Unwrap(on(Usage::Unwrap)),
-        Attribute::Derive(on(Usage::Derive)),
-    ]
+    let public = class != ObjectClass::PRIVATE_KEY;
+    let private = class != ObjectClass::PUBLIC_KEY;
+    let mut v = vec![Attribute::Derive(on(Usage::Derive))];
+    if public {
+        v.extend([
+            Attribute::Encrypt(on(Usage::Encrypt)),
+            Attribute::Verify(on(Usage::Verify)),
+            Attribute::Wrap(on(Usage::Wrap)),
+        ]);
+    }
+    if private {
+        v.extend([
+            Attribute::Decrypt(on(Usage::Decrypt)),
+            Attribute::Sign(on(Usage::Sign)),
+            Attribute::Unwrap(on(Usage::Unwrap)),
+        ]);
+    }
+    v
 }
 
 fn bad(msg: String) -> OpError {
@@ -104,7 +116,10 @@ pub fn generate_key(s: &Session, mechs: &Mechanisms, p: &GenerateKey) -> Result<
         Attribute::KeyType(KeyType::AES),
         Attribute::ValueLen(u64::from(p.bits / 8).into()),
     ]);
-    template.extend(usages(&[Usage::Encrypt, Usage::Decrypt]));
+    template.extend(usages(
+        ObjectClass::SECRET_KEY,
+        &[Usage::Encrypt, Usage::Decrypt],
+    ));
     let handle = s.generate_key(&Mechanism::AesKeyGen, &template)?;
     describe(s, p.slot, handle, ObjectClass::SECRET_KEY, KeyType::AES)
 }
@@ -147,8 +162,14 @@ pub fn generate_key_pair(
                 Attribute::ModulusBits(u64::from(bits).into()),
                 Attribute::PublicExponent(F4.to_vec()),
             ]);
-            public.extend(usages(&[Usage::Encrypt, Usage::Verify]));
-            private.extend(usages(&[Usage::Decrypt, Usage::Sign]));
+            public.extend(usages(
+                ObjectClass::PUBLIC_KEY,
+                &[Usage::Encrypt, Usage::Verify],
+            ));
+            private.extend(usages(
+                ObjectClass::PRIVATE_KEY,
+                &[Usage::Decrypt, Usage::Sign],
+            ));
             (Mechanism::RsaPkcsKeyPairGen, KeyType::RSA)
         }
         KeyPairAlgorithm::Ec => {
@@ -162,8 +183,8 @@ pub fn generate_key_pair(
                 .ok_or_else(|| bad("curve: required by ec (p256, p384 or p521)".into()))?;
             mechs.require(MechanismType::ECC_KEY_PAIR_GEN, "ec key pair generation")?;
             public.push(Attribute::EcParams(curve_params(curve).to_vec()));
-            public.extend(usages(&[Usage::Verify]));
-            private.extend(usages(&[Usage::Sign]));
+            public.extend(usages(ObjectClass::PUBLIC_KEY, &[Usage::Verify]));
+            private.extend(usages(ObjectClass::PRIVATE_KEY, &[Usage::Sign]));
             (Mechanism::EccKeyPairGen, KeyType::EC)
         }
     };
