@@ -732,30 +732,31 @@ async fn every_operation_round_trips_and_verifies_independently() {
 
     // pkcs11-tool sees exactly what hsmd set.
     let objects = token.pkcs11_tool(&["--list-objects"]);
-    let block = object_block(&objects, "aes256");
-    assert!(
-        block.contains(&format!("ID:         {}", hex("aes256")))
-            || block.contains(&format!("ID: {}", hex("aes256")))
-            || block.contains(&hex("aes256")),
-        "{block}"
+    let field = |block: &str, name: &str| -> String {
+        block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_owned()))
+            .unwrap_or_else(|| panic!("no {name} in {block}"))
+    };
+    let aes = object_block(&objects, "aes256");
+    assert!(aes.starts_with("Secret Key Object; AES length 32"), "{aes}");
+    assert_eq!(field(&aes, "ID:"), hex("aes256"));
+    assert_eq!(field(&aes, "Usage:"), "encrypt, decrypt");
+    assert_eq!(
+        field(&aes, "Access:"),
+        "sensitive, always sensitive, never extractable, local"
     );
-    assert!(
-        block.contains("sensitive") && block.contains("never extractable"),
-        "{block}"
-    );
-    let block = object_block(&objects, "aesx");
-    assert!(
-        !block.contains("never extractable") && block.contains("extractable"),
-        "{block}"
-    );
-    assert!(
-        object_block(&objects, "rsa2048_pk").contains(&hex("rsa2048_pk")),
-        "{objects}"
-    );
-    assert!(
-        object_block(&objects, "ec384").contains("Private Key Object; EC"),
-        "{objects}"
-    );
+    let aesx = object_block(&objects, "aesx");
+    assert_eq!(field(&aesx, "Access:"), "extractable, local");
+    let rsa_priv = object_block(&objects, "rsa2048");
+    assert_eq!(field(&rsa_priv, "ID:"), hex("rsa2048"));
+    assert_eq!(field(&rsa_priv, "Usage:"), "decrypt, sign");
+    let rsa_pk = object_block(&objects, "rsa2048_pk");
+    assert_eq!(field(&rsa_pk, "ID:"), hex("rsa2048_pk"));
+    assert_eq!(field(&rsa_pk, "Usage:"), "encrypt, verify");
+    let ec = object_block(&objects, "ec384");
+    assert!(ec.starts_with("Private Key Object; EC"), "{ec}");
+    assert_eq!(field(&ec, "Usage:"), "sign");
 
     for l in ["aes128", "rsa3072", "rsa3072_pk"] {
         assert_eq!(
@@ -782,11 +783,14 @@ async fn every_operation_round_trips_and_verifies_independently() {
     .await;
     assert_eq!(code, ErrorCode::BadRequest);
     assert!(msg.contains("hsm::<slot>::<label>"), "{msg}");
+    let after = token.pkcs11_tool(&["--list-objects"]);
     assert!(
-        !objects.contains("aes128 ")
-            || !token
-                .pkcs11_tool(&["--list-objects"])
-                .contains("label:      aes128\n")
+        !after.lines().any(|l| l.trim() == "label:      aes128"),
+        "{after}"
+    );
+    assert!(
+        after.lines().any(|l| l.trim() == "label:      aes192"),
+        "{after}"
     );
 }
 
