@@ -184,20 +184,88 @@ pub fn read_file(path: &Path, required: bool) -> Result<FileConfig, ConfigError>
 }
 
 /// Parses file text (unknown keys, wrong types and bad model names are errors).
+///
+/// The message names the key path (`hsm_slot[1]`) and the line, but never
+/// quotes the file: a line may hold a PIN. Values of password keys are also
+/// scrubbed from the parser's own words.
 pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
-    toml::from_str(text).map_err(|e| ConfigError::Parse {
-        path: path.to_owned(),
-        message: e.to_string().trim().replace('\n', " "),
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let place = inner
+            .span()
+            .map(|span| {
+                let end = span.start.min(text.trim_end().len());
+                let line = text[..end].matches('\n').count() + 1;
+                format!("line {line}: ")
+            })
+            .unwrap_or_default();
+        let key = if key == "." { String::new() } else { format!("{key}: ") };
+        let mut message = format!("{place}{key}{}", inner.message().trim().replace('\n', " "));
+        for secret in password_values(text) {
+            message = message.replace(&secret, "[redacted]");
+        }
+        if inner.span().is_some() && key.is_empty() && message.contains("expected") {
+            message.push_str(" (text values such as socket_mode = \"0660\" and every hsm_password must be quoted)");
+        }
+        ConfigError::Parse { path: path.to_owned(), message }
     })
+}
+
+/// Every scalar under a key that looks like a password, as text, so it can
+/// be scrubbed from error messages. Best effort on files that do not parse.
+fn password_values(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(table) = text.parse::<toml::Table>() {
+        for (k, v) in &table {
+            if k.contains("password") || k.contains("pin") {
+                collect_scalars(v, &mut out);
+            }
+        }
+    }
+    // Lines that do not parse: take every token after `password ... =`.
+    for line in text
+        .lines()
+        .filter(|l| l.contains("password") || l.contains("pin"))
+    {
+        if let Some((_, rhs)) = line.split_once('=') {
+            out.extend(
+                rhs.split(|c: char| matches!(c, '[' | ']' | ',' | '"' | '\'') || c.is_whitespace())
+                    .filter(|t| t.len() >= 3)
+                    .map(str::to_owned),
+            );
+        }
+    }
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out
+}
+
+fn collect_scalars(v: &toml::Value, out: &mut Vec<String>) {
+    match v {
+        toml::Value::String(s) if !s.is_empty() => out.push(s.clone()),
+        toml::Value::Array(a) => a.iter().for_each(|x| collect_scalars(x, out)),
+        toml::Value::Table(_) | toml::Value::String(_) => {}
+        other => out.push(other.to_string()),
+    }
 }
 
 fn parse_mode(s: &str) -> Result<u32, ConfigError> {
     let digits = s.strip_prefix("0o").unwrap_or(s);
+    let all_octal = !digits.is_empty() && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
     match u32::from_str_radix(digits, 8) {
-        Ok(m) if m <= 0o777 && !digits.is_empty() => Ok(m),
+        Ok(m) if m <= 0o777 && all_octal => Ok(m),
         _ => Err(invalid(format!(
             "socket_mode {s:?} is not an octal permission like \"0660\" (at most 0777)"
         ))),
+    }
+}
+
+fn entries(n: usize) -> String {
+    if n == 1 {
+        "1 entry".into()
+    } else {
+        format!("{n} entries")
     }
 }
 
@@ -279,9 +347,9 @@ impl Config {
         let (passwords, pin_source) = sources.pick(cli.hsm_password, file.hsm_password)?;
         if passwords.len() != slot_ids.len() {
             return Err(invalid(format!(
-                "hsm_slot has {} entries but hsm_password has {} (from {pin_source}): give exactly one password per slot, in the same order",
-                slot_ids.len(),
-                passwords.len()
+                "hsm_slot has {} but hsm_password has {} (from {pin_source}): give exactly one password per slot, in the same order",
+                entries(slot_ids.len()),
+                entries(passwords.len())
             )));
         }
         let slots = slot_ids

@@ -27,6 +27,7 @@ impl Hash {
     }
 
     /// Digest length in bytes.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(self) -> usize {
         match self {
             Self::Sha256 => 32,

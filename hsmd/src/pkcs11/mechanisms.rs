@@ -18,13 +18,13 @@ impl Mechanisms {
     pub fn new(slot: u64, list: Vec<MechanismType>) -> Self {
         Self {
             slot,
-            offered: list.into_iter().map(|m| *m as u64).collect(),
+            offered: list.into_iter().map(|m| *m).collect(),
         }
     }
 
     /// True when the token offers `m`.
     pub fn offers(&self, m: MechanismType) -> bool {
-        self.offered.contains(&(*m as u64))
+        self.offered.contains(&*m)
     }
 
     /// Ok when the token offers `m`, else `unsupported` naming it and `what`

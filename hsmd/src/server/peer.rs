@@ -55,7 +55,7 @@ impl Policy {
             .flatten()
             .map(|u| u.name)
             .unwrap_or_else(|| uid.to_string());
-        let is_frontend = self.frontends.iter().any(|f| *f == name);
+        let is_frontend = self.frontends.contains(&name);
         let allowed = uid == 0
             || is_frontend
             || self.clients.iter().any(|rule| match rule {

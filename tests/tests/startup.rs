@@ -1,0 +1,182 @@
+//! Start-up failures: hsmd exits non-zero with one sentence naming what is
+//! wrong and what would be accepted, and never prints a PIN.
+
+use hsmd_e2e::{base_config, run_hsmd_to_exit, Daemon, Token, PIN};
+
+fn fails_with(token: &Token, toml: &str, args: &[&str], needles: &[&str]) -> String {
+    let (status, stderr) = run_hsmd_to_exit(token, toml, args);
+    assert!(
+        !status.success() && status.code().is_some(),
+        "hsmd should exit non-zero; stderr: {stderr}"
+    );
+    for n in needles {
+        assert!(stderr.contains(n), "stderr lacks {n:?}: {stderr}");
+    }
+    stderr
+}
+
+#[test]
+fn wrong_pin_fails_start_up_naming_the_slot_never_the_pin() {
+    let token = Token::new("wrongpin");
+    let toml = base_config(&token, "").replace(PIN, "999999");
+    let stderr = fails_with(
+        &token,
+        &toml,
+        &[],
+        &[
+            &format!("slot {}", token.slot),
+            "CKR_PIN_INCORRECT",
+            "hsm_password",
+        ],
+    );
+    assert!(!stderr.contains("999999"), "the PIN leaked: {stderr}");
+    // The token counted exactly one failed try: the next correct login works and
+    // the counter-low flag shows one failure (SoftHSMv2 keeps a counter).
+    let d = Daemon::start(&token, "");
+    drop(d);
+}
+
+#[test]
+fn unknown_slot_lists_every_slot_with_index_id_hex_label_serial() {
+    let token = Token::new("first");
+    let second = token.init_token("second");
+    let toml = base_config(&token, "").replace(&format!("[{}]", token.slot), "[4242]");
+    let stderr = fails_with(
+        &token,
+        &toml,
+        &[],
+        &[
+            "slot 4242 (0x1092) does not exist",
+            "index 0: ID",
+            &format!("ID {} ({:#x})", token.slot, token.slot),
+            "token \"first\"",
+            &format!("ID {second}"),
+            "token \"second\"",
+            "serial \"",
+        ],
+    );
+    assert!(
+        stderr.lines().count() <= 3,
+        "one sentence expected: {stderr}"
+    );
+}
+
+#[test]
+fn missing_library_names_the_path_and_what_to_install() {
+    let token = Token::new("nolib");
+    let toml = base_config(&token, "hsm_library = \"/nonexistent/libx.so\"");
+    fails_with(
+        &token,
+        &toml,
+        &[],
+        &["/nonexistent/libx.so does not exist", "install SoftHSMv2"],
+    );
+    let toml =
+        base_config(&token, "").replace("hsm_model = \"softhsm2\"", "hsm_model = \"smartcardhsm\"");
+    fails_with(
+        &token,
+        &toml,
+        &[],
+        &[
+            "/usr/local/lib/libsc-hsm-pkcs11.so does not exist",
+            "sc-hsm-embedded",
+        ],
+    );
+}
+
+#[test]
+fn configuration_mistakes_are_one_sentence_each() {
+    let token = Token::new("cfg");
+    let base = base_config(&token, "");
+    fails_with(
+        &token,
+        &base.replace("softhsm2", "yubihsm"),
+        &[],
+        &[
+            "unknown variant `yubihsm`",
+            "smartcardhsm",
+            "softhsm2",
+            "other",
+        ],
+    );
+    fails_with(
+        &token,
+        &format!("{base}\nhsm_colour = 1\n"),
+        &[],
+        &["unknown field `hsm_colour`"],
+    );
+    fails_with(
+        &token,
+        &base.replace(&format!("[\"{PIN}\"]"), &format!("[\"{PIN}\", \"1\"]")),
+        &[],
+        &["hsm_slot has 1 entry but hsm_password has 2 entries"],
+    );
+    fails_with(
+        &token,
+        &base.replace("hsm_admin = \"root\"", "hsm_admin = []"),
+        &[],
+        &["hsm_admin is an empty list"],
+    );
+    fails_with(
+        &token,
+        &base,
+        &["--hsm-model", "nope"],
+        &["invalid value 'nope'", "smartcardhsm"],
+    );
+    // Flags pair slots and passwords in order: one slot, two passwords.
+    let no_slots = base
+        .replace(&format!("hsm_slot = [{}]\n", token.slot), "")
+        .replace(&format!("hsm_password = [\"{PIN}\"]\n"), "");
+    let slot = token.slot.to_string();
+    fails_with(
+        &token,
+        &no_slots,
+        &[
+            "--hsm-slot",
+            &slot,
+            "--hsm-password",
+            PIN,
+            "--hsm-password",
+            PIN,
+        ],
+        &["hsm_slot has 1 entry but hsm_password has 2 entries (from --hsm-password)"],
+    );
+}
+
+#[test]
+fn flags_and_credentials_configure_a_working_daemon() {
+    // The seed's flag form, PIN from a systemd credential directory.
+    let token = Token::new("flags");
+    let creds = token.path("creds");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::write(creds.join("hsm_password"), format!("{PIN}\n")).unwrap();
+    let toml = format!("socket_path = \"{}\"\n", token.path("hsmd.sock").display());
+    let mut child = std::process::Command::new(hsmd_e2e::bin("hsmd"))
+        .args([
+            "--config",
+            &token.path("flags.toml").display().to_string(),
+            "--hsm-model",
+            "softhsm2",
+            "--hsm-admin",
+            "root",
+            "--hsm-slot",
+            &token.slot.to_string(),
+            "--check",
+        ])
+        .env("SOFTHSM2_CONF", &token.conf)
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::fs::write(token.path("flags.toml"), toml).ok();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("PINs from the systemd credential hsm_password"),
+        "{err}"
+    );
+    assert!(!err.contains(PIN), "{err}");
+}
