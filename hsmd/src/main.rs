@@ -132,7 +132,13 @@ fn run(cli: Cli, sources: PinSources) -> Result<()> {
     let socket = config.socket;
     let served = runtime.block_on(async {
         let listener = listener::open(&socket)?;
-        tracing::info!(socket = %socket.path.display(), inherited = listener.owned_path.is_none(), "listening");
+        let address = listener
+            .listener
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+            .unwrap_or_else(|| "(unnamed)".into());
+        tracing::info!(socket = %address, inherited = listener.owned_path.is_none(), "listening");
         serve(listener.listener, state.clone(), limits).await?;
         Ok::<_, anyhow::Error>(listener.owned_path)
     });
