@@ -163,6 +163,10 @@ impl Client {
                 }
             },
         };
+        // Accept frames as large as the server says it may send.
+        reader
+            .decoder_mut()
+            .set_max_frame_length(hello.max_frame_len.max(max_frame_len));
         if hello.version != PROTOCOL_VERSION {
             return Err(ClientError::Handshake(format!(
                 "hsmd chose protocol version {}, but this client offered only {PROTOCOL_VERSION}",

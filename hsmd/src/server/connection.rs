@@ -39,6 +39,32 @@ fn encode(resp: &Response) -> Bytes {
     }
 }
 
+/// Encodes a response that must fit in `max` bytes: a larger result is
+/// replaced by a `frame_too_large` error with the request's id, so the
+/// client gets an answer and the connection stays usable.
+fn encode_bounded(resp: &Response, op: &str, max: usize) -> Bytes {
+    let bytes = encode(resp);
+    if bytes.len() <= max {
+        return bytes;
+    }
+    tracing::warn!(
+        op,
+        size = bytes.len(),
+        max,
+        "result larger than max_frame_len"
+    );
+    encode(&Response::err(
+        resp.id,
+        ErrorBody::new(
+            ErrorCode::FrameTooLarge,
+            format!(
+                "the result of {op} is {} bytes, more than max_frame_len ({max} bytes); ask for less, or raise max_frame_len in hsmd's configuration",
+                bytes.len()
+            ),
+        ),
+    ))
+}
+
 async fn send_and_close(
     mut writer: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
     id: Option<u64>,
@@ -229,8 +255,11 @@ async fn requests(
         };
         let (state, peer, tx) = (state.clone(), peer.clone(), tx.clone());
         tokio::spawn(async move {
+            let op = req.op.name();
             let resp = dispatch::handle(&state, &peer, req).await;
-            let _ = tx.send(encode(&resp)).await;
+            let _ = tx
+                .send(encode_bounded(&resp, op, state.max_frame_len))
+                .await;
             drop(permit);
         });
     }
