@@ -1,0 +1,87 @@
+#!/bin/sh
+# The part of scripts/unit-test that runs inside the booted container, as
+# root: installs the packages, a SoftHSMv2 token and hsmd's configuration,
+# then checks the units. Prints "ok: ..." per check; exits non-zero on the
+# first failure.
+set -eu
+fail() { echo "scripts/unit-test: FAIL: $*" >&2; journalctl -u hsmd.service -u kms-frontend.service --no-pager -n 30 >&2 || true; exit 1; }
+ok() { echo "  ok: $*"; }
+cd /root/unit-test
+
+dpkg -i ./hsmd_*.deb ./kms-frontend_*.deb >/dev/null 2>&1 || fail "dpkg -i"
+ok "dpkg -i with systemd running"
+
+# A SoftHSMv2 token stands in for the SmartCard-HSM.
+slot=$(softhsm2-util --init-token --free --label unit-test --so-pin 3537363231383830 \
+  --pin 648219 | sed -n 's/.*reassigned to slot \([0-9]*\).*/\1/p')
+[ -n "$slot" ] || fail "softhsm2-util --init-token"
+chgrp -R softhsm /var/lib/softhsm/tokens
+chmod -R g+rwX /var/lib/softhsm/tokens
+cat >/etc/hsmd/hsmd.toml <<CONF
+hsm_model = "softhsm2"
+hsm_admin = "root"
+hsm_slot = [$slot]
+clients = ["@hsmd-clients"]
+frontends = ["kms"]
+CONF
+install -m 0600 /dev/null /etc/hsmd/hsm_password
+echo 648219 >/etc/hsmd/hsm_password
+# SoftHSMv2 writes its token directory; a short watchdog to see it pinged.
+mkdir -p /etc/systemd/system/hsmd.service.d
+cat >/etc/systemd/system/hsmd.service.d/unit-test.conf <<CONF
+[Service]
+ReadWritePaths=/var/lib/softhsm/tokens
+SupplementaryGroups=softhsm
+WatchdogSec=4s
+CONF
+systemctl daemon-reload
+systemctl start hsmd.socket
+
+hsmctl status | grep -q "logged_in=true" || fail "hsmctl status (socket activation)"
+[ "$(systemctl is-active hsmd.service)" = active ] || fail "hsmd.service is not active"
+systemctl show -p StatusText --value hsmd.service | grep -q . || fail "no STATUS= from hsmd"
+ok "socket activation, READY=1, status: $(systemctl show -p StatusText --value hsmd.service)"
+journalctl -u hsmd.service --no-pager | grep -q "PINs from the systemd credential" || fail "PINs not from the credential"
+ok "PINs from the credential"
+
+pid=$(systemctl show -p MainPID --value hsmd.service)
+st=/proc/$pid/status
+uid=$(id -u hsmd)
+grep -q "^Uid:[[:space:]]*${uid}[[:space:]]" "$st" || fail "hsmd runs as $(grep ^Uid: "$st")"
+grep -q "^CapEff:[[:space:]]*0*$" "$st" || fail "$(grep ^CapEff: "$st")"
+grep -q "^CapBnd:[[:space:]]*0*$" "$st" || fail "$(grep ^CapBnd: "$st")"
+grep -q "^NoNewPrivs:[[:space:]]*1" "$st" || fail "no NoNewPrivs"
+grep -q "^Seccomp:[[:space:]]*2" "$st" || fail "no seccomp filter"
+ok "runs as hsmd, no capabilities, no_new_privs, seccomp"
+
+if setpriv --reuid=nobody --regid=nogroup --clear-groups hsmctl status >/dev/null 2>&1; then
+  fail "a stranger could use hsmd"
+fi
+setpriv --reuid=kms --regid=kms --init-groups hsmctl slots >/dev/null || fail "kms (hsmd-clients) refused"
+ok "stranger refused, hsmd-clients member admitted"
+
+systemctl start kms-frontend.service
+sleep 1
+journalctl -u kms-frontend.service --no-pager | grep -q '"identity":"kms"' ||
+  fail "kms-frontend did not reach hsmd as kms (PrivateUsers=, SupplementaryGroups=)"
+ok "kms-frontend reaches hsmd as kms"
+
+systemctl restart hsmd.service
+[ -S /run/hsmd/hsmd.sock ] || fail "the socket went away on restart"
+hsmctl status >/dev/null || fail "hsmctl after restart"
+ok "restart keeps the socket"
+
+sleep 10
+[ "$(systemctl show -p NRestarts --value hsmd.service)" = 0 ] || fail "hsmd was restarted (watchdog?)"
+[ "$(systemctl is-active hsmd.service)" = active ] || fail "hsmd.service died"
+ok "watchdog pinged for 10 s (WatchdogSec=4s)"
+
+exposure=$(systemd-analyze security hsmd.service 2>/dev/null |
+  sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.0) }' || fail "exposure $exposure"
+ok "exposure of the running hsmd.service: $exposure"
+
+dpkg -r kms-frontend hsmd >/dev/null 2>&1 || fail "dpkg -r"
+[ "$(systemctl is-active hsmd.socket)" != active ] || fail "hsmd.socket still listening after dpkg -r"
+ok "dpkg -r stops the units"
+echo "scripts/unit-test: all unit checks passed"
