@@ -81,6 +81,25 @@ exposure=$(systemd-analyze security hsmd.service 2>/dev/null |
 awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.0) }' || fail "exposure $exposure"
 ok "exposure of the running hsmd.service: $exposure"
 
+# A wrong PIN: hsmd exits, a queued connection starts it again at once; the
+# start limit must stop that after 3 tries, socket included.
+systemctl stop hsmd.service
+echo 000000 >/etc/hsmd/hsm_password
+systemctl reset-failed hsmd.service hsmd.socket
+since=$(date '+%Y-%m-%d %H:%M:%S')
+hsmctl status >/dev/null 2>&1 && fail "hsmd served with a wrong PIN"
+sleep 2
+hsmctl status >/dev/null 2>&1 || true
+starts=$(journalctl -u hsmd.service --since "$since" --no-pager | grep -c "Starting hsmd" || true)
+[ "$starts" -le 3 ] || fail "hsmd was started $starts times with a wrong PIN"
+[ "$(systemctl is-active hsmd.socket)" = failed ] || fail "hsmd.socket still listens after the start limit"
+ok "wrong PIN: $starts start(s), then hsmd.socket failed (start limit)"
+echo 648219 >/etc/hsmd/hsm_password
+systemctl reset-failed hsmd.service hsmd.socket
+systemctl start hsmd.socket
+hsmctl status >/dev/null || fail "no recovery with reset-failed (docs/install.md)"
+ok "recovery: reset-failed, start hsmd.socket"
+
 dpkg -r kms-frontend hsmd >/dev/null 2>&1 || fail "dpkg -r"
 [ "$(systemctl is-active hsmd.socket)" != active ] || fail "hsmd.socket still listening after dpkg -r"
 ok "dpkg -r stops the units"
