@@ -4,5 +4,7 @@
 
 pub mod config;
 pub mod logging;
+pub mod notify;
 pub mod pkcs11;
+pub mod privilege;
 pub mod server;

@@ -1,6 +1,7 @@
 //! `hsmd`: loads the configuration and the PINs, opens the PKCS#11 library,
-//! logs in to every configured slot, then serves PROTOCOL.md on a Unix socket
-//! until SIGTERM/SIGINT. Exits non-zero with one sentence on any start-up error.
+//! logs in to every configured slot, binds its socket, drops every privilege,
+//! then serves PROTOCOL.md until SIGTERM/SIGINT. Exits non-zero with one
+//! sentence on any start-up error.
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -8,17 +9,24 @@ use hsmd::config::cli::Cli;
 use hsmd::config::pins::PinSources;
 use hsmd::config::Config;
 use hsmd::pkcs11::library::Library;
-use hsmd::pkcs11::slot::SlotHandle;
+use hsmd::pkcs11::slot::{OpenSlot, SlotHandle};
 use hsmd::server::connection::{self, Limits};
 use hsmd::server::dispatch::State;
+use hsmd::server::gate::Gate;
 use hsmd::server::listener;
 use hsmd::server::peer::Policy;
+use hsmd::{notify, privilege};
 use hsmd_protocol::LibraryInfo;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// Exit status when a PIN was refused or the token forbids another try:
+/// hsmd.service lists it in RestartPreventExitStatus=, because restarting
+/// would spend the PIN's remaining tries.
+const EXIT_PIN: u8 = 3;
 
 fn main() -> ExitCode {
     // Read (and scrub) HSMD_HSM_PASSWORD before any thread exists.
@@ -28,10 +36,34 @@ fn main() -> ExitCode {
     match run(cli, sources) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("hsmd: {e:#}");
-            ExitCode::FAILURE
+            if hsmd::logging::stderr_is_journal() {
+                tracing::error!("{e:#}");
+            } else {
+                eprintln!("hsmd: {e:#}");
+            }
+            let pin = e
+                .downcast_ref::<hsmd::pkcs11::slot::SlotStartError>()
+                .is_some_and(|s| s.pin_problem);
+            ExitCode::from(if pin { EXIT_PIN } else { 1 })
         }
+    }
+}
+
+/// Raises the soft open-files limit to the hard one, so max_connections
+/// cannot run hsmd out of descriptors before its own cap refuses peers.
+fn raise_nofile(max_connections: usize) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft < hard {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+    let now = getrlimit(Resource::RLIMIT_NOFILE)
+        .map(|l| l.0)
+        .unwrap_or(soft);
+    if now < max_connections as u64 + 64 {
+        tracing::warn!("the open-files limit ({now}) is below max_connections ({max_connections}) + 64: lower max_connections or raise LimitNOFILE=");
     }
 }
 
@@ -60,10 +92,9 @@ fn library_info(lib: &Library) -> LibraryInfo {
     }
 }
 
-fn shutdown_slots(slots: &[SlotHandle], lib: Library) {
-    for s in slots {
-        s.shutdown();
-    }
+/// Closes sessions before `C_Finalize` (some modules deadlock otherwise).
+fn finalize(opened: Vec<OpenSlot>, lib: Library) {
+    drop(opened);
     if let Err(e) = lib.finalize() {
         tracing::warn!("C_Finalize failed: {e}");
     }
@@ -71,6 +102,7 @@ fn shutdown_slots(slots: &[SlotHandle], lib: Library) {
 
 fn run(cli: Cli, sources: PinSources) -> Result<()> {
     let check_only = cli.check;
+    notify::status("reading the configuration");
     let config = Config::load(cli, sources)?;
     tracing::info!(
         model = config.model.as_str(),
@@ -79,108 +111,227 @@ fn run(cli: Cli, sources: PinSources) -> Result<()> {
         "starting; PINs from {}",
         config.pin_source
     );
+    // Started as root: look the target user up before touching the token.
+    let root = nix::unistd::getuid().is_root();
+    let target = match root && !check_only {
+        true => Some(privilege::resolve(
+            &config.user,
+            &config.group,
+            &config.keep_groups,
+        )?),
+        false => None,
+    };
+    notify::status("loading the PKCS#11 library");
+    raise_nofile(config.max_connections);
     let lib = Library::open(&config.library, config.model.install_hint())?;
-    let mut slots = Vec::with_capacity(config.slots.len());
+    let mut opened = Vec::with_capacity(config.slots.len());
     for sc in config.slots {
-        let id = sc.id;
-        match SlotHandle::start(
-            &lib,
-            id,
-            sc.pin,
-            config.sessions_per_slot,
-            config.queue_depth,
-        ) {
-            Ok(h) => {
-                tracing::info!(
-                    slot = id,
-                    "slot ready ({} sessions)",
-                    config.sessions_per_slot
-                );
-                slots.push(h);
-            }
+        notify::status(&format!("logging in to slot {}", sc.id));
+        match OpenSlot::open(&lib, sc.id, sc.pin) {
+            Ok(o) => opened.push(o),
             Err(e) => {
-                shutdown_slots(&slots, lib);
-                return Err(e.into());
+                finalize(opened, lib);
+                let hint = if e.pin_problem {
+                    format!(" (the PINs came from {})", config.pin_source)
+                } else {
+                    String::new()
+                };
+                return Err(anyhow::Error::new(e).context(format!("cannot start{hint}")));
             }
         }
     }
     if check_only {
-        shutdown_slots(&slots, lib);
+        finalize(opened, lib);
         println!("hsmd: configuration, library, slots and logins are fine");
         return Ok(());
+    }
+    notify::status("opening the socket");
+    let owner = target.as_ref().map(|t| (t.user.1, t.group.1));
+    let listener = match listener::open(&config.socket, owner) {
+        Ok(l) => l,
+        Err(e) => {
+            finalize(opened, lib);
+            return Err(e);
+        }
+    };
+    // Still one thread: capabilities and no_new_privs are per thread.
+    let pins: Vec<&[u8]> = opened
+        .iter()
+        .filter_map(|o| o.ctx().login.pin_bytes())
+        .collect();
+    let report = privilege::drop(target.as_ref(), &pins)?;
+    let st = privilege::verify(target.as_ref(), &report)?;
+    tracing::info!(
+        "privileges dropped: Uid {:?} Gid {:?} Groups {:?} CapEff {:016x} CapPrm {:016x} CapBnd {:016x} NoNewPrivs {}; PIN pages locked: {}",
+        st.uid,
+        st.gid,
+        st.groups,
+        st.caps[2],
+        st.caps[1],
+        st.caps[3],
+        u8::from(st.no_new_privs),
+        match &report.pins_locked {
+            Ok(n) => format!("{n}"),
+            Err(e) => format!("no ({e})"),
+        }
+    );
+    let mut slots = Vec::with_capacity(opened.len());
+    for o in opened {
+        slots.push(o.spawn(config.sessions_per_slot, config.queue_depth)?);
+        tracing::info!(
+            slot = slots.last().map(|s: &SlotHandle| s.ctx.id),
+            "slot ready ({} sessions)",
+            config.sessions_per_slot
+        );
+    }
+    let policy = Policy {
+        clients: config.clients,
+        frontends: config.frontends,
+        admins: config.admins,
+    };
+    for entry in policy.unknown_entries() {
+        tracing::warn!("{entry} does not exist on this host; nobody matches that entry");
     }
     let state = Arc::new(State {
         model: config.model.as_str().to_owned(),
         library: library_info(&lib),
         slots,
-        policy: Policy {
-            clients: config.clients,
-            frontends: config.frontends,
-            admins: config.admins,
-        },
+        policy,
         max_frame_len: config.max_frame_len,
     });
     let limits = Limits {
         max_in_flight: config.max_in_flight,
+        max_in_flight_bytes: config.max_in_flight_bytes,
         handshake_timeout: config.handshake_timeout,
+        frame_timeout: config.frame_timeout,
     };
+    let gate = Gate::new(config.max_connections, config.max_connections_per_user);
+    let shutdown_timeout = config.shutdown_timeout;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("hsmd-io")
         .build()
         .context("cannot start the async runtime")?;
-    let socket = config.socket;
+    let owned_path = listener.owned_path.clone();
     let served = runtime.block_on(async {
-        let listener = listener::open(&socket)?;
         let address = listener
             .listener
             .local_addr()
             .ok()
             .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
             .unwrap_or_else(|| "(unnamed)".into());
-        tracing::info!(socket = %address, inherited = listener.owned_path.is_none(), "listening");
-        serve(listener.listener, state.clone(), limits).await?;
-        Ok::<_, anyhow::Error>(listener.owned_path)
+        let listener = tokio::net::UnixListener::from_std(listener.listener)
+            .context("cannot register the socket")?;
+        // Handlers first: a SIGTERM right after READY=1 must stop hsmd cleanly.
+        let signals = Signals {
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+        };
+        tracing::info!(socket = %address, inherited = owned_path.is_none(), "listening");
+        notify::ready(&format!(
+            "serving {} slot(s) on {address}",
+            state.slots.len()
+        ));
+        serve(
+            listener,
+            signals,
+            state.clone(),
+            gate,
+            limits,
+            shutdown_timeout,
+        )
+        .await
     });
-    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
-    let state = Arc::try_unwrap(state)
-        .map_err(|_| anyhow::anyhow!("connections still hold the state after shutdown"));
-    match state {
-        Ok(state) => shutdown_slots(&state.slots, lib),
-        Err(e) => tracing::warn!("{e}; skipping C_Finalize"),
+    // Drops connections still open after the shutdown deadline.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match Arc::try_unwrap(state) {
+        Ok(state) => {
+            for s in &state.slots {
+                s.shutdown();
+            }
+            drop(state);
+            if let Err(e) = lib.finalize() {
+                tracing::warn!("C_Finalize failed: {e}");
+            }
+        }
+        Err(_) => {
+            tracing::warn!("connections still hold the state after shutdown; skipping C_Finalize")
+        }
     }
-    if let Some(path) = served? {
-        let _ = std::fs::remove_file(&path);
+    if let Some(path) = owned_path {
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!("cannot remove the socket {}: {e}", path.display());
+        }
     }
+    served?;
     tracing::info!("stopped");
     Ok(())
 }
 
+/// SIGTERM and SIGINT streams, installed before hsmd says it is ready.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
 async fn serve(
     listener: tokio::net::UnixListener,
+    Signals { mut term, mut int }: Signals,
     state: Arc<State>,
+    gate: Arc<Gate>,
     limits: Limits,
+    shutdown_timeout: std::time::Duration,
 ) -> Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    if let Some(every) = notify::watchdog_interval() {
+        let (state, stop) = (state.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            while tokio::select! { _ = tick.tick() => true, _ = stop.cancelled() => false } {
+                match state.slots.iter().find(|s| !s.is_answering()) {
+                    None => notify::watchdog(),
+                    Some(s) => tracing::warn!(
+                        slot = s.ctx.id,
+                        "slot {} made no progress with requests queued: withholding WATCHDOG=1",
+                        s.ctx.id
+                    ),
+                }
+            }
+        });
+    }
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tracker.spawn(connection::serve(stream, state.clone(), limits, shutdown.clone()));
+                    tracker.spawn(connection::serve(stream, state.clone(), gate.clone(), limits, shutdown.clone()));
                 }
-                Err(e) => tracing::warn!("accept failed: {e}"),
+                Err(e) => {
+                    if hsmd::logging::allow_every_second() {
+                        tracing::warn!("accept failed: {e}");
+                    }
+                    // Out of descriptors: give connections a moment to close.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
             },
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
+    notify::stopping();
     tracing::info!("shutting down: answering requests in flight");
     drop(listener);
     shutdown.cancel();
     tracker.close();
-    tracker.wait().await;
+    tokio::select! {
+        _ = tracker.wait() => {}
+        _ = tokio::time::sleep(shutdown_timeout) => tracing::warn!(
+            "{} connection(s) still open after shutdown_timeout_secs ({} s), e.g. a client not reading its answers: closing them",
+            tracker.len(),
+            shutdown_timeout.as_secs()
+        ),
+        _ = term.recv() => tracing::warn!("second SIGTERM: closing every connection now"),
+        _ = int.recv() => tracing::warn!("second SIGINT: closing every connection now"),
+    }
     Ok(())
 }

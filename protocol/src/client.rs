@@ -30,12 +30,12 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The socket could not be reached.
-    #[error("cannot connect to hsmd at {path}: {source}")]
+    #[error("cannot connect to hsmd at {path}: {reason}")]
     Connect {
         /// Socket path.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// The server refused the connection or the handshake (e.g. `unauthorized`).
     #[error("hsmd refused the connection: {0}")]
@@ -105,9 +105,9 @@ impl Client {
         let path = path.as_ref();
         let stream = UnixStream::connect(path)
             .await
-            .map_err(|source| ClientError::Connect {
+            .map_err(|reason| ClientError::Connect {
                 path: path.to_owned(),
-                source,
+                reason,
             })?;
         Self::handshake(stream, client_name, DEFAULT_MAX_FRAME_LEN).await
     }

@@ -25,7 +25,7 @@ pub enum ErrorCode {
     NotLoggedIn,
     /// The user PIN is locked, or on its final try; an operator must act.
     PinLocked,
-    /// The slot's queue is full or the server is shutting down.
+    /// The slot is shutting down (a full queue makes requests wait instead).
     Busy,
     /// The PKCS#11 module returned an error; `ckr` names it.
     HsmError,

@@ -109,16 +109,18 @@ impl Operation {
         }
     }
 
-    /// The key uid the operation names, if any (for logs and audit).
-    pub fn key_uid(&self) -> Option<&str> {
+    /// The key uid the operation names or creates, if any (for logs and audit).
+    pub fn key_uid(&self) -> Option<String> {
         match self {
             Self::GetKey(GetKey(r)) | Self::Export(Export(r)) | Self::Destroy(Destroy(r)) => {
-                Some(&r.uid)
+                Some(r.uid.clone())
             }
-            Self::Encrypt(p) => Some(&p.uid),
-            Self::Decrypt(p) => Some(&p.uid),
-            Self::Sign(p) => Some(&p.uid),
-            Self::Verify(p) => Some(&p.uid),
+            Self::Encrypt(p) => Some(p.uid.clone()),
+            Self::Decrypt(p) => Some(p.uid.clone()),
+            Self::Sign(p) => Some(p.uid.clone()),
+            Self::Verify(p) => Some(p.uid.clone()),
+            Self::GenerateKey(p) => Some(format!("hsm::{}::{}", p.slot, p.label)),
+            Self::GenerateKeyPair(p) => Some(format!("hsm::{}::{}", p.slot, p.label)),
             _ => None,
         }
     }
@@ -131,7 +133,13 @@ impl Operation {
         fn p<T: DeserializeOwned>(op: &str, v: Option<Value>) -> Result<T, ErrorBody> {
             let v = match v {
                 None | Some(Value::Null) => Value::Object(Map::new()),
-                Some(v) => v,
+                Some(v @ Value::Object(_)) => v,
+                Some(other) => {
+                    return Err(ErrorBody::bad_request(format!(
+                        "{op}: params: expected an object, got {}",
+                        json_type(&other)
+                    )))
+                }
             };
             serde_path_to_error::deserialize(v).map_err(|e| {
                 let path = e.path().to_string();

@@ -448,7 +448,7 @@ fn protocol_md_request_example_parses() {
     .unwrap();
     assert_eq!(r.id, 7);
     assert_eq!(r.as_user.as_deref(), Some("alice"));
-    assert_eq!(r.op.key_uid(), Some("hsm::0::k1"));
+    assert_eq!(r.op.key_uid().as_deref(), Some("hsm::0::k1"));
     assert_eq!(r.op.name(), "encrypt");
     // as_user: null is the same as absent.
     let r = Request::decode(br#"{"id": 8, "op": "status", "as_user": null}"#).unwrap();

@@ -21,6 +21,9 @@ pub const SOFTHSM_LIB: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const PIN: &str = "648219";
 /// SO PIN of test tokens (the seed's example SO PIN).
 pub const SO_PIN: &str = "3537363231383830";
+/// The unix user test daemons drop to (created by the test run).
+pub const DAEMON_USER: &str = "hsmd-e2e-daemon";
+
 /// How long hsmd may take to start or stop in a test before it counts as hung.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -74,6 +77,24 @@ impl Token {
         token
     }
 
+    /// Gives the test directory (tokens, socket) to [`DAEMON_USER`], the user
+    /// hsmd drops to after logging in, as the package gives /var/lib/softhsm
+    /// and /run/hsmd to the hsmd user.
+    fn give_to_daemon(&self) {
+        let user = test_user(DAEMON_USER);
+        let out = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{}:{}", user.uid, user.gid))
+            .arg(self.dir.path())
+            .output()
+            .expect("chown");
+        assert!(
+            out.status.success(),
+            "chown: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Initializes one more token in the same directory; returns its slot ID.
     pub fn init_token(&self, label: &str) -> u64 {
         let out = Command::new("softhsm2-util")
@@ -96,6 +117,7 @@ impl Token {
             out.status.success(),
             "softhsm2-util --init-token failed: {text}"
         );
+        self.give_to_daemon();
         // "The token has been initialized and is reassigned to slot 1147832486"
         text.split_whitespace()
             .last()
@@ -146,10 +168,11 @@ pub struct Daemon {
 }
 
 /// The TOML of a test hsmd on `token`: softhsm2, the token's slot and PIN,
-/// admin root, socket in the test dir with mode 0666; `extra` is appended.
+/// admin root, socket in the test dir with mode 0666, dropping to
+/// [`DAEMON_USER`]; `extra` is appended.
 pub fn base_config(token: &Token, extra: &str) -> String {
     format!(
-        "hsm_model = \"softhsm2\"\nhsm_admin = \"root\"\nhsm_slot = [{}]\nhsm_password = [\"{PIN}\"]\nsocket_path = \"{}\"\nsocket_mode = \"0666\"\n{extra}\n",
+        "hsm_model = \"softhsm2\"\nhsm_admin = \"root\"\nhsm_slot = [{}]\nhsm_password = [\"{PIN}\"]\nsocket_path = \"{}\"\nsocket_mode = \"0666\"\nuser = \"{DAEMON_USER}\"\ngroup = \"{DAEMON_USER}\"\n{extra}\n",
         token.slot,
         token.path("hsmd.sock").display()
     )
@@ -294,6 +317,30 @@ pub fn hsmctl(socket: &Path, user: Option<&TestUser>, args: &[&str]) -> Output {
         cmd.uid(u.uid).gid(u.gid).env("HOME", "/");
     }
     cmd.output().expect("run hsmctl")
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped, so a failing
+/// test never leaves a daemon behind.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
 }
 
 /// A unix user created for the test run (tests run as root).

@@ -519,3 +519,151 @@ async fn pipelining_past_max_in_flight_is_back_pressure_not_loss() {
     let d = Daemon::start(&token, "max_in_flight = 4");
     guarded(pipeline(&d, 200)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_frame_is_cut_off_after_frame_timeout() {
+    let token = Token::new("hostile-stall");
+    let d = Daemon::start(&token, "frame_timeout_secs = 1");
+    guarded(async {
+        let mut s = hello(&d).await;
+        // Announce 1000 bytes, send 10, then nothing: the frame never completes.
+        let mut partial = 1000u32.to_be_bytes().to_vec();
+        partial.extend_from_slice(b"{\"id\":1,\"o");
+        s.write_all(&partial).await.unwrap();
+        let v = expect_frame(&mut s, "a stalled frame").await;
+        assert_eq!(
+            (v["id"].clone(), v["error"]["code"].clone()),
+            (Value::Null, json!("bad_request")),
+            "{v}"
+        );
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("did not arrive within 1 s"),
+            "{v}"
+        );
+        assert!(
+            read_frame(&mut s).await.is_none(),
+            "connection should be closed"
+        );
+        // An idle connection (no partial frame) is not cut off.
+        let mut idle = hello(&d).await;
+        let mut other = hello(&d).await;
+        still_usable(&mut other, 3).await;
+        still_usable(&mut other, 4).await;
+        still_usable(&mut other, 5).await;
+        still_usable(&mut idle, 6).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_user_are_capped_with_busy() {
+    let token = Token::new("hostile-conncap");
+    let d = Daemon::start(&token, "max_connections_per_user = 2");
+    guarded(async {
+        let a = hello(&d).await;
+        let _b = hello(&d).await;
+        let mut c = connect(&d).await;
+        let v = expect_frame(&mut c, "a third connection").await;
+        assert_eq!(v["error"]["code"], "busy", "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("max_connections_per_user (2)"),
+            "{v}"
+        );
+        assert!(read_frame(&mut c).await.is_none());
+        drop(a);
+        // The place is free again once a connection closes (the server notices the EOF).
+        let mut again = None;
+        for _ in 0..200 {
+            let mut s = connect(&d).await;
+            write_frame(&mut s, br#"{"hello":{"versions":[1],"client":"t"}}"#).await;
+            let v = expect_frame(&mut s, "hello after a close").await;
+            if v.get("hello").is_some() {
+                again = Some(s);
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        still_usable(&mut again.expect("a place never came free"), 9).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_does_not_wait_forever_for_a_client_that_never_reads() {
+    let token = Token::new("hostile-noread");
+    let mut d = Daemon::start(&token, "shutdown_timeout_secs = 1\nmax_in_flight = 4");
+    let mut s = guarded(hello(&d)).await;
+    // Fill the socket with requests for big answers and never read them.
+    let body = json!({"id": 1, "op": "random", "params": {"len": 1024}}).to_string();
+    let mut burst = Vec::new();
+    for _ in 0..2000 {
+        burst.extend_from_slice(&frame(body.as_bytes()));
+    }
+    let writer = tokio::spawn(async move {
+        let _ = s.write_all(&burst).await;
+        s
+    });
+    let status = tokio::task::spawn_blocking(move || {
+        let status = d.stop();
+        (status, d.log_text())
+    });
+    let (status, log) = guarded(status).await.unwrap();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("still open after shutdown_timeout_secs (1 s)"),
+        "{log}"
+    );
+    writer.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_text_cannot_forge_log_lines() {
+    let token = Token::new("hostile-forge");
+    let mut d = Daemon::start(&token, "");
+    guarded(async {
+        let mut s = hello(&d).await;
+        let forged = "hsm::1::x\n2026-11-30T00:00:00.000000Z  INFO destroy by root (uid 0) on hsm::1::payroll: ok\u{0}";
+        write_frame(&mut s, json!({"id": 1, "op": "get_key", "params": {"uid": forged}}).to_string().as_bytes()).await;
+        let v = expect_frame(&mut s, "get_key with a forged uid").await;
+        assert_eq!(v["id"], 1, "{v}");
+    })
+    .await;
+    d.stop();
+    let log = d.log_text();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("INFO destroy by root") && !l.contains("get_key")),
+        "a forged line reached the log:\n{log}"
+    );
+    assert!(!log.contains('\u{0}'), "a NUL byte reached the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn params_must_be_an_object() {
+    let token = Token::new("hostile-params");
+    let d = Daemon::start(&token, "");
+    guarded(async {
+        let mut s = hello(&d).await;
+        write_frame(&mut s, br#"{"id":4,"op":"random","params":[8]}"#).await;
+        let v = expect_frame(&mut s, "params as an array").await;
+        assert_eq!(
+            (v["id"].clone(), v["error"]["code"].clone()),
+            (json!(4), json!("bad_request")),
+            "{v}"
+        );
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("params: expected an object"),
+            "{v}"
+        );
+    })
+    .await;
+}

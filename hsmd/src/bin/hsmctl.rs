@@ -36,6 +36,7 @@ struct Args {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+#[value(rename_all = "snake_case")]
 enum KindArg {
     Aes,
     RsaPrivate,
@@ -224,9 +225,17 @@ fn print_json<T: Serialize>(v: &T) -> Result<()> {
     Ok(())
 }
 
+/// The protocol's spelling of an enum value (`rsa_private`, `encrypt`, `p256`).
+fn wire_name<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 fn key_line(k: &KeyInfo) -> String {
     let size = match k.curve {
-        Some(c) => format!("{c:?}").to_lowercase(),
+        Some(c) => wire_name(&c),
         None => format!("{} bits", k.bits),
     };
     let flags = match (k.sensitive, k.extractable) {
@@ -234,15 +243,11 @@ fn key_line(k: &KeyInfo) -> String {
         (false, true) => "extractable",
         (false, false) => "non-extractable",
     };
-    let usages: Vec<String> = k
-        .usages
-        .iter()
-        .map(|u| format!("{u:?}").to_lowercase())
-        .collect();
+    let usages: Vec<String> = k.usages.iter().map(wire_name).collect();
     format!(
         "{:<40} {:<12} {:<10} {:<16} {}",
         k.uid,
-        format!("{:?}", k.kind).to_lowercase(),
+        wire_name(&k.kind),
         size,
         flags,
         usages.join(",")

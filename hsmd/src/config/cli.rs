@@ -61,6 +61,12 @@ pub struct Cli {
     /// Requests in flight per connection.
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<usize>,
+    /// User to switch to when started as root.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Group to switch to when started as root.
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
     /// Check the configuration, the library, the slots and the logins, then exit.
     #[arg(long)]
     pub check: bool,

@@ -84,6 +84,22 @@ pub struct FileConfig {
     pub max_in_flight: Option<usize>,
     /// Seconds a client has to send its hello (default 5).
     pub handshake_timeout_secs: Option<u64>,
+    /// Seconds a started frame may take to arrive completely (default 10).
+    pub frame_timeout_secs: Option<u64>,
+    /// Connections at once, all peers together (default 128).
+    pub max_connections: Option<usize>,
+    /// Connections at once from one unix user (default 32).
+    pub max_connections_per_user: Option<usize>,
+    /// Bytes of requests in flight per connection (default 4 MiB).
+    pub max_in_flight_bytes: Option<usize>,
+    /// Seconds SIGTERM waits for connections to take their answers (default 10).
+    pub shutdown_timeout_secs: Option<u64>,
     /// Jobs waiting per slot before senders wait (default 256).
     pub queue_depth: Option<usize>,
+    /// User hsmd switches to when started as root (default `hsmd`).
+    pub user: Option<String>,
+    /// Group hsmd switches to when started as root (default `hsmd`).
+    pub group: Option<String>,
+    /// Supplementary groups kept after the switch, e.g. to reach pcscd (default none).
+    pub keep_groups: Option<Vec<String>>,
 }

@@ -135,18 +135,34 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Jobs queued per slot.
     pub queue_depth: usize,
+    /// Time a started frame may take to arrive.
+    pub frame_timeout: Duration,
+    /// Connections at once.
+    pub max_connections: usize,
+    /// Connections at once per unix user.
+    pub max_connections_per_user: usize,
+    /// Request bytes in flight per connection.
+    pub max_in_flight_bytes: usize,
+    /// Time SIGTERM waits for connections.
+    pub shutdown_timeout: Duration,
+    /// User to switch to when started as root.
+    pub user: String,
+    /// Group to switch to when started as root.
+    pub group: String,
+    /// Supplementary groups kept after the switch.
+    pub keep_groups: Vec<String>,
 }
 
 /// A configuration mistake; the message names the key and what is accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read the configuration file {path}: {source}")]
+    #[error("cannot read the configuration file {path}: {reason}")]
     Read {
         /// File.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// The file is not valid TOML or has unknown or ill-typed keys.
     #[error("configuration file {path}: {message}")]
@@ -173,10 +189,10 @@ pub fn read_file(path: &Path, required: bool) -> Result<FileConfig, ConfigError>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
             return Ok(FileConfig::default())
         }
-        Err(source) => {
+        Err(reason) => {
             return Err(ConfigError::Read {
                 path: path.to_owned(),
-                source,
+                reason,
             })
         }
     };
@@ -256,7 +272,8 @@ fn parse_mode(s: &str) -> Result<u32, ConfigError> {
     match u32::from_str_radix(digits, 8) {
         Ok(m) if m <= 0o777 && all_octal => Ok(m),
         _ => Err(invalid(format!(
-            "socket_mode {s:?} is not an octal permission like \"0660\" (at most 0777)"
+            "socket_mode {:?} is not an octal permission like \"0660\" (at most 0777)",
+            s.chars().take(8).collect::<String>()
         ))),
     }
 }
@@ -266,6 +283,23 @@ fn entries(n: usize) -> String {
         "1 entry".into()
     } else {
         format!("{n} entries")
+    }
+}
+
+fn secs(
+    name: &str,
+    v: Option<u64>,
+    default: u64,
+    lo: u64,
+    hi: u64,
+) -> Result<Duration, ConfigError> {
+    let v = v.unwrap_or(default);
+    if (lo..=hi).contains(&v) {
+        Ok(Duration::from_secs(v))
+    } else {
+        Err(invalid(format!(
+            "{name} is {v}; accepted values are {lo} to {hi} seconds"
+        )))
     }
 }
 
@@ -431,6 +465,35 @@ impl Config {
                 300,
             )? as u64),
             queue_depth: bounded("queue_depth", file.queue_depth.unwrap_or(256), 1, 65536)?,
+            frame_timeout: secs("frame_timeout_secs", file.frame_timeout_secs, 10, 1, 300)?,
+            max_connections: bounded(
+                "max_connections",
+                file.max_connections.unwrap_or(128),
+                1,
+                65536,
+            )?,
+            max_connections_per_user: bounded(
+                "max_connections_per_user",
+                file.max_connections_per_user.unwrap_or(32),
+                1,
+                65536,
+            )?,
+            max_in_flight_bytes: bounded(
+                "max_in_flight_bytes",
+                file.max_in_flight_bytes.unwrap_or(4 * 1024 * 1024),
+                1024,
+                1024 * 1024 * 1024,
+            )?,
+            shutdown_timeout: secs(
+                "shutdown_timeout_secs",
+                file.shutdown_timeout_secs,
+                10,
+                1,
+                3600,
+            )?,
+            user: cli.user.or(file.user).unwrap_or_else(|| "hsmd".into()),
+            group: cli.group.or(file.group).unwrap_or_else(|| "hsmd".into()),
+            keep_groups: file.keep_groups.unwrap_or_default(),
         })
     }
 

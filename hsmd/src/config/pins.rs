@@ -103,6 +103,12 @@ impl PinSources {
                             path.display()
                         ))
                     })?;
+                    if text.is_empty() {
+                        return Err(ConfigError::Invalid(format!(
+                            "the credential {} is empty: write one PIN per line, in hsm_slot order",
+                            path.display()
+                        )));
+                    }
                     let list = text
                         .strip_suffix('\n')
                         .unwrap_or(text)

@@ -145,6 +145,30 @@ fn oaep_params_refused(e: cryptoki::error::Error, a: EncryptionAlgorithm, slot: 
     }
 }
 
+/// A decryption the token rejects for its input (`CKR_ENCRYPTED_DATA_INVALID`,
+/// `_LEN_RANGE`, or SoftHSMv2's `CKR_GENERAL_ERROR`/`CKR_FUNCTION_FAILED`)
+/// keeps its `CKR_*` but says what is likely wrong.
+fn decrypt_failed(e: cryptoki::error::Error, why: &str) -> OpError {
+    use cryptoki::error::{Error as CkError, RvError};
+    match e {
+        CkError::Pkcs11(
+            rv @ (RvError::EncryptedDataInvalid
+            | RvError::EncryptedDataLenRange
+            | RvError::GeneralError
+            | RvError::FunctionFailed),
+            _,
+        ) => {
+            let ckr = super::error::ckr_name(rv);
+            OpError::Refused(hsmd_protocol::ErrorBody {
+                code: ErrorCode::HsmError,
+                message: format!("decryption failed: {why} (the token answered {ckr})"),
+                ckr: Some(ckr),
+            })
+        }
+        other => other.into(),
+    }
+}
+
 /// PKCS#7 padding to a whole number of AES blocks (RFC 5652 section 6.3).
 pub fn pkcs7_pad(data: &[u8]) -> Zeroizing<Vec<u8>> {
     let n = AES_BLOCK - data.len() % AES_BLOCK;
@@ -243,7 +267,8 @@ pub fn encrypt(
 ///
 /// Errors: as [`encrypt`], plus `bad_request` for a missing IV or tag, a
 /// ciphertext length that is not whole AES blocks, or invalid padding, and
-/// `hsm_error` `CKR_ENCRYPTED_DATA_INVALID` for a GCM tag that does not verify.
+/// `hsm_error` for a GCM tag that does not verify (the token's `CKR_*`:
+/// `CKR_ENCRYPTED_DATA_INVALID`, or `CKR_GENERAL_ERROR` on SoftHSMv2).
 pub fn decrypt(
     s: &Session,
     mechs: &Mechanisms,
@@ -275,7 +300,13 @@ pub fn decrypt(
             input.extend_from_slice(&p.ciphertext);
             input.extend_from_slice(&tag);
             let params = GcmParams::new(&mut iv, aad, gcm_tag_bits())?;
-            s.decrypt(&Mechanism::AesGcm(params), key.handle, &input)?
+            s.decrypt(&Mechanism::AesGcm(params), key.handle, &input)
+                .map_err(|e| {
+                    decrypt_failed(
+                        e,
+                        "the GCM tag does not verify: wrong key, IV, tag, AAD or ciphertext",
+                    )
+                })?
         }
         EncryptionAlgorithm::AesCbcPad => {
             mechs.require(MechanismType::AES_CBC, "aes_cbc_pad")?;
@@ -308,7 +339,14 @@ pub fn decrypt(
             let key = resolve(s, uid, Want::Private)?;
             check_rsa(key.key_type, uid, a)?;
             s.decrypt(&mech, key.handle, &p.ciphertext)
-                .map_err(|e| oaep_params_refused(e, a, uid.slot))?
+                .map_err(|e| oaep_params_refused(e, a, uid.slot))
+                .map_err(|e| match e {
+                    OpError::Pkcs11(ck) => decrypt_failed(
+                        ck,
+                        "the ciphertext does not decrypt with this key and padding",
+                    ),
+                    other => other,
+                })?
         }
     };
     Ok(DecryptResult {

@@ -20,20 +20,20 @@ pub enum LibraryError {
         hint: &'static str,
     },
     /// `dlopen` or `C_GetFunctionList` failed.
-    #[error("cannot load the PKCS#11 library {path}: {source}")]
+    #[error("cannot load the PKCS#11 library {path}: {reason}")]
     Load {
         /// Path.
         path: PathBuf,
         /// Why.
-        source: CkError,
+        reason: CkError,
     },
     /// `C_Initialize` failed.
-    #[error("C_Initialize of the PKCS#11 library {path} failed: {source}")]
+    #[error("C_Initialize of the PKCS#11 library {path} failed: {reason}")]
     Initialize {
         /// Path.
         path: PathBuf,
         /// Why.
-        source: CkError,
+        reason: CkError,
     },
     /// A configured slot ID is not among the module's slots.
     #[error("slot {slot} ({slot:#x}) does not exist in {path}; hsm_slot takes PKCS#11 slot IDs, and the slots are: {listing}")]
@@ -46,12 +46,12 @@ pub enum LibraryError {
         listing: SlotListing,
     },
     /// Listing slots failed.
-    #[error("C_GetSlotList on {path} failed: {source}")]
+    #[error("C_GetSlotList on {path} failed: {reason}")]
     SlotList {
         /// Path.
         path: PathBuf,
         /// Why.
-        source: CkError,
+        reason: CkError,
     },
 }
 
@@ -110,16 +110,16 @@ impl Library {
                 hint,
             });
         }
-        let pkcs11 = Pkcs11::new(path).map_err(|source| LibraryError::Load {
+        let pkcs11 = Pkcs11::new(path).map_err(|reason| LibraryError::Load {
             path: path.to_owned(),
-            source,
+            reason,
         })?;
         match pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
             Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-            Err(source) => {
+            Err(reason) => {
                 return Err(LibraryError::Initialize {
                     path: path.to_owned(),
-                    source,
+                    reason,
                 })
             }
         }
@@ -134,9 +134,9 @@ impl Library {
         let slots = self
             .pkcs11
             .get_all_slots()
-            .map_err(|source| LibraryError::SlotList {
+            .map_err(|reason| LibraryError::SlotList {
                 path: self.path.clone(),
-                source,
+                reason,
             })?;
         let listing = slots
             .iter()

@@ -55,6 +55,15 @@ impl Login {
         matches!(self.pin, SlotPin::NoLogin)
     }
 
+    /// The PIN's bytes, for locking its pages in memory (never for logs).
+    pub fn pin_bytes(&self) -> Option<&[u8]> {
+        use secrecy::ExposeSecret;
+        match &self.pin {
+            SlotPin::Pin(p) => Some(p.expose_secret().as_bytes()),
+            _ => None,
+        }
+    }
+
     /// Why the slot will not log in again, if it will not.
     pub fn blocked_reason(&self) -> Option<String> {
         self.blocked
@@ -117,7 +126,7 @@ impl Login {
                     ""
                 };
                 let why = format!(
-                    "the token in slot {id} rejected the configured user PIN with {}{left}; hsmd will not try it again: fix hsm_password and restart",
+                    "the token in slot {id} rejected the configured user PIN with {}{left}; hsmd will not try it again: fix the configured PIN and restart",
                     ckr_name(rv)
                 );
                 *blocked = Some(why.clone());

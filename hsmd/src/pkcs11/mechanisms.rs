@@ -43,13 +43,18 @@ impl Mechanisms {
         }
     }
 
-    /// The offered mechanisms as sorted `CKM_*` names.
+    /// The offered mechanisms as sorted `CKM_*` names (`CKM_0x...` for those
+    /// the PKCS#11 binding has no name for).
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .offered
             .iter()
-            .filter_map(|m| MechanismType::try_from(*m as cryptoki_sys::CK_MECHANISM_TYPE).ok())
-            .map(|m| m.to_string())
+            .map(
+                |m| match MechanismType::try_from(*m as cryptoki_sys::CK_MECHANISM_TYPE) {
+                    Ok(t) => t.to_string(),
+                    Err(_) => format!("CKM_{m:#010x}"),
+                },
+            )
             .collect();
         v.sort();
         v

@@ -11,6 +11,7 @@ use cryptoki::context::Pkcs11;
 use cryptoki::session::Session;
 use cryptoki::slot::Slot;
 use hsmd_protocol::{ErrorBody, ErrorCode};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -96,37 +97,33 @@ type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 pub struct SlotStartError {
     /// Slot ID.
     pub slot: u64,
+    /// True when the PIN was refused or the token forbids another try: a
+    /// restart would not help and could lock the PIN.
+    pub pin_problem: bool,
     /// What went wrong, one sentence (never the PIN).
     pub message: String,
 }
 
-/// The async side's handle on a slot worker.
-pub struct SlotHandle {
-    /// Shared slot state (for status and logs).
-    pub ctx: Arc<SlotContext>,
-    queue: async_channel::Sender<Job>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+/// A slot whose token is open and logged in, before its threads start.
+pub struct OpenSlot {
+    ctx: Arc<SlotContext>,
+    first: Worker,
 }
 
-impl SlotHandle {
+impl OpenSlot {
     /// Opens slot `id`: checks it exists, reads its mechanisms, opens the first
-    /// session and logs in (refusing on final-try or locked PIN flags), then
-    /// starts `sessions` threads behind a queue of `queue_depth` jobs.
+    /// session and logs in (refusing on final-try or locked PIN flags). Runs
+    /// on the calling thread, so hsmd can drop privileges before any thread starts.
     ///
     /// Errors: unknown slot (listing every slot), PIN refused or locked (naming
     /// the slot and the `CKR_*`/flag, never the PIN), PKCS#11 failures.
-    pub fn start(
-        lib: &Library,
-        id: u64,
-        pin: SlotPin,
-        sessions: usize,
-        queue_depth: usize,
-    ) -> Result<Self, SlotStartError> {
-        let fail = |message: String| SlotStartError { slot: id, message };
-        let slot = lib.slot(id).map_err(|e| SlotStartError {
+    pub fn open(lib: &Library, id: u64, pin: SlotPin) -> Result<Self, SlotStartError> {
+        let fail = |message: String| SlotStartError {
             slot: id,
-            message: e.to_string(),
-        })?;
+            pin_problem: false,
+            message,
+        };
+        let slot = lib.slot(id).map_err(|e| fail(e.to_string()))?;
         let mechanisms = Mechanisms::new(
             id,
             lib.pkcs11
@@ -145,31 +142,95 @@ impl SlotHandle {
             ctx: ctx.clone(),
             session: None,
         };
-        first.open().map_err(|e| fail(e.into_body(id).message))?;
+        first.open().map_err(|e| {
+            let body = e.into_body(id);
+            let pin_problem = matches!(body.code, ErrorCode::NotLoggedIn | ErrorCode::PinLocked);
+            SlotStartError {
+                slot: id,
+                pin_problem,
+                message: body.message,
+            }
+        })?;
+        Ok(Self { ctx, first })
+    }
+
+    /// Shared slot state.
+    pub fn ctx(&self) -> &SlotContext {
+        &self.ctx
+    }
+
+    /// Starts `sessions` threads behind a queue of `queue_depth` jobs; the
+    /// first thread keeps the logged-in session.
+    ///
+    /// Errors: a thread cannot be started.
+    pub fn spawn(self, sessions: usize, queue_depth: usize) -> Result<SlotHandle, SlotStartError> {
+        let id = self.ctx.id;
         let (tx, rx) = async_channel::bounded::<Job>(queue_depth.max(1));
+        let progress = Arc::new(AtomicU64::new(0));
         let mut threads = Vec::new();
-        let mut first = Some(first);
+        let mut first = Some(self.first);
         for n in 0..sessions.max(1) {
             let mut worker = first.take().unwrap_or_else(|| Worker {
-                ctx: ctx.clone(),
+                ctx: self.ctx.clone(),
                 session: None,
             });
             let rx = rx.clone();
+            let progress = progress.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("slot-{id}-{n}"))
                 .spawn(move || {
                     while let Ok(job) = rx.recv_blocking() {
                         job(&mut worker);
+                        progress.fetch_add(1, Ordering::Relaxed);
                     }
                 })
-                .map_err(|e| fail(format!("cannot start a session thread: {e}")))?;
+                .map_err(|e| SlotStartError {
+                    slot: id,
+                    pin_problem: false,
+                    message: format!("cannot start a session thread: {e}"),
+                })?;
             threads.push(handle);
         }
-        Ok(Self {
-            ctx,
+        Ok(SlotHandle {
+            ctx: self.ctx,
             queue: tx,
             threads: Mutex::new(threads),
+            progress,
+            watched: AtomicU64::new(0),
         })
+    }
+}
+
+/// The async side's handle on a slot worker.
+pub struct SlotHandle {
+    /// Shared slot state (for status and logs).
+    pub ctx: Arc<SlotContext>,
+    queue: async_channel::Sender<Job>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Jobs finished so far.
+    progress: Arc<AtomicU64>,
+    /// `progress` at the previous [`SlotHandle::is_answering`] check.
+    watched: AtomicU64,
+}
+
+impl SlotHandle {
+    /// Opens the slot and starts its threads ([`OpenSlot::open`] then [`OpenSlot::spawn`]).
+    pub fn start(
+        lib: &Library,
+        id: u64,
+        pin: SlotPin,
+        sessions: usize,
+        queue_depth: usize,
+    ) -> Result<Self, SlotStartError> {
+        OpenSlot::open(lib, id, pin)?.spawn(sessions, queue_depth)
+    }
+
+    /// For the watchdog: true when the slot's threads are not stuck, i.e. its
+    /// queue is empty or at least one job finished since the previous check.
+    pub fn is_answering(&self) -> bool {
+        let now = self.progress.load(Ordering::Relaxed);
+        let before = self.watched.swap(now, Ordering::Relaxed);
+        self.queue.is_empty() || now != before
     }
 
     /// Runs `f` on one of the slot's session threads and returns its result.

@@ -25,9 +25,10 @@ impl KeyUid {
     /// slot number or the label is wrong.
     pub fn parse(uid: &str) -> Result<Self, ErrorBody> {
         let bad = |why: &str| {
+            let shown: String = uid.chars().take(MAX_LABEL_LEN + 32).collect();
             ErrorBody::new(
                 ErrorCode::BadRequest,
-                format!("uid {uid:?}: {why}; expected hsm::<slot>::<label>, e.g. hsm::0::my-key"),
+                format!("uid {shown:?}: {why}; expected hsm::<slot>::<label>, e.g. hsm::0::my-key"),
             )
         };
         let rest = uid

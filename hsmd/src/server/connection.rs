@@ -4,6 +4,7 @@
 //! flight, close).
 
 use super::dispatch::{self, State};
+use super::gate::Gate;
 use super::peer::Peer;
 use bytes::Bytes;
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -16,17 +17,34 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
 /// Per-connection limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Requests in flight.
+    /// Requests in flight (read and not yet answered on the socket).
     pub max_in_flight: usize,
+    /// Request bytes in flight.
+    pub max_in_flight_bytes: usize,
     /// Time for the hello.
     pub handshake_timeout: Duration,
+    /// Time a frame may take to arrive once its first byte has.
+    pub frame_timeout: Duration,
+}
+
+/// What holds a request's place until its answer is on the socket.
+type Permits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+
+/// Why [`next_frame`] returned without a frame.
+enum Stop {
+    /// End of stream or a read error.
+    Closed,
+    /// A frame started and made no progress for `frame_timeout`.
+    Stalled,
+    /// hsmd is shutting down.
+    Shutdown,
 }
 
 fn encode(resp: &Response) -> Bytes {
@@ -79,6 +97,7 @@ async fn send_and_close(
 pub async fn serve(
     stream: UnixStream,
     state: Arc<State>,
+    gate: Arc<Gate>,
     limits: Limits,
     shutdown: CancellationToken,
 ) {
@@ -93,6 +112,21 @@ pub async fn serve(
     let (rd, wr) = stream.into_split();
     let mut reader = FramedRead::new(rd, frame_codec(state.max_frame_len));
     let mut writer = FramedWrite::new(wr, frame_codec(state.max_frame_len));
+    let _ticket = match gate.enter(uid) {
+        Ok(t) => t,
+        Err(e) => {
+            if crate::logging::allow_every_second() {
+                tracing::warn!(
+                    peer_uid = uid,
+                    peer_pid = pid,
+                    result = "busy",
+                    "refused connection: {}",
+                    e.message
+                );
+            }
+            return send_and_close(writer, None, e).await;
+        }
+    };
     let policy = state.policy.clone();
     let admitted = tokio::task::spawn_blocking(move || policy.admit(uid, gid, pid)).await;
     let peer = match admitted {
@@ -179,6 +213,40 @@ fn too_large(max: usize) -> ErrorBody {
     )
 }
 
+/// Waits for the next complete frame. A frame whose bytes stop arriving for
+/// about `frame_timeout` (checked at half-periods, with no frame decoded in
+/// between) ends the connection, so half-sent frames cannot pin memory.
+async fn next_frame(
+    reader: &mut FramedRead<tokio::net::unix::OwnedReadHalf, LengthDelimitedCodec>,
+    ticker: &mut tokio::time::Interval,
+    stalled_ticks: &mut u8,
+    shutdown: &CancellationToken,
+) -> Result<Result<Bytes, std::io::Error>, Stop> {
+    loop {
+        tokio::select! {
+            n = reader.next() => {
+                *stalled_ticks = 0;
+                return match n {
+                    Some(Ok(f)) => Ok(Ok(f.freeze())),
+                    Some(Err(e)) => Ok(Err(e)),
+                    None => Err(Stop::Closed),
+                };
+            }
+            _ = ticker.tick() => {
+                if reader.read_buffer().is_empty() {
+                    *stalled_ticks = 0;
+                } else {
+                    *stalled_ticks += 1;
+                    if *stalled_ticks > 2 {
+                        return Err(Stop::Stalled);
+                    }
+                }
+            }
+            _ = shutdown.cancelled() => return Err(Stop::Shutdown),
+        }
+    }
+}
+
 async fn requests(
     mut reader: FramedRead<tokio::net::unix::OwnedReadHalf, LengthDelimitedCodec>,
     mut writer: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
@@ -188,13 +256,20 @@ async fn requests(
     shutdown: CancellationToken,
 ) {
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
-    let (tx, mut rx) = mpsc::channel::<Bytes>(limits.max_in_flight + 1);
+    let budget = limits.max_in_flight_bytes.min(Semaphore::MAX_PERMITS) as u32;
+    let in_flight_bytes = Arc::new(Semaphore::new(budget as usize));
+    let (tx, mut rx) = mpsc::channel::<(Bytes, Option<Permits>)>(limits.max_in_flight + 1);
     let write_task = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
+        // Permits are released only once the answer is written: a client that
+        // does not read its answers stops being read (back-pressure).
+        let mut done: Vec<Permits> = Vec::new();
+        while let Some((frame, permits)) = rx.recv().await {
+            done.extend(permits);
             if writer.feed(frame).await.is_err() {
                 return;
             }
-            while let Ok(more) = rx.try_recv() {
+            while let Ok((more, permits)) = rx.try_recv() {
+                done.extend(permits);
                 if writer.feed(more).await.is_err() {
                     return;
                 }
@@ -202,9 +277,13 @@ async fn requests(
             if SinkExt::<Bytes>::flush(&mut writer).await.is_err() {
                 return;
             }
+            done.clear();
         }
         let _ = SinkExt::<Bytes>::close(&mut writer).await;
     });
+    let mut ticker = tokio::time::interval(limits.frame_timeout / 2);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stalled_ticks = 0u8;
     loop {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             break;
@@ -213,26 +292,53 @@ async fn requests(
         // the socket), then stop reading: every request read is answered.
         let next = if shutdown.is_cancelled() {
             match reader.next().now_or_never() {
-                Some(n) => n,
-                None => break,
+                Some(Some(n)) => n.map(|f| f.freeze()),
+                _ => break,
             }
         } else {
-            tokio::select! {
-                n = reader.next() => n,
-                _ = shutdown.cancelled() => continue,
+            match next_frame(&mut reader, &mut ticker, &mut stalled_ticks, &shutdown).await {
+                Ok(n) => n,
+                Err(Stop::Closed) => break,
+                Err(Stop::Shutdown) => continue,
+                Err(Stop::Stalled) => {
+                    let msg = format!(
+                        "a frame started but did not arrive within {} s; the connection is closed",
+                        limits.frame_timeout.as_secs()
+                    );
+                    tracing::warn!(
+                        peer_uid = peer.uid,
+                        peer_pid = peer.pid,
+                        result = "bad_request",
+                        "{msg}"
+                    );
+                    let _ = tx
+                        .send((
+                            encode(&Response::err(None, ErrorBody::bad_request(msg))),
+                            None,
+                        ))
+                        .await;
+                    break;
+                }
             }
         };
         let frame = match next {
-            None => break,
-            Some(Err(e)) if is_frame_too_large(&e) => {
+            Err(e) if is_frame_too_large(&e) => {
                 let _ = tx
-                    .send(encode(&Response::err(None, too_large(state.max_frame_len))))
+                    .send((
+                        encode(&Response::err(None, too_large(state.max_frame_len))),
+                        None,
+                    ))
                     .await;
                 break;
             }
-            Some(Err(_)) => break,
-            Some(Ok(f)) => f,
+            Err(_) => break,
+            Ok(f) => f,
         };
+        let want = (frame.len().max(1) as u64).min(u64::from(budget)) as u32;
+        let Ok(bytes_permit) = in_flight_bytes.clone().acquire_many_owned(want).await else {
+            break;
+        };
+        let permits = Some((permit, bytes_permit));
         let req = match Request::decode(&frame) {
             Ok(r) => r,
             Err(e) => {
@@ -241,10 +347,10 @@ async fn requests(
                     peer_pid = peer.pid,
                     result = "bad_request",
                     "{}",
-                    e.error.message
+                    e.error.message.escape_debug()
                 );
                 if tx
-                    .send(encode(&Response::err(e.id, e.error)))
+                    .send((encode(&Response::err(e.id, e.error)), permits))
                     .await
                     .is_err()
                 {
@@ -253,14 +359,14 @@ async fn requests(
                 continue;
             }
         };
+        drop(frame);
         let (state, peer, tx) = (state.clone(), peer.clone(), tx.clone());
         tokio::spawn(async move {
             let op = req.op.name();
             let resp = dispatch::handle(&state, &peer, req).await;
             let _ = tx
-                .send(encode_bounded(&resp, op, state.max_frame_len))
+                .send((encode_bounded(&resp, op, state.max_frame_len), permits))
                 .await;
-            drop(permit);
         });
     }
     // Answer everything in flight before closing.

@@ -217,17 +217,12 @@ async fn execute(
 /// Handles one decoded request from `peer`.
 pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
     let op_name = req.op.name();
-    let key_uid = req.op.key_uid().map(str::to_owned);
+    let key_uid = req.op.key_uid();
     let identity = match state.policy.acting(peer, req.as_user.as_deref()) {
         Ok(i) => i,
         Err(e) => {
-            audit(
-                peer,
-                req.as_user.as_deref().unwrap_or("-"),
-                op_name,
-                key_uid.as_deref(),
-                Err(&e),
-            );
+            // The claim was refused: the record names the peer, not the claim.
+            audit(peer, &peer.name, op_name, key_uid.as_deref(), Err(&e));
             return Response::err(Some(req.id), e);
         }
     };
@@ -246,30 +241,43 @@ pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
 }
 
 /// One record per request: who, what, which key, the outcome. Never params.
+/// Client-chosen text (uid, acting user, messages quoting them) is escaped
+/// and cut, so a request cannot forge log lines.
 fn audit(peer: &Peer, acting: &str, op: &str, uid: Option<&str>, result: Result<(), &ErrorBody>) {
-    let uid = uid.unwrap_or("-");
+    let clip = |s: &str| {
+        s.chars()
+            .take(160)
+            .collect::<String>()
+            .escape_debug()
+            .to_string()
+    };
+    let uid = clip(uid.unwrap_or("-"));
+    let acting = &clip(acting);
+    let slot = crate::pkcs11::uid::KeyUid::parse(&uid).ok().map(|u| u.slot);
     match result {
         Ok(()) => tracing::info!(
+            slot,
             peer_uid = peer.uid,
             peer_pid = peer.pid,
-            acting_user = acting,
+            acting_user = acting.as_str(),
             op,
-            key_uid = uid,
+            key_uid = uid.as_str(),
             result = "ok",
             "{op} by {acting} (uid {}) on {uid}: ok",
             peer.uid
         ),
         Err(e) => tracing::warn!(
+            slot,
             peer_uid = peer.uid,
             peer_pid = peer.pid,
-            acting_user = acting,
+            acting_user = acting.as_str(),
             op,
-            key_uid = uid,
+            key_uid = uid.as_str(),
             result = e.code.as_str(),
             "{op} by {acting} (uid {}) on {uid}: {}: {}",
             peer.uid,
             e.code,
-            e.message
+            clip(&e.message)
         ),
     }
 }

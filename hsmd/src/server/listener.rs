@@ -8,13 +8,14 @@ use nix::sys::stat::{umask, Mode};
 use nix::unistd::{chown, Group};
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use tokio::net::UnixListener;
 
 /// First file descriptor passed by systemd.
 const SD_LISTEN_FDS_START: i32 = 3;
 
-/// The listening socket and whether hsmd owns its file.
+/// The listening socket (a std listener: it is opened before the async
+/// runtime and before privileges are dropped) and whether hsmd owns its file.
 pub struct Listener {
     /// The socket.
     pub listener: UnixListener,
@@ -46,14 +47,11 @@ fn inherited() -> Result<Option<UnixListener>> {
         bail!("systemd passed {fds} sockets; hsmd.socket must have exactly one ListenStream=");
     }
     // SAFETY: systemd guarantees fd 3 is an open listening socket owned by us.
-    let std_listener =
-        unsafe { std::os::unix::net::UnixListener::from_raw_fd(SD_LISTEN_FDS_START) };
+    let std_listener = unsafe { UnixListener::from_raw_fd(SD_LISTEN_FDS_START) };
     std_listener
         .set_nonblocking(true)
         .context("cannot make the inherited socket non-blocking")?;
-    Ok(Some(UnixListener::from_std(std_listener).context(
-        "the inherited socket is not a Unix stream socket",
-    )?))
+    Ok(Some(std_listener))
 }
 
 fn remove_stale(path: &Path) -> Result<()> {
@@ -76,8 +74,13 @@ fn remove_stale(path: &Path) -> Result<()> {
         .with_context(|| format!("cannot remove the stale socket {}", path.display()))
 }
 
-/// Opens the socket: inherited from systemd, else bound at `cfg.path`.
-pub fn open(cfg: &SocketConfig) -> Result<Listener> {
+/// Opens the socket: inherited from systemd, else bound at `cfg.path`. A
+/// socket directory hsmd creates is given to `owner` (the user hsmd will
+/// become), so that it can remove its socket on exit.
+pub fn open(
+    cfg: &SocketConfig,
+    owner: Option<(nix::unistd::Uid, nix::unistd::Gid)>,
+) -> Result<Listener> {
     if let Some(listener) = inherited()? {
         return Ok(Listener {
             listener,
@@ -87,11 +90,16 @@ pub fn open(cfg: &SocketConfig) -> Result<Listener> {
     let path = &cfg.path;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.exists() {
-            std::fs::create_dir_all(parent).with_context(|| {
+            std::fs::create_dir(parent).with_context(|| {
                 format!("cannot create the socket directory {}", parent.display())
             })?;
             std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755))
                 .with_context(|| format!("cannot set the mode of {}", parent.display()))?;
+            if let Some((uid, gid)) = owner {
+                chown(parent, Some(uid), Some(gid)).with_context(|| {
+                    format!("cannot give {} to the hsmd user", parent.display())
+                })?;
+            }
         }
     }
     remove_stale(path)?;
@@ -100,6 +108,9 @@ pub fn open(cfg: &SocketConfig) -> Result<Listener> {
     let bound = UnixListener::bind(path);
     umask(old);
     let listener = bound.with_context(|| format!("cannot bind the socket {}", path.display()))?;
+    listener
+        .set_nonblocking(true)
+        .context("cannot make the socket non-blocking")?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(cfg.mode))
         .with_context(|| format!("cannot set mode {:o} on {}", cfg.mode, path.display()))?;
     if let Some(group) = &cfg.group {

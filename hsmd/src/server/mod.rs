@@ -3,5 +3,6 @@
 
 pub mod connection;
 pub mod dispatch;
+pub mod gate;
 pub mod listener;
 pub mod peer;

@@ -45,16 +45,48 @@ fn in_group(name: &str, gid: u32, group: &str) -> bool {
 }
 
 impl Policy {
+    /// `clients` and `frontends` entries that name no unix user or group on
+    /// this host (typos), for a start-up warning.
+    pub fn unknown_entries(&self) -> Vec<String> {
+        let user_missing = |u: &str| !matches!(User::from_name(u), Ok(Some(_)));
+        let mut out: Vec<String> = self
+            .clients
+            .iter()
+            .filter(|r| match r {
+                ClientRule::User(u) => user_missing(u),
+                ClientRule::Group(g) => !matches!(Group::from_name(g), Ok(Some(_))),
+            })
+            .map(|r| match r {
+                ClientRule::User(u) => format!("clients: user {u:?}"),
+                ClientRule::Group(g) => format!("clients: group \"@{g}\""),
+            })
+            .collect();
+        out.extend(
+            self.frontends
+                .iter()
+                .filter(|f| user_missing(f))
+                .map(|f| format!("frontends: user {f:?}")),
+        );
+        out
+    }
+
     /// Decides whether the peer `uid`/`gid` may connect. Blocking (name
     /// service lookups): call from a blocking thread.
     ///
     /// Errors: the `unauthorized` body to send before closing.
     pub fn admit(&self, uid: u32, gid: u32, pid: Option<i32>) -> Result<Peer, ErrorBody> {
-        let name = User::from_uid(Uid::from_raw(uid))
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .unwrap_or_else(|| uid.to_string());
+        // A failed lookup (e.g. no file descriptor left for NSS) must not turn
+        // a listed user into an unlisted one, nor root into "0".
+        let name = match User::from_uid(Uid::from_raw(uid)) {
+            Ok(Some(u)) => u.name,
+            Ok(None) => uid.to_string(),
+            Err(e) => {
+                return Err(ErrorBody::new(
+                    ErrorCode::Busy,
+                    format!("hsmd cannot look up uid {uid} right now ({e}); retry later"),
+                ))
+            }
+        };
         let is_frontend = self.frontends.contains(&name);
         let allowed = uid == 0
             || is_frontend
@@ -87,10 +119,16 @@ impl Policy {
             Some("") => Err(ErrorBody::bad_request("as_user: must not be empty")),
             Some(u) if u == peer.name => Ok(peer.name.clone()),
             Some(u) if peer.is_frontend => Ok(u.to_owned()),
-            Some(u) => Err(ErrorBody::new(
-                ErrorCode::Forbidden,
-                format!("{} is not a frontend and may not act as {u:?}: leave as_user out or set it to {:?}", peer.name, peer.name),
-            )),
+            Some(u) => {
+                let shown: String = u.chars().take(64).collect();
+                Err(ErrorBody::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "{} is not a frontend and may not act as {shown:?}: leave as_user out or set it to {:?}",
+                        peer.name, peer.name
+                    ),
+                ))
+            }
         }
     }
 
