@@ -1,0 +1,137 @@
+//! The hsmd under test: started on the bench token with a configuration of
+//! the bench's own, its log in a file, stopped with SIGTERM.
+
+use crate::token::{Token, PIN};
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long hsmd may take to listen or to stop.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running hsmd.
+pub struct Hsmd {
+    child: Option<Child>,
+    /// Its process id.
+    pub pid: i32,
+    /// Its socket.
+    pub socket: PathBuf,
+    log: PathBuf,
+}
+
+/// What the bench configures in hsmd.
+pub struct HsmdOptions<'a> {
+    /// The hsmd binary.
+    pub binary: &'a Path,
+    /// `sessions_per_slot`.
+    pub sessions: usize,
+    /// `HSMD_LOG` (hsmd's default is `info`: one audit line per request).
+    pub log_level: &'a str,
+}
+
+impl Hsmd {
+    /// Starts hsmd on `token` and waits until its log says it listens.
+    ///
+    /// The configuration: model softhsm2, the token's slot and PIN, every
+    /// acting identity an admin (the bench creates its keys through hsmd),
+    /// a socket in the bench directory, `sessions_per_slot` from `opts`, and
+    /// hsmd's defaults for everything else (`max_in_flight` 64, `queue_depth` 256).
+    pub fn start(token: &Token, opts: &HsmdOptions<'_>) -> Result<Self> {
+        let socket = token.path("hsmd.sock");
+        let log = token.path(&format!("hsmd-{}.log", opts.sessions));
+        let config = token.path("hsmd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "hsm_model = \"softhsm2\"\nhsm_admin = \"*\"\nhsm_slot = [{}]\nhsm_password = [\"{PIN}\"]\nsocket_path = \"{}\"\nsocket_mode = \"0600\"\nsessions_per_slot = {}\n",
+                token.slot,
+                socket.display(),
+                opts.sessions
+            ),
+        )?;
+        let stderr = std::fs::File::create(&log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let child = Command::new(opts.binary)
+            .arg("--config")
+            .arg(&config)
+            .env("SOFTHSM2_CONF", &token.conf)
+            .env("HSMD_LOG", opts.log_level)
+            .env_remove("HSMD_HSM_PASSWORD")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env_remove("LISTEN_FDS")
+            .env_remove("LISTEN_PID")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("cannot start {}", opts.binary.display()))?;
+        let pid = child.id() as i32;
+        let mut hsmd = Self {
+            child: Some(child),
+            pid,
+            socket,
+            log,
+        };
+        hsmd.wait_listening()?;
+        Ok(hsmd)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_listening(&mut self) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            if self.log_text().contains("listening") {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    self.child = None;
+                    bail!(
+                        "hsmd exited ({status}) before listening; its log:\n{}",
+                        self.log_text()
+                    );
+                }
+            }
+            if start.elapsed() > TIMEOUT {
+                bail!(
+                    "hsmd did not listen within {TIMEOUT:?}; its log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends SIGTERM and waits for hsmd to exit (SIGKILL after the timeout).
+    pub fn stop(mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let _ = kill(Pid::from_raw(self.pid), Signal::SIGTERM);
+        let start = Instant::now();
+        while child.try_wait()?.is_none() {
+            if start.elapsed() > TIMEOUT {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("hsmd did not stop within {TIMEOUT:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Hsmd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! `hsmd-bench`: what hsmd (and, once it serves operations, the KMS frontend)
+//! costs on top of the PKCS#11 token, measured side by side in one run on one
+//! SoftHSMv2 token.
+//!
+//! For every workload and every N it measures **direct** (in-process cryptoki
+//! calls from N threads, each with its own logged-in session: the limit) and
+//! **via hsmd** (N client connections, each pipelining up to D requests), and
+//! reports operations per second, p50/p99 latency, CPU time per operation of
+//! each process, the ratio to direct at the same N, and hsmd's RSS. The table
+//! goes to stdout, the same data as JSON to `--out` (default
+//! `target/bench/latest.json`). See `docs/performance.md`.
+
+mod cell;
+mod daemon;
+mod direct;
+mod procstat;
+mod remote;
+mod report;
+mod token;
+mod workload;
+
+use anyhow::{bail, Context, Result};
+use cell::{Cell, Mode, Phase, ThreadStats};
+use clap::Parser;
+use daemon::{Hsmd, HsmdOptions};
+use std::path::PathBuf;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+use workload::Workload;
+
+/// Command line of `hsmd-bench`.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Benchmark hsmd against direct PKCS#11 calls on one SoftHSMv2 token"
+)]
+struct Args {
+    /// Numbers of threads (direct) and client connections (hsmd).
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+    n: Vec<usize>,
+    /// Requests in flight per hsmd connection.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    depth: Vec<usize>,
+    /// Workloads to run (default: all).
+    #[arg(long, value_delimiter = ',')]
+    workload: Vec<Workload>,
+    /// Measuring window of each cell, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    duration_ms: u64,
+    /// Warm-up before each window, in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    warmup_ms: u64,
+    /// hsmd's `sessions_per_slot`; default: N, the direct mode's session count.
+    #[arg(long)]
+    sessions_per_slot: Option<usize>,
+    /// `HSMD_LOG` for hsmd (its default, `info`, logs one audit line per request).
+    #[arg(long, default_value = "info")]
+    hsmd_log: String,
+    /// Worker threads of the clients' tokio runtime (default: the core count).
+    #[arg(long)]
+    client_threads: Option<usize>,
+    /// The PKCS#11 module.
+    #[arg(long, default_value = "/usr/lib/softhsm/libsofthsm2.so")]
+    module: PathBuf,
+    /// The hsmd binary (default: `hsmd` beside this program).
+    #[arg(long)]
+    hsmd: Option<PathBuf>,
+    /// Where to write the JSON report.
+    #[arg(long, default_value = "target/bench/latest.json")]
+    out: PathBuf,
+}
+
+/// hsmd's memory over the run, KiB.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Memory {
+    /// `VmRSS` of each hsmd instance once listening, before any connection,
+    /// as (N, sessions_per_slot, KiB).
+    pub idle_kib: Vec<(usize, usize, u64)>,
+    /// Largest `VmRSS` at the end of an N = 64 window (all workloads and depths).
+    pub n64_rss_max_kib: Option<u64>,
+    /// `VmHWM` (peak RSS) of the N = 64 instance when it stopped.
+    pub n64_peak_kib: Option<u64>,
+    /// `VmRSS` of each instance after its clients disconnected, as (N, KiB).
+    pub after_kib: Vec<(usize, u64)>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let started = Instant::now();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workloads = if args.workload.is_empty() {
+        Workload::ALL.to_vec()
+    } else {
+        args.workload.clone()
+    };
+    let hsmd_bin = match &args.hsmd {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no directory beside this program")?
+            .join("hsmd"),
+    };
+    if !hsmd_bin.is_file() {
+        bail!(
+            "{} is not built: cargo build --release -p hsmd (scripts/bench does)",
+            hsmd_bin.display()
+        );
+    }
+    let warmup = Duration::from_millis(args.warmup_ms);
+    let duration = Duration::from_millis(args.duration_ms);
+
+    let token = token::Token::create("hsmd-bench")?;
+    // The direct mode loads the module in this process: it must see the same token.
+    // SAFETY-free: no other thread exists yet.
+    std::env::set_var("SOFTHSM2_CONF", &token.conf);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads.unwrap_or(cores))
+        .thread_name("bench-client")
+        .enable_all()
+        .build()?;
+
+    let meta = report::Meta::collect(cores, &args, &workloads, token.root());
+    report::print_header(&meta);
+
+    let mut cells: Vec<Cell> = Vec::new();
+    let mut memory = Memory::default();
+    let mut direct: Option<direct::Direct> = None;
+    for (i, &n) in args.n.iter().enumerate() {
+        let sessions = args.sessions_per_slot.unwrap_or(n);
+        let hsmd = Hsmd::start(
+            &token,
+            &HsmdOptions {
+                binary: &hsmd_bin,
+                sessions,
+                log_level: &args.hsmd_log,
+            },
+        )?;
+        std::thread::sleep(Duration::from_millis(200));
+        memory
+            .idle_kib
+            .push((n, sessions, procstat::rss_kib(hsmd.pid)?.0));
+        if i == 0 {
+            rt.block_on(remote::create_keys(&hsmd.socket, token.slot))?;
+        }
+        let direct = match &direct {
+            Some(d) => d,
+            None => direct.insert(direct::Direct::open(&args.module, token.slot)?),
+        };
+        let clients = rt.block_on(remote::connect(&hsmd.socket, n))?;
+        for &w in &workloads {
+            let d = run_direct(direct, w, n, warmup, duration)?;
+            report::print_cell(&d);
+            let base = d.ops_per_sec;
+            cells.push(d);
+            for &depth in &args.depth {
+                let mut c = run_hsmd(&rt, &clients, &hsmd, token.slot, w, depth, warmup, duration)?;
+                c.ratio_to_direct = Some(if base > 0.0 {
+                    c.ops_per_sec / base
+                } else {
+                    0.0
+                });
+                if n == 64 {
+                    memory.n64_rss_max_kib = memory.n64_rss_max_kib.max(c.hsmd_rss_kib);
+                }
+                report::print_cell(&c);
+                cells.push(c);
+            }
+        }
+        drop(clients);
+        std::thread::sleep(Duration::from_millis(200));
+        let (rss, hwm) = procstat::rss_kib(hsmd.pid)?;
+        memory.after_kib.push((n, rss));
+        if n == 64 {
+            memory.n64_peak_kib = Some(hwm);
+        }
+        hsmd.stop()?;
+    }
+    let report = report::Report::new(meta, cells, memory, started.elapsed());
+    report.print_summary();
+    report.write(&args.out)?;
+    println!("JSON report: {}", args.out.display());
+    Ok(())
+}
+
+fn run_direct(
+    direct: &direct::Direct,
+    w: Workload,
+    n: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<Cell> {
+    let phase = Arc::new(Phase::default());
+    let ready = Arc::new(Barrier::new(n + 1));
+    let threads = direct.spawn(w, n, phase.clone(), ready.clone());
+    ready.wait();
+    let window = cell::window(&phase, warmup, duration, None)?;
+    let mut stats = ThreadStats::new();
+    for t in threads {
+        let s = t
+            .join()
+            .map_err(|_| anyhow::anyhow!("a direct thread panicked"))??;
+        stats.merge(s);
+    }
+    Ok(cell::finish(w, Mode::Direct, n, None, window, stats))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_hsmd(
+    rt: &tokio::runtime::Runtime,
+    clients: &[hsmd_protocol::Client],
+    hsmd: &Hsmd,
+    slot: u64,
+    w: Workload,
+    depth: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<Cell> {
+    let phase = Arc::new(Phase::default());
+    let lanes = remote::spawn(rt, clients, depth, w, slot, phase.clone());
+    let window = cell::window(&phase, warmup, duration, Some(hsmd.pid))?;
+    let mut stats = ThreadStats::new();
+    for lane in lanes {
+        stats.merge(rt.block_on(lane)??);
+    }
+    Ok(cell::finish(
+        w,
+        Mode::Hsmd,
+        clients.len(),
+        Some(depth),
+        window,
+        stats,
+    ))
+}

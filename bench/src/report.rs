@@ -1,0 +1,309 @@
+//! The table on stdout, the targets of the performance issue, and the JSON
+//! report (`target/bench/latest.json`).
+
+use crate::cell::{Cell, Mode};
+use crate::workload::Workload;
+use crate::{Args, Memory};
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// Why the frontend column is empty.
+pub const FRONTEND_NOTE: &str = "via the frontend: not measured: kms-frontend does not serve key operations yet (it only checks that it can reach hsmd); this bench gains a frontend mode when it does";
+
+/// Where and how the run was made.
+#[derive(Debug, Clone, Serialize)]
+pub struct Meta {
+    /// `git rev-parse HEAD` of the working directory.
+    pub git_commit: String,
+    /// True when tracked files differ from that commit.
+    pub git_dirty: bool,
+    /// Cores available to the bench.
+    pub cores: usize,
+    /// CPU model (`/proc/cpuinfo`).
+    pub cpu: String,
+    /// Kernel release.
+    pub kernel: String,
+    /// `softhsm2-util --version`.
+    pub softhsm: String,
+    /// Seconds since the epoch at the start.
+    pub started_unix: u64,
+    /// N values.
+    pub n: Vec<usize>,
+    /// D values.
+    pub depth: Vec<usize>,
+    /// Workloads run.
+    pub workloads: Vec<Workload>,
+    /// Measuring window per cell, ms.
+    pub duration_ms: u64,
+    /// Warm-up per cell, ms.
+    pub warmup_ms: u64,
+    /// hsmd's `sessions_per_slot`: `"N"` (same as the direct mode) or a number.
+    pub sessions_per_slot: String,
+    /// `HSMD_LOG` given to hsmd.
+    pub hsmd_log: String,
+    /// Worker threads of the clients' runtime.
+    pub client_threads: usize,
+}
+
+fn command_line(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+impl Meta {
+    /// Collects the machine's and the repository's facts.
+    pub fn collect(cores: usize, args: &Args, workloads: &[Workload], token_dir: &Path) -> Self {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_owned())
+            })
+            .unwrap_or_default();
+        let softhsm = Command::new("softhsm2-util")
+            .env("SOFTHSM2_CONF", token_dir.join("softhsm2.conf"))
+            .arg("--version")
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        Self {
+            git_commit: command_line("git", &["rev-parse", "HEAD"])
+                .unwrap_or_else(|| "unknown".into()),
+            git_dirty: command_line("git", &["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty()),
+            cores,
+            cpu,
+            kernel: command_line("uname", &["-r"]).unwrap_or_default(),
+            softhsm,
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            n: args.n.clone(),
+            depth: args.depth.clone(),
+            workloads: workloads.to_vec(),
+            duration_ms: args.duration_ms,
+            warmup_ms: args.warmup_ms,
+            sessions_per_slot: args
+                .sessions_per_slot
+                .map_or_else(|| "N".to_owned(), |s| s.to_string()),
+            hsmd_log: args.hsmd_log.clone(),
+            client_threads: args.client_threads.unwrap_or(cores),
+        }
+    }
+}
+
+/// Prints what the run is and the table's header.
+pub fn print_header(m: &Meta) {
+    println!(
+        "hsmd-bench: commit {}{}, {} cores ({}), SoftHSM {}, kernel {}",
+        short(&m.git_commit),
+        if m.git_dirty {
+            " (with local changes)"
+        } else {
+            ""
+        },
+        m.cores,
+        m.cpu,
+        m.softhsm,
+        m.kernel
+    );
+    println!(
+        "each cell: {} ms warm-up, {} ms measured; hsmd sessions_per_slot = {}, HSMD_LOG = {}, client runtime {} threads",
+        m.warmup_ms, m.duration_ms, m.sessions_per_slot, m.hsmd_log, m.client_threads
+    );
+    println!("{FRONTEND_NOTE}");
+    println!();
+    println!(
+        "{:<19} {:>3} {:<6} {:>3} {:>10} {:>9} {:>9} {:>11} {:>10} {:>7}",
+        "workload", "N", "path", "D", "ops/s", "p50 µs", "p99 µs", "cpu/op µs", "hsmd µs", "vs dir"
+    );
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+/// Prints one row.
+pub fn print_cell(c: &Cell) {
+    let mode = match c.mode {
+        Mode::Direct => "direct",
+        Mode::Hsmd => "hsmd",
+    };
+    let depth = c.depth.map_or_else(|| "-".to_owned(), |d| d.to_string());
+    let hsmd = c
+        .cpu_per_op
+        .hsmd_us
+        .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+    let ratio = c
+        .ratio_to_direct
+        .map_or_else(|| "1".to_owned(), |r| format!("{r:.3}"));
+    let errors = if c.errors > 0 {
+        format!(
+            "  ({} errors: {})",
+            c.errors,
+            c.first_error.as_deref().unwrap_or("")
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "{:<19} {:>3} {:<6} {:>3} {:>10.0} {:>9.1} {:>9.1} {:>11.1} {:>10} {:>7}{errors}",
+        c.name,
+        c.n,
+        mode,
+        depth,
+        c.ops_per_sec,
+        c.p50_us,
+        c.p99_us,
+        c.cpu_per_op.bench_us,
+        hsmd,
+        ratio
+    );
+}
+
+/// One target of the issue and how the run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// What is measured.
+    pub what: String,
+    /// The goal, e.g. ">= 0.90".
+    pub goal: String,
+    /// The measured value.
+    pub value: f64,
+    /// Whether the goal is met.
+    pub met: bool,
+}
+
+/// Everything the run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The run.
+    pub meta: Meta,
+    /// The frontend mode (not measured yet).
+    pub frontend: Frontend,
+    /// Every cell, in run order.
+    pub cells: Vec<Cell>,
+    /// hsmd's RSS.
+    pub hsmd_memory: Memory,
+    /// The targets of the performance issue.
+    pub targets: Vec<Target>,
+    /// Wall time of the run, seconds.
+    pub wall_seconds: f64,
+}
+
+/// The frontend mode's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Frontend {
+    /// False until kms-frontend serves operations.
+    pub measured: bool,
+    /// Why not.
+    pub reason: &'static str,
+}
+
+fn ratio_targets(cells: &[Cell], w: Workload, n: Option<usize>, goal: f64) -> Vec<Target> {
+    cells
+        .iter()
+        .filter(|c| c.mode == Mode::Hsmd && c.workload == w && n.is_none_or(|n| c.n == n))
+        .map(|c| Target {
+            what: format!(
+                "{} via hsmd, N = {}, D = {}: ops/s vs direct",
+                c.name,
+                c.n,
+                c.depth.unwrap_or(1)
+            ),
+            goal: format!(">= {goal:.2}"),
+            value: c.ratio_to_direct.unwrap_or(0.0),
+            met: c.ratio_to_direct.unwrap_or(0.0) >= goal,
+        })
+        .collect()
+}
+
+impl Report {
+    /// Assembles the report and evaluates the targets.
+    pub fn new(meta: Meta, cells: Vec<Cell>, memory: Memory, wall: Duration) -> Self {
+        let mut targets = ratio_targets(&cells, Workload::AesGcm1k, Some(8), 0.90);
+        targets.extend(ratio_targets(&cells, Workload::EcdsaP256, None, 0.97));
+        for &(n, sessions, kib) in &memory.idle_kib {
+            targets.push(Target {
+                what: format!("hsmd RSS idle (started for N = {n}, {sessions} sessions), MiB"),
+                goal: "<= 15".into(),
+                value: kib as f64 / 1024.0,
+                met: kib <= 15 * 1024,
+            });
+        }
+        if let Some(kib) = memory.n64_peak_kib {
+            targets.push(Target {
+                what: "hsmd peak RSS (VmHWM) over the N = 64 cells, MiB".into(),
+                goal: "<= 40".into(),
+                value: kib as f64 / 1024.0,
+                met: kib <= 40 * 1024,
+            });
+        }
+        Self {
+            meta,
+            frontend: Frontend {
+                measured: false,
+                reason: FRONTEND_NOTE,
+            },
+            cells,
+            hsmd_memory: memory,
+            targets,
+            wall_seconds: wall.as_secs_f64(),
+        }
+    }
+
+    /// Prints hsmd's memory and the targets.
+    pub fn print_summary(&self) {
+        println!();
+        let m = &self.hsmd_memory;
+        for (n, sessions, kib) in &m.idle_kib {
+            println!(
+                "hsmd RSS for N = {n:<2} ({sessions} sessions): idle {:.1} MiB",
+                *kib as f64 / 1024.0
+            );
+        }
+        for (n, kib) in &m.after_kib {
+            println!(
+                "hsmd RSS after the N = {n} cells, clients gone: {:.1} MiB",
+                *kib as f64 / 1024.0
+            );
+        }
+        if let (Some(max), Some(peak)) = (m.n64_rss_max_kib, m.n64_peak_kib) {
+            println!(
+                "hsmd RSS at N = 64: largest at a window's end {:.1} MiB, peak (VmHWM) {:.1} MiB",
+                max as f64 / 1024.0,
+                peak as f64 / 1024.0
+            );
+        }
+        println!();
+        println!("targets:");
+        for t in &self.targets {
+            println!(
+                "  {} {:<68} {:>7.3} (goal {})",
+                if t.met { "met    " } else { "MISSED " },
+                t.what,
+                t.value,
+                t.goal
+            );
+        }
+        println!("run took {:.0} s", self.wall_seconds);
+    }
+
+    /// Writes the JSON report to `path`, creating its directory.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let json = serde_json::to_vec_pretty(self)?;
+        std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))
+    }
+}
