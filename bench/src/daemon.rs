@@ -83,10 +83,15 @@ impl Hsmd {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until hsmd listens: its log says so, or its socket accepts.
     fn wait_listening(&mut self) -> Result<()> {
         let start = Instant::now();
         loop {
-            if self.log_text().contains("listening") {
+            // The "listening" line is logged at info; with a quieter HSMD_LOG,
+            // a connection that is accepted says the same.
+            if self.log_text().contains("listening")
+                || std::os::unix::net::UnixStream::connect(&self.socket).is_ok()
+            {
                 return Ok(());
             }
             if let Some(child) = self.child.as_mut() {
