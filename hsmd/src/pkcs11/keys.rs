@@ -4,9 +4,12 @@
 
 use super::error::OpError;
 use super::uid::{KeyUid, PUBLIC_SUFFIX};
+use cryptoki::error::RvError;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use hsmd_protocol::{Curve, ErrorCode, KeyInfo, KeyKind, Usage};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// DER of the curve OIDs as `CKA_EC_PARAMS` holds them (namedCurve).
 const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -113,7 +116,29 @@ pub enum Want {
 /// on a private key's uid, when its `<label>_pk` is missing); `bad_request`
 /// when the key is of the wrong class for the operation.
 pub fn resolve(session: &Session, uid: &KeyUid, want: Want) -> Result<KeyObject, OpError> {
-    let found = find_by_label(session, &uid.label)?;
+    resolve_by(uid, want, |label| {
+        find_by_label(session, label).map(Arc::from)
+    })
+}
+
+/// [`resolve`] through the slot's [`KeyCache`]: a label found before is not
+/// looked up on the token again. Use with [`KeyCache::retry_stale`], which
+/// forgets the cache and retries when a cached handle has gone stale.
+pub fn resolve_cached(
+    session: &Session,
+    cache: &KeyCache,
+    uid: &KeyUid,
+    want: Want,
+) -> Result<KeyObject, OpError> {
+    resolve_by(uid, want, |label| cache.find(session, label))
+}
+
+fn resolve_by(
+    uid: &KeyUid,
+    want: Want,
+    mut find: impl FnMut(&str) -> Result<Arc<[KeyObject]>, OpError>,
+) -> Result<KeyObject, OpError> {
+    let found = find(&uid.label)?;
     let pick = |class: ObjectClass| found.iter().copied().find(|k| k.class == class);
     let full = KeyUid::format(uid.slot, &uid.label);
     let not_found = || {
@@ -154,8 +179,9 @@ pub fn resolve(session: &Session, uid: &KeyUid, want: Want) -> Result<KeyObject,
                     slot: uid.slot,
                     label: pk_label,
                 };
-                return find_by_label(session, &pk.label)?
-                    .into_iter()
+                return find(&pk.label)?
+                    .iter()
+                    .copied()
                     .find(|k| k.class == ObjectClass::PUBLIC_KEY)
                     .ok_or_else(|| {
                         OpError::new(
@@ -172,6 +198,103 @@ pub fn resolve(session: &Session, uid: &KeyUid, want: Want) -> Result<KeyObject,
             } else {
                 Err(wrong("an RSA or EC key"))
             }
+        }
+    }
+}
+
+/// Most labels a [`KeyCache`] remembers before it starts over.
+const CACHE_MAX_LABELS: usize = 4096;
+
+/// What the key operations of one slot looked up on the token: the key
+/// objects under each label and the curve of each EC key.
+///
+/// Looking a key up on the token (`C_FindObjectsInit`/`C_FindObjects` and
+/// `C_GetAttributeValue`) costs several times the operation itself on
+/// SoftHSMv2 (it rescans and rereads its object files) and a card round trip
+/// per call on a SmartCard-HSM, so the hot operations (encrypt, decrypt,
+/// sign, verify) resolve through this cache. Object handles are the
+/// application's (this process's) and stay valid until the object is
+/// destroyed; only labels that were found are remembered (a key created
+/// later is seen at once); hsmd clears the cache whenever it creates or
+/// destroys a key; and a handle made stale by another application
+/// (`CKR_OBJECT_HANDLE_INVALID`, `CKR_KEY_HANDLE_INVALID`) clears it and
+/// the operation is retried once on a fresh lookup ([`KeyCache::retry_stale`]).
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    labels: HashMap<String, Arc<[KeyObject]>>,
+    curves: HashMap<u64, Option<Curve>>,
+}
+
+impl KeyCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The key objects labelled `label`: from the cache, else from the
+    /// token (and remembered when there is at least one).
+    pub fn find(&self, session: &Session, label: &str) -> Result<Arc<[KeyObject]>, OpError> {
+        if let Some(found) = self.lock().labels.get(label) {
+            return Ok(found.clone());
+        }
+        let found: Arc<[KeyObject]> = find_by_label(session, label)?.into();
+        if !found.is_empty() {
+            let mut inner = self.lock();
+            if inner.labels.len() >= CACHE_MAX_LABELS {
+                inner.labels.clear();
+            }
+            inner.labels.insert(label.to_owned(), found.clone());
+        }
+        Ok(found)
+    }
+
+    /// The curve of the EC key `key` (`CKA_EC_PARAMS`), None when hsmd does
+    /// not know it; read from the token once per key.
+    pub fn curve(&self, session: &Session, key: &KeyObject) -> Result<Option<Curve>, OpError> {
+        let handle = key.handle.handle();
+        if let Some(curve) = self.lock().curves.get(&handle) {
+            return Ok(*curve);
+        }
+        let curve = session
+            .get_attributes(key.handle, &[AttributeType::EcParams])?
+            .into_iter()
+            .find_map(|a| match a {
+                Attribute::EcParams(p) => curve_of(&p),
+                _ => None,
+            });
+        let mut inner = self.lock();
+        if inner.curves.len() >= CACHE_MAX_LABELS {
+            inner.curves.clear();
+        }
+        inner.curves.insert(handle, curve);
+        Ok(curve)
+    }
+
+    /// Forgets everything (after a key was created or destroyed).
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        inner.labels.clear();
+        inner.curves.clear();
+    }
+
+    /// Runs `op`; when it fails because a (cached) key handle is no longer
+    /// valid, clears the cache and runs it once more.
+    pub fn retry_stale<T>(&self, mut op: impl FnMut() -> Result<T, OpError>) -> Result<T, OpError> {
+        match op() {
+            Err(e)
+                if matches!(
+                    e.rv(),
+                    Some(RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid)
+                ) =>
+            {
+                self.clear();
+                op()
+            }
+            other => other,
         }
     }
 }

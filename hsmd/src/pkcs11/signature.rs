@@ -7,13 +7,13 @@
 use super::digest::Hash;
 use super::ecdsa;
 use super::error::OpError;
-use super::keys::{curve_of, resolve, KeyObject, Want};
+use super::keys::{resolve_cached, KeyCache, KeyObject, Want};
 use super::mechanisms::Mechanisms;
 use super::uid::KeyUid;
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::rsa::PkcsPssParams;
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, AttributeType, KeyType};
+use cryptoki::object::KeyType;
 use cryptoki::session::Session;
 use hsmd_protocol::{Curve, ErrorCode, Sign, SignResult, SignatureAlgorithm, Verify, VerifyResult};
 
@@ -50,6 +50,7 @@ fn alg_name(a: SignatureAlgorithm) -> String {
 fn prepare(
     s: &Session,
     mechs: &Mechanisms,
+    keys: &KeyCache,
     uid: &KeyUid,
     key: &KeyObject,
     a: SignatureAlgorithm,
@@ -84,29 +85,27 @@ fn prepare(
         Family::Ecdsa if key.key_type != KeyType::EC => Err(wrong_type("EC")),
         Family::Ecdsa => {
             mechs.require(MechanismType::ECDSA, &name)?;
-            let curve = key_curve(s, uid, key)?;
+            let curve = key_curve(s, keys, uid, key)?;
             Ok((Mechanism::Ecdsa, hash.digest(data), Some(curve)))
         }
     }
 }
 
-fn key_curve(s: &Session, uid: &KeyUid, key: &KeyObject) -> Result<Curve, OpError> {
-    let attrs = s.get_attributes(key.handle, &[AttributeType::EcParams])?;
-    attrs
-        .into_iter()
-        .find_map(|a| match a {
-            Attribute::EcParams(p) => curve_of(&p),
-            _ => None,
-        })
-        .ok_or_else(|| {
-            OpError::new(
-                ErrorCode::Unsupported,
-                format!(
-                    "key {} is on a curve hsmd does not serve; p256, p384 and p521 are served",
-                    KeyUid::format(uid.slot, &uid.label)
-                ),
-            )
-        })
+fn key_curve(
+    s: &Session,
+    keys: &KeyCache,
+    uid: &KeyUid,
+    key: &KeyObject,
+) -> Result<Curve, OpError> {
+    keys.curve(s, key)?.ok_or_else(|| {
+        OpError::new(
+            ErrorCode::Unsupported,
+            format!(
+                "key {} is on a curve hsmd does not serve; p256, p384 and p521 are served",
+                KeyUid::format(uid.slot, &uid.label)
+            ),
+        )
+    })
 }
 
 /// Signs `p.data` with the private key `uid`.
@@ -116,11 +115,12 @@ fn key_curve(s: &Session, uid: &KeyUid, key: &KeyObject) -> Result<Curve, OpErro
 pub fn sign(
     s: &Session,
     mechs: &Mechanisms,
+    keys: &KeyCache,
     uid: &KeyUid,
     p: &Sign,
 ) -> Result<SignResult, OpError> {
-    let key = resolve(s, uid, Want::Private)?;
-    let (mech, input, curve) = prepare(s, mechs, uid, &key, p.algorithm, p.data.expose())?;
+    let key = resolve_cached(s, keys, uid, Want::Private)?;
+    let (mech, input, curve) = prepare(s, mechs, keys, uid, &key, p.algorithm, p.data.expose())?;
     let raw = s.sign(&mech, key.handle, &input)?;
     let signature = match curve {
         Some(c) => ecdsa::raw_to_der(c, &raw).ok_or_else(|| {
@@ -143,11 +143,12 @@ pub fn sign(
 pub fn verify(
     s: &Session,
     mechs: &Mechanisms,
+    keys: &KeyCache,
     uid: &KeyUid,
     p: &Verify,
 ) -> Result<VerifyResult, OpError> {
-    let key = resolve(s, uid, Want::Public)?;
-    let (mech, input, curve) = prepare(s, mechs, uid, &key, p.algorithm, p.data.expose())?;
+    let key = resolve_cached(s, keys, uid, Want::Public)?;
+    let (mech, input, curve) = prepare(s, mechs, keys, uid, &key, p.algorithm, p.data.expose())?;
     let signature = match curve {
         Some(c) => match ecdsa::der_to_raw(c, &p.signature) {
             Some(raw) => raw,

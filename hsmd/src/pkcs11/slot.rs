@@ -4,6 +4,7 @@
 //! growing memory (DESIGN.md "PKCS#11 engine rules").
 
 use super::error::{is_session_lost, OpError};
+use super::keys::KeyCache;
 use super::library::Library;
 use super::login::{Login, SlotPin};
 use super::mechanisms::Mechanisms;
@@ -29,6 +30,8 @@ pub struct SlotContext {
     pub mechanisms: Mechanisms,
     /// Serializes key creation so that "label is free" and "create" are atomic.
     pub create_lock: Mutex<()>,
+    /// Key objects the hot operations looked up (cleared on create and destroy).
+    pub keys: KeyCache,
 }
 
 /// A session thread's state: the slot and its (re)opened session.
@@ -137,6 +140,7 @@ impl OpenSlot {
             login: Login::new(id, pin),
             mechanisms,
             create_lock: Mutex::new(()),
+            keys: KeyCache::default(),
         });
         let mut first = Worker {
             ctx: ctx.clone(),

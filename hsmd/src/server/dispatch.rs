@@ -136,6 +136,7 @@ async fn execute(
             policy.require_admin(identity, "create keys")?;
             on_slot(state.slot(p.slot)?, move |s, ctx| {
                 let _guard = ctx.create_lock.lock().unwrap_or_else(|e| e.into_inner());
+                ctx.keys.clear();
                 generate::generate_key(s, &ctx.mechanisms, &p)
             })
             .await
@@ -144,6 +145,7 @@ async fn execute(
             policy.require_admin(identity, "create keys")?;
             on_slot(state.slot(p.slot)?, move |s, ctx| {
                 let _guard = ctx.create_lock.lock().unwrap_or_else(|e| e.into_inner());
+                ctx.keys.clear();
                 generate::generate_key_pair(s, &ctx.mechanisms, &p)
             })
             .await
@@ -153,7 +155,9 @@ async fn execute(
             let uid = KeyUid::parse(&p.0.uid)?;
             on_slot(state.slot(uid.slot)?, move |s, ctx| {
                 let _guard = ctx.create_lock.lock().unwrap_or_else(|e| e.into_inner());
-                generate::destroy(s, &uid)
+                let destroyed = generate::destroy(s, &uid);
+                ctx.keys.clear();
+                destroyed
             })
             .await
         }
@@ -164,28 +168,32 @@ async fn execute(
         Operation::Encrypt(p) => {
             let uid = KeyUid::parse(&p.uid)?;
             on_slot(state.slot(uid.slot)?, move |s, ctx| {
-                cipher::encrypt(s, &ctx.mechanisms, &uid, &p)
+                ctx.keys
+                    .retry_stale(|| cipher::encrypt(s, &ctx.mechanisms, &ctx.keys, &uid, &p))
             })
             .await
         }
         Operation::Decrypt(p) => {
             let uid = KeyUid::parse(&p.uid)?;
             on_slot(state.slot(uid.slot)?, move |s, ctx| {
-                cipher::decrypt(s, &ctx.mechanisms, &uid, &p)
+                ctx.keys
+                    .retry_stale(|| cipher::decrypt(s, &ctx.mechanisms, &ctx.keys, &uid, &p))
             })
             .await
         }
         Operation::Sign(p) => {
             let uid = KeyUid::parse(&p.uid)?;
             on_slot(state.slot(uid.slot)?, move |s, ctx| {
-                signature::sign(s, &ctx.mechanisms, &uid, &p)
+                ctx.keys
+                    .retry_stale(|| signature::sign(s, &ctx.mechanisms, &ctx.keys, &uid, &p))
             })
             .await
         }
         Operation::Verify(p) => {
             let uid = KeyUid::parse(&p.uid)?;
             on_slot(state.slot(uid.slot)?, move |s, ctx| {
-                signature::verify(s, &ctx.mechanisms, &uid, &p)
+                ctx.keys
+                    .retry_stale(|| signature::verify(s, &ctx.mechanisms, &ctx.keys, &uid, &p))
             })
             .await
         }
