@@ -6,10 +6,12 @@ use super::peer::{Peer, Policy};
 use crate::pkcs11::slot::SlotHandle;
 use crate::pkcs11::uid::KeyUid;
 use crate::pkcs11::{cipher, export, generate, keys, signature, status};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use hsmd_protocol::message::Operation;
 use hsmd_protocol::{
-    ErrorBody, ErrorCode, LibraryInfo, ListKeysResult, RandomResult, Request, Response,
-    StatusResult, MAX_RANDOM_LEN,
+    DecryptResult, EncryptResult, ErrorBody, ErrorCode, LibraryInfo, ListKeysResult, RandomResult,
+    Request, Response, SignResult, StatusResult, VerifyResult, MAX_RANDOM_LEN,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -58,6 +60,147 @@ fn to_value<T: Serialize>(v: T) -> Result<Value, ErrorBody> {
     })
 }
 
+/// What a successful operation produced.
+enum Reply {
+    /// A result object, sent as `{"id": .., "result": ..}`.
+    Value(Value),
+    /// A complete response frame body (the hot operations).
+    Frame(Vec<u8>),
+}
+
+/// A response ready for the wire.
+pub enum Answer {
+    /// A response to serialize.
+    Response(Response),
+    /// The body of a successful response frame, already serialized.
+    Frame {
+        /// The request's id.
+        id: u64,
+        /// `{"id":<id>,"result":{...}}`.
+        body: Vec<u8>,
+    },
+}
+
+/// A result of a hot operation, written as JSON straight into the response
+/// frame: base64 encoded in place, nothing escaped (base64 needs none), the
+/// buffer sized once. Byte for byte what serializing
+/// `Response::ok(id, to_value(result))` gives (a `Value` object sorts its
+/// keys, and these are written in that order); a test checks it.
+trait HotResult {
+    /// The bytes that go out as base64, for the buffer's size.
+    fn payload_len(&self) -> usize;
+    /// Writes the result object.
+    fn write_json(&self, out: &mut Vec<u8>);
+}
+
+/// Appends `"<standard padded base64 of bytes>"`.
+fn b64_field(out: &mut Vec<u8>, name: &str, bytes: Option<&[u8]>) {
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+    let Some(bytes) = bytes else {
+        out.extend_from_slice(b"null");
+        return;
+    };
+    out.push(b'"');
+    let start = out.len();
+    out.resize(start + bytes.len().div_ceil(3) * 4, 0);
+    // The slice is exactly the padded length: encoding cannot run short.
+    let written = STANDARD.encode_slice(bytes, &mut out[start..]).unwrap_or(0);
+    out.truncate(start + written);
+    out.push(b'"');
+}
+
+impl HotResult for EncryptResult {
+    fn payload_len(&self) -> usize {
+        self.ciphertext.len() + 32
+    }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        b64_field(out, "ciphertext", Some(&self.ciphertext));
+        out.push(b',');
+        b64_field(out, "iv", self.iv.as_deref());
+        out.push(b',');
+        b64_field(out, "tag", self.tag.as_deref());
+        out.push(b'}');
+    }
+}
+
+impl HotResult for DecryptResult {
+    fn payload_len(&self) -> usize {
+        self.plaintext.len()
+    }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        b64_field(out, "plaintext", Some(self.plaintext.expose()));
+        out.push(b'}');
+    }
+}
+
+impl HotResult for SignResult {
+    fn payload_len(&self) -> usize {
+        self.signature.len()
+    }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        b64_field(out, "signature", Some(&self.signature));
+        out.push(b'}');
+    }
+}
+
+impl HotResult for VerifyResult {
+    fn payload_len(&self) -> usize {
+        0
+    }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(if self.valid {
+            b"{\"valid\":true}"
+        } else {
+            b"{\"valid\":false}"
+        });
+    }
+}
+
+impl HotResult for RandomResult {
+    fn payload_len(&self) -> usize {
+        self.bytes.len()
+    }
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        b64_field(out, "bytes", Some(self.bytes.expose()));
+        out.push(b'}');
+    }
+}
+
+/// `{"id":<id>,"result":<result>}`.
+fn result_frame<T: HotResult>(id: u64, result: &T) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::with_capacity(96 + result.payload_len().div_ceil(3) * 4);
+    let _ = write!(out, "{{\"id\":{id},\"result\":");
+    result.write_json(&mut out);
+    out.push(b'}');
+    out
+}
+
+/// [`on_slot`] for the hot operations: the result goes straight into a
+/// response frame, without a `Value` in between.
+async fn on_slot_hot<T: HotResult + Send + 'static>(
+    slot: &SlotHandle,
+    request_id: u64,
+    f: impl FnMut(
+            &cryptoki::session::Session,
+            &crate::pkcs11::slot::SlotContext,
+        ) -> Result<T, crate::pkcs11::error::OpError>
+        + Send
+        + 'static,
+) -> Result<Reply, ErrorBody> {
+    let id = slot.ctx.id;
+    let result = slot
+        .run(move |w| w.with_session(f).map_err(|e| e.into_body(id)))
+        .await??;
+    Ok(Reply::Frame(result_frame(request_id, &result)))
+}
+
 /// Runs `f` on the slot's worker with a session, mapping errors to bodies.
 async fn on_slot<T: Serialize + Send + 'static>(
     slot: &SlotHandle,
@@ -67,20 +210,21 @@ async fn on_slot<T: Serialize + Send + 'static>(
         ) -> Result<T, crate::pkcs11::error::OpError>
         + Send
         + 'static,
-) -> Result<Value, ErrorBody> {
+) -> Result<Reply, ErrorBody> {
     let id = slot.ctx.id;
     let result = slot
         .run(move |w| w.with_session(f).map_err(|e| e.into_body(id)))
         .await??;
-    to_value(result)
+    to_value(result).map(Reply::Value)
 }
 
 async fn execute(
     state: &State,
     policy: &Policy,
     identity: &str,
+    request_id: u64,
     op: Operation,
-) -> Result<Value, ErrorBody> {
+) -> Result<Reply, ErrorBody> {
     match op {
         Operation::Status(_) => {
             let mut slots = Vec::with_capacity(state.slots.len());
@@ -92,6 +236,7 @@ async fn execute(
                 library: state.library.clone(),
                 slots,
             })
+            .map(Reply::Value)
         }
         Operation::ListKeys(p) => {
             let targets: Vec<&SlotHandle> = match p.slot {
@@ -113,7 +258,7 @@ async fn execute(
                         .filter(|k| p.kind.is_none_or(|want| k.kind == want)),
                 );
             }
-            to_value(ListKeysResult { keys: all })
+            to_value(ListKeysResult { keys: all }).map(Reply::Value)
         }
         Operation::GetKey(p) => {
             let uid = KeyUid::parse(&p.0.uid)?;
@@ -167,7 +312,7 @@ async fn execute(
         }
         Operation::Encrypt(p) => {
             let uid = KeyUid::parse(&p.uid)?;
-            on_slot(state.slot(uid.slot)?, move |s, ctx| {
+            on_slot_hot(state.slot(uid.slot)?, request_id, move |s, ctx| {
                 ctx.keys
                     .retry_stale(|| cipher::encrypt(s, &ctx.mechanisms, &ctx.keys, &uid, &p))
             })
@@ -175,7 +320,7 @@ async fn execute(
         }
         Operation::Decrypt(p) => {
             let uid = KeyUid::parse(&p.uid)?;
-            on_slot(state.slot(uid.slot)?, move |s, ctx| {
+            on_slot_hot(state.slot(uid.slot)?, request_id, move |s, ctx| {
                 ctx.keys
                     .retry_stale(|| cipher::decrypt(s, &ctx.mechanisms, &ctx.keys, &uid, &p))
             })
@@ -183,7 +328,7 @@ async fn execute(
         }
         Operation::Sign(p) => {
             let uid = KeyUid::parse(&p.uid)?;
-            on_slot(state.slot(uid.slot)?, move |s, ctx| {
+            on_slot_hot(state.slot(uid.slot)?, request_id, move |s, ctx| {
                 ctx.keys
                     .retry_stale(|| signature::sign(s, &ctx.mechanisms, &ctx.keys, &uid, &p))
             })
@@ -191,7 +336,7 @@ async fn execute(
         }
         Operation::Verify(p) => {
             let uid = KeyUid::parse(&p.uid)?;
-            on_slot(state.slot(uid.slot)?, move |s, ctx| {
+            on_slot_hot(state.slot(uid.slot)?, request_id, move |s, ctx| {
                 ctx.keys
                     .retry_stale(|| signature::verify(s, &ctx.mechanisms, &ctx.keys, &uid, &p))
             })
@@ -212,7 +357,7 @@ async fn execute(
                     .ok_or_else(|| ErrorBody::new(ErrorCode::Internal, "no slot configured"))?,
             };
             let len = p.len;
-            on_slot(slot, move |s, _| {
+            on_slot_hot(slot, request_id, move |s, _| {
                 Ok(RandomResult {
                     bytes: s.generate_random_vec(len)?.into(),
                 })
@@ -223,7 +368,7 @@ async fn execute(
 }
 
 /// Handles one decoded request from `peer`.
-pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
+pub async fn handle(state: &State, peer: &Peer, req: Request) -> Answer {
     let op_name = req.op.name();
     let key_uid = req.op.key_uid();
     let identity = match state.policy.acting(peer, req.as_user.as_deref()) {
@@ -231,10 +376,10 @@ pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
         Err(e) => {
             // The claim was refused: the record names the peer, not the claim.
             audit(peer, &peer.name, op_name, key_uid.as_deref(), Err(&e));
-            return Response::err(Some(req.id), e);
+            return Answer::Response(Response::err(Some(req.id), e));
         }
     };
-    let result = execute(state, &state.policy, &identity, req.op).await;
+    let result = execute(state, &state.policy, &identity, req.id, req.op).await;
     audit(
         peer,
         &identity,
@@ -243,8 +388,9 @@ pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
         result.as_ref().map(|_| ()),
     );
     match result {
-        Ok(v) => Response::ok(req.id, v),
-        Err(e) => Response::err(Some(req.id), e),
+        Ok(Reply::Value(v)) => Answer::Response(Response::ok(req.id, v)),
+        Ok(Reply::Frame(body)) => Answer::Frame { id: req.id, body },
+        Err(e) => Answer::Response(Response::err(Some(req.id), e)),
     }
 }
 
@@ -287,5 +433,66 @@ fn audit(peer: &Peer, acting: &str, op: &str, uid: Option<&str>, result: Result<
             e.code,
             clip(&e.message)
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hsmd_protocol::b64::SecretBytes;
+
+    fn general<T: Serialize>(id: u64, r: &T) -> Vec<u8> {
+        let v = serde_json::to_value(r).unwrap();
+        serde_json::to_vec(&Response::ok(id, v)).unwrap()
+    }
+
+    /// The hot encoding is byte for byte what the general one sends.
+    #[test]
+    fn hot_frames_are_the_general_bytes() {
+        let bytes = |n: usize| (0..n).map(|i| i as u8).collect::<Vec<u8>>();
+        let enc = EncryptResult {
+            ciphertext: bytes(33),
+            iv: Some(bytes(12)),
+            tag: Some(bytes(16)),
+        };
+        let enc_cbc = EncryptResult {
+            ciphertext: bytes(32),
+            iv: Some(bytes(16)),
+            tag: None,
+        };
+        let enc_rsa = EncryptResult {
+            ciphertext: bytes(256),
+            iv: None,
+            tag: None,
+        };
+        assert_eq!(result_frame(7, &enc), general(7, &enc));
+        assert_eq!(result_frame(0, &enc_cbc), general(0, &enc_cbc));
+        assert_eq!(
+            result_frame(u64::MAX, &enc_rsa),
+            general(u64::MAX, &enc_rsa)
+        );
+        let dec = DecryptResult {
+            plaintext: SecretBytes::new(bytes(5)),
+        };
+        assert_eq!(result_frame(9, &dec), general(9, &dec));
+        let sig = SignResult {
+            signature: bytes(71),
+        };
+        assert_eq!(result_frame(10, &sig), general(10, &sig));
+        for valid in [true, false] {
+            let v = VerifyResult { valid };
+            assert_eq!(result_frame(11, &v), general(11, &v));
+        }
+        let r = RandomResult {
+            bytes: SecretBytes::new(bytes(32)),
+        };
+        assert_eq!(result_frame(13, &r), general(13, &r));
+        for n in 0..70 {
+            let r = RandomResult {
+                bytes: SecretBytes::new(bytes(n)),
+            };
+            assert_eq!(result_frame(n as u64, &r), general(n as u64, &r));
+        }
+        assert_eq!(result_frame(12, &r), general(12, &r));
     }
 }
