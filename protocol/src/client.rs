@@ -15,9 +15,10 @@ use crate::error::{ErrorBody, ErrorCode};
 use crate::message::{ClientHello, HelloFrame, Response, ServerHello};
 use crate::ops::Op;
 use crate::PROTOCOL_VERSION;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,7 +65,66 @@ impl ClientError {
     }
 }
 
-type Pending = HashMap<u64, oneshot::Sender<Response>>;
+/// A response frame as the read loop hands it to its caller: checked to be
+/// a response (an object with an optional `id` and a well-formed `error`,
+/// exactly what [`Response`] accepts), the result left unparsed so that
+/// [`Client::call`] decodes it straight into its type.
+struct Answer {
+    error: Option<ErrorBody>,
+    frame: BytesMut,
+}
+
+/// What the read loop reads of each frame.
+#[derive(Deserialize)]
+struct Peek {
+    id: Option<u64>,
+    #[serde(default)]
+    error: Option<ErrorBody>,
+    // Checked to be JSON; left for the caller.
+    #[serde(default, rename = "result")]
+    _result: Option<serde::de::IgnoredAny>,
+}
+
+/// The result of a response, decoded as the operation's result type.
+#[derive(Deserialize)]
+struct TypedResult<T> {
+    #[serde(default = "none")]
+    result: Option<T>,
+}
+
+fn none<T>() -> Option<T> {
+    None
+}
+
+impl Answer {
+    /// The result as `T`, or the server's error, with the same meaning as
+    /// [`Response::into_result`].
+    fn into_result<T: DeserializeOwned>(self) -> Result<T, ErrorBody> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        match serde_json::from_slice::<TypedResult<T>>(&self.frame) {
+            Ok(TypedResult { result: Some(r) }) => Ok(r),
+            Ok(TypedResult { result: None }) => Err(ErrorBody::new(
+                ErrorCode::Internal,
+                "response has neither result nor error",
+            )),
+            Err(e) => Err(ErrorBody::new(
+                ErrorCode::Internal,
+                format!("result has an unexpected shape: {e}"),
+            )),
+        }
+    }
+
+    /// The whole response.
+    fn into_response(self) -> Result<Response, ClientError> {
+        serde_json::from_slice(&self.frame).map_err(|e| {
+            ClientError::Closed(format!("hsmd sent a frame that is not a response: {e}"))
+        })
+    }
+}
+
+type Pending = HashMap<u64, oneshot::Sender<Answer>>;
 
 struct Shared {
     pending: Mutex<Result<Pending, String>>,
@@ -203,8 +263,8 @@ impl Client {
         as_user: Option<&str>,
         params: &O,
     ) -> Result<O::Output, ClientError> {
-        let response = self.call_raw(O::NAME, as_user, params).await?;
-        response.into_result().map_err(ClientError::Server)
+        let answer = self.send(O::NAME, as_user, params).await?;
+        answer.into_result().map_err(ClientError::Server)
     }
 
     /// Sends any operation name with any serializable params and returns the
@@ -215,6 +275,15 @@ impl Client {
         as_user: Option<&str>,
         params: &P,
     ) -> Result<Response, ClientError> {
+        self.send(op, as_user, params).await?.into_response()
+    }
+
+    async fn send<P: Serialize + ?Sized>(
+        &self,
+        op: &str,
+        as_user: Option<&str>,
+        params: &P,
+    ) -> Result<Answer, ClientError> {
         #[derive(Serialize)]
         struct Wire<'a, P: ?Sized> {
             id: u64,
@@ -295,22 +364,25 @@ async fn read_loop(
             Some(Err(e)) => break format!("read failed: {e}"),
             None => break "hsmd closed the connection".to_owned(),
         };
-        let response: Response = match serde_json::from_slice(&frame) {
+        let peek: Peek = match serde_json::from_slice(&frame) {
             Ok(r) => r,
             Err(e) => break format!("hsmd sent a frame that is not a response: {e}"),
         };
-        match response.id {
+        match peek.id {
             Some(id) => {
                 let waiter = match &mut *shared.pending.lock().unwrap_or_else(|p| p.into_inner()) {
                     Ok(map) => map.remove(&id),
                     Err(_) => None,
                 };
                 if let Some(w) = waiter {
-                    let _ = w.send(response);
+                    let _ = w.send(Answer {
+                        error: peek.error,
+                        frame,
+                    });
                 }
             }
             None => {
-                break match response.error {
+                break match peek.error {
                     Some(e) => format!("hsmd ended the connection: {e}"),
                     None => "hsmd sent a response without id".to_owned(),
                 }
