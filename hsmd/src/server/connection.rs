@@ -13,11 +13,13 @@ use hsmd_protocol::message::HelloFrame;
 use hsmd_protocol::{
     ClientHello, ErrorBody, ErrorCode, Request, Response, ServerHello, PROTOCOL_VERSION,
 };
+use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
@@ -34,8 +36,60 @@ pub struct Limits {
     pub frame_timeout: Duration,
 }
 
-/// What holds a request's place until its answer is on the socket.
-type Permits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+/// What holds a request's place until its answer is on the socket: its
+/// connection's `max_in_flight` and `max_in_flight_bytes`, and its share of
+/// [`REQUEST_BUDGET`].
+type Permits = (
+    OwnedSemaphorePermit,
+    OwnedSemaphorePermit,
+    SemaphorePermit<'static>,
+);
+
+/// Request bytes that all connections together may hold read, in flight and
+/// answered but not yet written, in KiB. Past it, connections stop reading
+/// until earlier answers are written: back-pressure, as `max_in_flight` and
+/// `max_in_flight_bytes` give per connection, so that memory stays bounded
+/// however many clients there are (64 connections with 16 requests of 64 KiB
+/// each in flight held 60 MiB and more). 4 MiB is some 45 requests of 64 KiB,
+/// or thousands of small ones: far more than a token's sessions take at once.
+const REQUEST_BUDGET_KIB: usize = 4 * 1024;
+
+static REQUEST_BUDGET: Semaphore = Semaphore::const_new(REQUEST_BUDGET_KIB);
+
+/// The share of [`REQUEST_BUDGET`] a frame of `len` bytes takes.
+fn budget_units(len: usize) -> u32 {
+    (len / 1024 + 1).min(REQUEST_BUDGET_KIB) as u32
+}
+
+/// Most answer frames written with one `writev`.
+const WRITE_BATCH: usize = 32;
+
+/// Writes `frames`, each as its 4-byte big-endian length then its body
+/// (the framing of [`frame_codec`]), with vectored writes straight from the
+/// frames: no copy into a buffer of the connection's own.
+async fn write_frames(
+    wr: &mut OwnedWriteHalf,
+    frames: &[(Bytes, Option<Permits>)],
+) -> std::io::Result<()> {
+    let heads: Vec<[u8; 4]> = frames
+        .iter()
+        .map(|(f, _)| u32::try_from(f.len()).unwrap_or(u32::MAX).to_be_bytes())
+        .collect();
+    let mut slices: Vec<IoSlice<'_>> = heads
+        .iter()
+        .zip(frames)
+        .flat_map(|(h, (f, _))| [IoSlice::new(h), IoSlice::new(f)])
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = wr.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
+}
 
 /// Why [`next_frame`] returned without a frame.
 enum Stop {
@@ -356,7 +410,7 @@ async fn next_frame(
 
 async fn requests(
     mut reader: FramedRead<tokio::net::unix::OwnedReadHalf, LengthDelimitedCodec>,
-    mut writer: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
+    writer: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
     state: Arc<State>,
     peer: Arc<Peer>,
     limits: Limits,
@@ -366,27 +420,27 @@ async fn requests(
     let budget = limits.max_in_flight_bytes.min(Semaphore::MAX_PERMITS) as u32;
     let in_flight_bytes = Arc::new(Semaphore::new(budget as usize));
     let (tx, mut rx) = mpsc::channel::<(Bytes, Option<Permits>)>(limits.max_in_flight + 1);
+    // The hello went out with a flush: nothing is left in the codec's buffer.
+    let mut wr = writer.into_inner();
     let write_task = tokio::spawn(async move {
         // Permits are released only once the answer is written: a client that
         // does not read its answers stops being read (back-pressure).
-        let mut done: Vec<Permits> = Vec::new();
-        while let Some((frame, permits)) = rx.recv().await {
-            done.extend(permits);
-            if writer.feed(frame).await.is_err() {
-                return;
-            }
-            while let Ok((more, permits)) = rx.try_recv() {
-                done.extend(permits);
-                if writer.feed(more).await.is_err() {
-                    return;
+        let mut batch = Vec::with_capacity(WRITE_BATCH);
+        while let Some(first) = rx.recv().await {
+            batch.push(first);
+            while batch.len() < WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(more) => batch.push(more),
+                    Err(_) => break,
                 }
             }
-            if SinkExt::<Bytes>::flush(&mut writer).await.is_err() {
+            if write_frames(&mut wr, &batch).await.is_err() {
                 return;
             }
-            done.clear();
+            // Frees the written frames and their requests' permits.
+            batch.clear();
         }
-        let _ = SinkExt::<Bytes>::close(&mut writer).await;
+        let _ = wr.shutdown().await;
     });
     let mut ticker = tokio::time::interval(limits.frame_timeout / 2);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -445,7 +499,10 @@ async fn requests(
         let Ok(bytes_permit) = in_flight_bytes.clone().acquire_many_owned(want).await else {
             break;
         };
-        let permits = Some((permit, bytes_permit));
+        let Ok(shared) = REQUEST_BUDGET.acquire_many(budget_units(frame.len())).await else {
+            break;
+        };
+        let permits = Some((permit, bytes_permit, shared));
         let decoded = match decode_hot(&frame) {
             Some(r) => Ok(r),
             None => Request::decode(&frame),
