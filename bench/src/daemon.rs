@@ -30,6 +30,38 @@ pub struct HsmdOptions<'a> {
     pub sessions: usize,
     /// `HSMD_LOG` (hsmd's default is `info`: one audit line per request).
     pub log_level: &'a str,
+    /// Client connections the run opens at once (`max_connections_per_user`
+    /// is raised to it when hsmd's default, 32, is lower).
+    pub connections: usize,
+}
+
+/// When the bench runs as root, hsmd drops to `nobody` after logging in (as
+/// it drops to `hsmd` in production), and the bench directory is given to it:
+/// `user = ...`, `group = ...` for the configuration.
+fn drop_to(token: &Token) -> Result<String> {
+    use nix::unistd::{geteuid, Group, User};
+    if !geteuid().is_root() {
+        return Ok(String::new());
+    }
+    let user = User::from_name("nobody")?.context("no user nobody to run hsmd as")?;
+    let group = Group::from_gid(user.gid)?.context("nobody's primary group has no name")?;
+    let out = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{}:{}", user.uid, user.gid))
+        .arg(token.root())
+        .output()
+        .context("chown")?;
+    if !out.status.success() {
+        bail!(
+            "chown -R nobody {}: {}",
+            token.root().display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(format!(
+        "user = \"{}\"\ngroup = \"{}\"\n",
+        user.name, group.name
+    ))
 }
 
 impl Hsmd {
@@ -37,19 +69,24 @@ impl Hsmd {
     ///
     /// The configuration: model softhsm2, the token's slot and PIN, every
     /// acting identity an admin (the bench creates its keys through hsmd),
-    /// a socket in the bench directory, `sessions_per_slot` from `opts`, and
-    /// hsmd's defaults for everything else (`max_in_flight` 64, `queue_depth` 256).
+    /// a socket in the bench directory, `sessions_per_slot` from `opts`,
+    /// `max_connections_per_user` at least N, as root the user `nobody` to
+    /// drop to, and hsmd's defaults for everything else (`max_in_flight` 64,
+    /// `max_in_flight_bytes` 4 MiB, `queue_depth` 256).
     pub fn start(token: &Token, opts: &HsmdOptions<'_>) -> Result<Self> {
         let socket = token.path("hsmd.sock");
         let log = token.path(&format!("hsmd-{}.log", opts.sessions));
         let config = token.path("hsmd.toml");
+        let _ = std::fs::remove_file(&socket);
         std::fs::write(
             &config,
             format!(
-                "hsm_model = \"softhsm2\"\nhsm_admin = \"*\"\nhsm_slot = [{}]\nhsm_password = [\"{PIN}\"]\nsocket_path = \"{}\"\nsocket_mode = \"0600\"\nsessions_per_slot = {}\n",
+                "hsm_model = \"softhsm2\"\nhsm_admin = \"*\"\nhsm_slot = [{}]\nhsm_password = [\"{PIN}\"]\nsocket_path = \"{}\"\nsocket_mode = \"0600\"\nsessions_per_slot = {}\nmax_connections_per_user = {}\n{}",
                 token.slot,
                 socket.display(),
-                opts.sessions
+                opts.sessions,
+                opts.connections.max(32),
+                drop_to(token)?
             ),
         )?;
         let stderr = std::fs::File::create(&log)

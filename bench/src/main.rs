@@ -133,6 +133,7 @@ fn main() -> Result<()> {
                 binary: &hsmd_bin,
                 sessions,
                 log_level: &args.hsmd_log,
+                connections: n,
             },
         )?;
         std::thread::sleep(Duration::from_millis(200));
