@@ -181,9 +181,15 @@ pub fn base_config(token: &Token, extra: &str) -> String {
 /// Starts `hsmd --config <file with toml>` on `token`, with `args` appended,
 /// without waiting for it. Used directly by start-up failure tests.
 pub fn spawn_hsmd(token: &Token, toml: &str, args: &[&str]) -> Child {
+    spawn_hsmd_env(token, toml, args, &[])
+}
+
+/// [`spawn_hsmd`] with extra environment variables for hsmd.
+pub fn spawn_hsmd_env(token: &Token, toml: &str, args: &[&str], env: &[(String, String)]) -> Child {
     let config = token.path("hsmd.toml");
     std::fs::write(&config, toml).expect("write config");
     Command::new(bin("hsmd"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("--config")
         .arg(&config)
         .args(args)
@@ -196,6 +202,103 @@ pub fn spawn_hsmd(token: &Token, toml: &str, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn hsmd")
+}
+
+/// The fault-injecting PKCS#11 module (`tests/pkcs11-faults`) of one test:
+/// its control file (what to inject, changed while hsmd runs) and its
+/// counter file (what it saw), both in the token's directory where the
+/// daemon user can read and write them.
+pub struct Faults {
+    /// The control file (`PKCS11_FAULTS_CONTROL`).
+    pub control: PathBuf,
+    /// The counter file (`PKCS11_FAULTS_COUNTERS`).
+    pub counters: PathBuf,
+}
+
+/// The built fault module (a dev-dependency of this crate, so `cargo test` builds it).
+pub fn fault_module() -> PathBuf {
+    let top = bin("hsmd").with_file_name("libpkcs11_faults.so");
+    let deps = bin("hsmd")
+        .with_file_name("deps")
+        .join("libpkcs11_faults.so");
+    [top, deps]
+        .into_iter()
+        .find(|p| p.is_file())
+        .expect("libpkcs11_faults.so is not built: run `cargo test --workspace`")
+}
+
+impl Faults {
+    /// A control file for `token` holding `control`.
+    pub fn new(token: &Token, control: &str) -> Self {
+        let f = Self {
+            control: token.path("faults.ctl"),
+            counters: token.path("faults.counters"),
+        };
+        f.set(control);
+        f
+    }
+
+    /// Replaces the control file atomically (hsmd reads it on every PKCS#11 call).
+    pub fn set(&self, control: &str) {
+        let tmp = self.control.with_extension("tmp");
+        std::fs::write(&tmp, control).expect("write control");
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        std::fs::rename(&tmp, &self.control).expect("rename control");
+    }
+
+    /// A counter of the module (0 before it wrote any).
+    pub fn counter(&self, name: &str) -> u64 {
+        std::fs::read_to_string(&self.counters)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == name).then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0)
+    }
+
+    /// The environment hsmd needs to load the module over SoftHSMv2.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("PKCS11_FAULTS_MODULE".into(), SOFTHSM_LIB.into()),
+            (
+                "PKCS11_FAULTS_CONTROL".into(),
+                self.control.display().to_string(),
+            ),
+            (
+                "PKCS11_FAULTS_COUNTERS".into(),
+                self.counters.display().to_string(),
+            ),
+        ]
+    }
+
+    /// [`base_config`] with `hsm_model = model` on the fault module.
+    pub fn config(&self, token: &Token, model: &str, extra: &str) -> String {
+        base_config(token, extra).replace(
+            "hsm_model = \"softhsm2\"\n",
+            &format!(
+                "hsm_model = \"{model}\"\nhsm_library = \"{}\"\n",
+                fault_module().display()
+            ),
+        )
+    }
+
+    /// Starts hsmd on the fault module and waits until it listens.
+    pub fn start(&self, token: &Token, model: &str, extra: &str) -> Daemon {
+        Daemon::start_with_env(token, &self.config(token, model, extra), &[], &self.env())
+    }
+
+    /// Runs hsmd on the fault module to its exit (start-up failures).
+    pub fn run_to_exit(&self, token: &Token, toml: &str) -> (ExitStatus, String) {
+        let out = spawn_hsmd_env(token, toml, &[], &self.env())
+            .wait_with_output()
+            .expect("wait hsmd");
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
 }
 
 /// Runs hsmd to completion (for configurations that must fail), returning
@@ -218,7 +321,17 @@ impl Daemon {
     /// Starts hsmd with the full `toml` and extra `args`; waits until it listens.
     /// Panics with hsmd's log when it exits or does not listen in time.
     pub fn start_with(token: &Token, toml: &str, args: &[&str]) -> Self {
-        let mut child = spawn_hsmd(token, toml, args);
+        Self::start_with_env(token, toml, args, &[])
+    }
+
+    /// [`Daemon::start_with`] with extra environment variables for hsmd.
+    pub fn start_with_env(
+        token: &Token,
+        toml: &str,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> Self {
+        let mut child = spawn_hsmd_env(token, toml, args, env);
         let stderr = child.stderr.take().expect("stderr piped");
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();

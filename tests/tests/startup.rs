@@ -151,6 +151,7 @@ fn flags_and_credentials_configure_a_working_daemon() {
     std::fs::create_dir(&creds).unwrap();
     std::fs::write(creds.join("hsm_password"), format!("{PIN}\n")).unwrap();
     let toml = format!("socket_path = \"{}\"\n", token.path("hsmd.sock").display());
+    std::fs::write(token.path("flags.toml"), toml).unwrap();
     let mut child = std::process::Command::new(hsmd_e2e::bin("hsmd"))
         .args([
             "--config",
@@ -169,7 +170,6 @@ fn flags_and_credentials_configure_a_working_daemon() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::fs::write(token.path("flags.toml"), toml).ok();
     let status = child.wait().unwrap();
     let mut err = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();

@@ -98,7 +98,7 @@ impl Login {
         let unblock = "unblock it with the SO PIN (sc-hsm-tool --unlock-pin, or pkcs11-tool --init-pin --login --login-type so) and restart hsmd";
         if info.user_pin_locked() {
             let why =
-                format!("the user PIN of slot {id} is locked (CKF_USER_PIN_LOCKED); {unblock}");
+                format!("the user PIN of slot {id} is locked (CKF_USER_PIN_LOCKED, no tries left); {unblock}");
             *blocked = Some(why.clone());
             return Err(OpError::new(ErrorCode::PinLocked, why));
         }
@@ -134,7 +134,7 @@ impl Login {
             }
             Err(CkError::Pkcs11(RvError::PinLocked, _)) => {
                 let why =
-                    format!("the user PIN of slot {id} is locked (CKR_PIN_LOCKED); {unblock}");
+                    format!("the user PIN of slot {id} is locked (CKR_PIN_LOCKED, no tries left); {unblock}");
                 *blocked = Some(why.clone());
                 Err(OpError::new(ErrorCode::PinLocked, why))
             }

@@ -1,0 +1,180 @@
+//! hsmd on the fault-injecting PKCS#11 module (`tests/pkcs11-faults`) over
+//! SoftHSMv2: PIN safety counted in `C_Login` calls, a pulled token, and an
+//! injected session failure. Waits are on hsmd's log lines or on answers,
+//! with deadlines only as hang guards.
+
+use hsmd_e2e::{Daemon, Faults, Token, PIN};
+use hsmd_protocol::b64::SecretBytes;
+use hsmd_protocol::*;
+use std::time::{Duration, Instant};
+
+async fn aes_key(c: &Client, slot: u64, label: &str) {
+    c.call(
+        None,
+        &GenerateKey {
+            slot,
+            label: label.into(),
+            algorithm: SecretKeyAlgorithm::Aes,
+            bits: 256,
+            extractable: false,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("generate {label} on {slot}: {e}"));
+}
+
+fn encrypt(uid: String, data: &[u8]) -> Encrypt {
+    Encrypt {
+        uid,
+        algorithm: EncryptionAlgorithm::AesCbcPad,
+        plaintext: SecretBytes::new(data.to_vec()),
+        aad: None,
+        iv: None,
+    }
+}
+
+fn server_code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (ErrorCode, String) {
+    match r {
+        Err(ClientError::Server(b)) => (b.code, b.message),
+        other => panic!("expected a server error, got {other:?}"),
+    }
+}
+
+fn wrong_pin(toml: &str) -> String {
+    toml.replace(&format!("[\"{PIN}\"]"), "[\"000000\"]")
+}
+
+#[test]
+fn a_wrong_pin_is_tried_exactly_once() {
+    let token = Token::new("wrongpin");
+    let faults = Faults::new(&token, "pin_tries = 3\n");
+    let toml = wrong_pin(&faults.config(&token, "other", ""));
+    let (status, err) = faults.run_to_exit(&token, &toml);
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert!(err.contains("CKR_PIN_INCORRECT"), "{err}");
+    assert!(err.contains("will not try it again"), "{err}");
+    assert!(!err.contains("000000"), "the PIN was logged: {err}");
+    assert_eq!(faults.counter("logins"), 1, "{err}");
+}
+
+#[test]
+fn final_try_and_locked_flags_mean_no_login() {
+    let token = Token::new("pinflags");
+    for (left, flag, words) in [
+        (
+            1,
+            "CKF_USER_PIN_FINAL_TRY",
+            ["one try left", "--unlock-pin"],
+        ),
+        (0, "CKF_USER_PIN_LOCKED", ["no tries left", "--unlock-pin"]),
+    ] {
+        let _ = std::fs::remove_file(token.path("faults.counters"));
+        let faults = Faults::new(&token, &format!("pin_tries = 3\npin_left = {left}\n"));
+        let toml = faults.config(&token, "other", "");
+        let (status, err) = faults.run_to_exit(&token, &toml);
+        assert_eq!(status.code(), Some(3), "{err}");
+        assert!(err.contains(flag), "{err}");
+        for w in words {
+            assert!(err.contains(w), "{w:?} missing from: {err}");
+        }
+        assert_eq!(faults.counter("logins"), 0, "{flag}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_injected_session_handle_invalid_is_invisible() {
+    let token = Token::new("sessfail");
+    let faults = Faults::new(&token, "");
+    let mut d = faults.start(&token, "other", "");
+    let c = d.client().await;
+    let slot = token.slot;
+    aes_key(&c, slot, "k").await;
+    let uid = format!("hsm::{slot}::k");
+    faults.set("fail = C_EncryptInit CKR_SESSION_HANDLE_INVALID 1\n");
+    let enc = c
+        .call(None, &encrypt(uid.clone(), b"hello"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()));
+    d.wait_for_line("retrying once on a new session");
+    let dec = c
+        .call(
+            None,
+            &Decrypt {
+                uid,
+                algorithm: EncryptionAlgorithm::AesCbcPad,
+                ciphertext: enc.ciphertext,
+                aad: None,
+                iv: enc.iv,
+                tag: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(dec.plaintext.expose(), b"hello");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pulled_token_fails_only_its_slot_and_comes_back() {
+    let token = Token::new("pulled");
+    let other = token.init_token("stays");
+    let (a, b) = (token.slot, other);
+    let faults = Faults::new(&token, "");
+    let toml = faults
+        .config(&token, "other", "")
+        .replace(
+            &format!("hsm_slot = [{a}]"),
+            &format!("hsm_slot = [{a}, {b}]"),
+        )
+        .replace(
+            &format!("hsm_password = [\"{PIN}\"]"),
+            &format!("hsm_password = [\"{PIN}\", \"{PIN}\"]"),
+        );
+    let d = Daemon::start_with_env(&token, &toml, &[], &faults.env());
+    let c = d.client().await;
+    aes_key(&c, a, "k").await;
+    aes_key(&c, b, "k").await;
+
+    faults.set(&format!("removed = {a}\n"));
+    let mut tasks = Vec::new();
+    for i in 0..8u64 {
+        let c = d.client().await;
+        let slot = if i % 2 == 0 { a } else { b };
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let r = tokio::time::timeout(
+                Duration::from_secs(5),
+                c.call(None, &encrypt(format!("hsm::{slot}::k"), b"x")),
+            )
+            .await;
+            (slot, r, started.elapsed())
+        }));
+    }
+    for t in tasks {
+        let (slot, r, took) = t.await.unwrap();
+        let r = r.unwrap_or_else(|_| panic!("a request on slot {slot} hung past 5 s"));
+        if slot == a {
+            let (code, msg) = server_code(r);
+            assert_eq!(code, ErrorCode::TokenNotPresent, "{msg}");
+        } else {
+            r.unwrap_or_else(|e| panic!("slot {b} failed while {a} was pulled: {e}"));
+        }
+        assert!(took < Duration::from_secs(5));
+    }
+    let st = c.call(None, &Status {}).await.expect("hsmd still serves");
+    let sa = st.slots.iter().find(|s| s.slot == a).unwrap();
+    assert!(!sa.present, "{sa:?}");
+
+    faults.set("");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match c.call(None, &encrypt(format!("hsm::{a}::k"), b"x")).await {
+            Ok(_) => break,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "slot {a} not back within 10 s: {e}\n{}",
+                d.log_text()
+            ),
+        }
+        tokio::task::yield_now().await;
+    }
+}
