@@ -667,3 +667,50 @@ async fn params_must_be_an_object() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_read_cannot_stall_the_others() {
+    let token = Token::new("hostile-hoard");
+    let d = Daemon::start(&token, "");
+    let slot = token.slot;
+    let c = d.client().await;
+    c.call(
+        None,
+        &hsmd_protocol::GenerateKey {
+            slot,
+            label: "bulk".into(),
+            algorithm: hsmd_protocol::SecretKeyAlgorithm::Aes,
+            bits: 256,
+            extractable: false,
+        },
+    )
+    .await
+    .unwrap();
+    // Several connections each send big requests and never read the answers:
+    // together they hold far more than any process-wide request budget.
+    let plaintext = STANDARD.encode(vec![7u8; 700 * 1024]);
+    let body = json!({"id": 1, "op": "encrypt", "params": {"uid": format!("hsm::{slot}::bulk"), "algorithm": "aes_cbc_pad", "plaintext": plaintext}}).to_string();
+    let mut hoarders = Vec::new();
+    for _ in 0..4 {
+        let mut s = guarded(hello(&d)).await;
+        let burst: Vec<u8> = (0..6).flat_map(|_| frame(body.as_bytes())).collect();
+        hoarders.push(tokio::spawn(async move {
+            let _ = s.write_all(&burst).await;
+            s
+        }));
+    }
+    // Meanwhile another client is still served.
+    guarded(async {
+        for i in 0..20u64 {
+            let r = c
+                .call(None, &hsmd_protocol::Random { len: 8, slot: None })
+                .await
+                .unwrap();
+            assert_eq!(r.bytes.len(), 8, "request {i}");
+        }
+    })
+    .await;
+    for h in hoarders {
+        h.abort();
+    }
+}

@@ -77,6 +77,9 @@ impl Worker {
                 Err(e) if e.rv().is_some_and(is_session_lost) => {
                     // The old handle is dead; closing it is harmless and frees it in the module.
                     self.session = None;
+                    // After a token is pulled and put back, object handles may
+                    // name other objects: look every key up again.
+                    self.ctx.keys.clear();
                     if retried {
                         return Err(e);
                     }

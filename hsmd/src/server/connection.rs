@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
@@ -37,21 +37,21 @@ pub struct Limits {
 }
 
 /// What holds a request's place until its answer is on the socket: its
-/// connection's `max_in_flight` and `max_in_flight_bytes`, and its share of
-/// [`REQUEST_BUDGET`].
-type Permits = (
-    OwnedSemaphorePermit,
-    OwnedSemaphorePermit,
-    SemaphorePermit<'static>,
-);
+/// connection's `max_in_flight` and `max_in_flight_bytes`. (Its share of
+/// [`REQUEST_BUDGET`] is given back as soon as it is answered, see there.)
+type Permits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
 
-/// Request bytes that all connections together may hold read, in flight and
-/// answered but not yet written, in KiB. Past it, connections stop reading
-/// until earlier answers are written: back-pressure, as `max_in_flight` and
-/// `max_in_flight_bytes` give per connection, so that memory stays bounded
-/// however many clients there are (64 connections with 16 requests of 64 KiB
-/// each in flight held 60 MiB and more). 4 MiB is some 45 requests of 64 KiB,
-/// or thousands of small ones: far more than a token's sessions take at once.
+/// Request bytes that all connections together may hold while their
+/// requests are being processed (read and not yet answered), in KiB. Past
+/// it, connections stop reading until earlier requests are answered, so that
+/// memory stays bounded however many clients there are (64 connections with
+/// 16 requests of 64 KiB each in flight held 60 MiB and more). 4 MiB is some
+/// 45 requests of 64 KiB, or thousands of small ones: far more than a token's
+/// sessions take at once. A request gives its share back when it is
+/// answered, not when the answer is written: processing always finishes, so
+/// clients that never read their answers cannot hold the budget and stall
+/// everyone else; their unwritten answers are bounded per connection by
+/// `max_in_flight` and `max_in_flight_bytes`.
 const REQUEST_BUDGET_KIB: usize = 4 * 1024;
 
 static REQUEST_BUDGET: Semaphore = Semaphore::const_new(REQUEST_BUDGET_KIB);
@@ -502,7 +502,7 @@ async fn requests(
         let Ok(shared) = REQUEST_BUDGET.acquire_many(budget_units(frame.len())).await else {
             break;
         };
-        let permits = Some((permit, bytes_permit, shared));
+        let permits = Some((permit, bytes_permit));
         let decoded = match decode_hot(&frame) {
             Some(r) => Ok(r),
             None => Request::decode(&frame),
@@ -510,6 +510,7 @@ async fn requests(
         let req = match decoded {
             Ok(r) => r,
             Err(e) => {
+                drop(shared);
                 tracing::warn!(
                     peer_uid = peer.uid,
                     peer_pid = peer.pid,
@@ -532,6 +533,7 @@ async fn requests(
         tokio::spawn(async move {
             let op = req.op.name();
             let resp = dispatch::handle(&state, &peer, req).await;
+            drop(shared);
             let _ = tx
                 .send((encode_bounded(resp, op, state.max_frame_len), permits))
                 .await;
