@@ -111,6 +111,16 @@ fn run(cli: Cli, sources: PinSources) -> Result<()> {
         "starting; PINs from {}",
         config.pin_source
     );
+    let profile = hsmd::pkcs11::profile::Profile::for_model(config.model);
+    hsmd::pkcs11::profile::set(profile);
+    let sessions = profile.sessions(config.sessions_per_slot);
+    if sessions < config.sessions_per_slot {
+        tracing::warn!(
+            "sessions_per_slot = {} lowered to {sessions}: the {} library runs one call at a time, more sessions would only queue inside it",
+            config.sessions_per_slot,
+            profile.model
+        );
+    }
     // Started as root: look the target user up before touching the token.
     let root = nix::unistd::getuid().is_root();
     let target = match root && !check_only {
@@ -177,11 +187,10 @@ fn run(cli: Cli, sources: PinSources) -> Result<()> {
     );
     let mut slots = Vec::with_capacity(opened.len());
     for o in opened {
-        slots.push(o.spawn(config.sessions_per_slot, config.queue_depth)?);
+        slots.push(o.spawn(sessions, config.queue_depth)?);
         tracing::info!(
             slot = slots.last().map(|s: &SlotHandle| s.ctx.id),
-            "slot ready ({} sessions)",
-            config.sessions_per_slot
+            "slot ready ({sessions} sessions)"
         );
     }
     let policy = Policy {

@@ -221,9 +221,13 @@ pub fn fault_module() -> PathBuf {
     let deps = bin("hsmd")
         .with_file_name("deps")
         .join("libpkcs11_faults.so");
+    // `cargo test` refreshes the dependency's copy under deps/; the top-level
+    // one is only rebuilt by a `cargo build` of the whole workspace: take the newer.
     [top, deps]
         .into_iter()
-        .find(|p| p.is_file())
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
         .expect("libpkcs11_faults.so is not built: run `cargo test --workspace`")
 }
 

@@ -80,6 +80,87 @@ fn oaep(hash: MechanismType, mgf: PkcsMgfType) -> Mechanism<'static> {
     Mechanism::RsaPkcsOaep(PkcsOaepParams::new(hash, mgf, PkcsOaepSource::empty()))
 }
 
+/// Refuses an OAEP hash the model's token does not really use: the
+/// SmartCard-HSM computes OAEP with SHA-256 whatever parameters it is given,
+/// so asking it for SHA-1 would silently produce SHA-256 ciphertext.
+fn require_oaep_hash(
+    mechs: &Mechanisms,
+    hash: MechanismType,
+    hash_name: &str,
+    what: &str,
+) -> Result<(), OpError> {
+    let profile = mechs.profile();
+    match profile.oaep_hashes {
+        Some(hashes) if !hashes.contains(&hash) => Err(OpError::new(
+            ErrorCode::Unsupported,
+            format!(
+                "{what} is not available on the token in slot {}: a {} token computes CKM_RSA_PKCS_OAEP only with {}, whatever parameters are passed, and hsmd will not let {hash_name} silently become another hash; use {}",
+                mechs.slot(),
+                profile.model,
+                hashes.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(", "),
+                if hashes.contains(&MechanismType::SHA256) { "rsa_oaep_sha256" } else { "rsa_pkcs1v15" },
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// AES-CBC over `data` (whole blocks) in pieces of at most the profile's
+/// `cbc_chunk` bytes, each piece's IV the last ciphertext block before it:
+/// exactly the single-shot CBC result (NIST SP 800-38A section 6.2).
+fn cbc_chunked(
+    s: &Session,
+    mechs: &Mechanisms,
+    key: cryptoki::object::ObjectHandle,
+    iv: [u8; AES_BLOCK],
+    data: &[u8],
+    encrypt: bool,
+) -> Result<Vec<u8>, OpError> {
+    let chunk = match mechs.profile().cbc_chunk {
+        Some(c) if c >= AES_BLOCK && data.len() > c => c - c % AES_BLOCK,
+        _ => {
+            let m = Mechanism::AesCbc(iv);
+            return Ok(if encrypt {
+                s.encrypt(&m, key, data)?
+            } else {
+                s.decrypt(&m, key, data)?
+            });
+        }
+    };
+    let mut out = Vec::with_capacity(data.len());
+    let mut iv = iv;
+    for piece in data.chunks(chunk) {
+        let m = Mechanism::AesCbc(iv);
+        let (result, last) = if encrypt {
+            let r = s.encrypt(&m, key, piece)?;
+            let last = r
+                .get(r.len().saturating_sub(AES_BLOCK)..)
+                .map(<[u8]>::to_vec);
+            (r, last)
+        } else {
+            let last = piece
+                .get(piece.len().saturating_sub(AES_BLOCK)..)
+                .map(<[u8]>::to_vec);
+            (s.decrypt(&m, key, piece)?, last)
+        };
+        if result.len() != piece.len() {
+            return Err(OpError::new(
+                ErrorCode::HsmError,
+                format!(
+                    "the token returned {} bytes of AES-CBC output for {} bytes of input",
+                    result.len(),
+                    piece.len()
+                ),
+            ));
+        }
+        out.extend_from_slice(&result);
+        if let Some(last) = last.and_then(|l| <[u8; AES_BLOCK]>::try_from(l.as_slice()).ok()) {
+            iv = last;
+        }
+    }
+    Ok(out)
+}
+
 fn rsa_mechanism(
     a: EncryptionAlgorithm,
     mechs: &Mechanisms,
@@ -88,10 +169,12 @@ fn rsa_mechanism(
     match a {
         EncryptionAlgorithm::RsaOaepSha256 => {
             mechs.require(MechanismType::RSA_PKCS_OAEP, &name)?;
+            require_oaep_hash(mechs, MechanismType::SHA256, "SHA-256", &name)?;
             Ok(oaep(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256))
         }
         EncryptionAlgorithm::RsaOaepSha1 => {
             mechs.require(MechanismType::RSA_PKCS_OAEP, &name)?;
+            require_oaep_hash(mechs, MechanismType::SHA1, "SHA-1", &name)?;
             Ok(oaep(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1))
         }
         _ => {
@@ -239,7 +322,7 @@ pub fn encrypt(
             let mut block_iv = [0u8; AES_BLOCK];
             block_iv.copy_from_slice(&iv);
             let padded = pkcs7_pad(p.plaintext.expose());
-            let ciphertext = s.encrypt(&Mechanism::AesCbc(block_iv), key.handle, &padded)?;
+            let ciphertext = cbc_chunked(s, mechs, key.handle, block_iv, &padded, true)?;
             Ok(EncryptResult {
                 ciphertext,
                 iv: Some(iv),
@@ -328,7 +411,7 @@ pub fn decrypt(
                     p.ciphertext.len()
                 )));
             }
-            let padded = s.decrypt(&Mechanism::AesCbc(block_iv), key.handle, &p.ciphertext)?;
+            let padded = cbc_chunked(s, mechs, key.handle, block_iv, &p.ciphertext, false)?;
             pkcs7_unpad(padded).ok_or_else(|| {
                 bad("ciphertext: does not decrypt to valid PKCS#7 padding (wrong key, IV or ciphertext)".into())
             })?

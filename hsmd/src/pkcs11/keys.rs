@@ -61,6 +61,17 @@ fn is_key_class(c: ObjectClass) -> bool {
     c == ObjectClass::SECRET_KEY || c == ObjectClass::PRIVATE_KEY || c == ObjectClass::PUBLIC_KEY
 }
 
+/// Every object matching `template`, asking the token for at most the
+/// profile's `find_chunk` handles per `C_FindObjects` (PKCS#11 v2.40
+/// section 5.7; the SmartCard-HSM hands out 16 at a time).
+pub fn find_all(session: &Session, template: &[Attribute]) -> Result<Vec<ObjectHandle>, OpError> {
+    let chunk = std::num::NonZeroUsize::new(super::profile::get().find_chunk)
+        .unwrap_or(std::num::NonZeroUsize::MIN);
+    Ok(session
+        .iter_objects_with_cache_size(template, chunk)?
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 /// Every token key object whose `CKA_LABEL` is `label`.
 pub fn find_by_label(session: &Session, label: &str) -> Result<Vec<KeyObject>, OpError> {
     let template = [
@@ -68,7 +79,7 @@ pub fn find_by_label(session: &Session, label: &str) -> Result<Vec<KeyObject>, O
         Attribute::Label(label.as_bytes().to_vec()),
     ];
     let mut out = Vec::new();
-    for handle in session.find_objects(&template)? {
+    for handle in find_all(session, &template)? {
         if let Some(obj) = describe_handle(session, handle)? {
             out.push(obj);
         }
@@ -374,7 +385,7 @@ pub fn list(session: &Session, slot: u64) -> Result<Vec<KeyInfo>, OpError> {
         ObjectClass::PUBLIC_KEY,
     ] {
         let template = [Attribute::Token(true), Attribute::Class(class)];
-        for handle in session.find_objects(&template)? {
+        for handle in find_all(session, &template)? {
             if let Some(obj) = describe_handle(session, handle)? {
                 if let Some(info) = key_info(session, slot, &obj)? {
                     keys.push(info);

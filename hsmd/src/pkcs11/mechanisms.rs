@@ -2,15 +2,18 @@
 //! section 5.5) and the refusal when one is missing.
 
 use super::error::OpError;
+use super::profile::Profile;
 use cryptoki::mechanism::MechanismType;
 use hsmd_protocol::ErrorCode;
 use std::collections::HashSet;
 
-/// Mechanisms of one token.
-#[derive(Debug, Clone, Default)]
+/// Mechanisms of one token, with the limits of its model's [`Profile`]:
+/// everything hsmd knows a token can and cannot do.
+#[derive(Debug, Clone)]
 pub struct Mechanisms {
     slot: u64,
     offered: HashSet<u64>,
+    profile: Profile,
 }
 
 impl Mechanisms {
@@ -19,7 +22,18 @@ impl Mechanisms {
         Self {
             slot,
             offered: list.into_iter().map(|m| *m).collect(),
+            profile: *super::profile::get(),
         }
+    }
+
+    /// The slot ID.
+    pub fn slot(&self) -> u64 {
+        self.slot
+    }
+
+    /// The model's limits that the token does not report ([`Profile`]).
+    pub fn profile(&self) -> &Profile {
+        &self.profile
     }
 
     /// True when the token offers `m`.
@@ -33,10 +47,15 @@ impl Mechanisms {
         if self.offers(m) {
             Ok(())
         } else {
+            let instead = if m == MechanismType::AES_GCM {
+                "; use aes_cbc_pad (AES-CBC with PKCS#7 padding, which hsmd builds on CKM_AES_CBC) instead"
+            } else {
+                ""
+            };
             Err(OpError::new(
                 ErrorCode::Unsupported,
                 format!(
-                    "{what} needs {m}, which the token in slot {} does not offer",
+                    "{what} needs {m}, which the token in slot {} does not offer{instead}",
                     self.slot
                 ),
             ))

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod library;
 pub mod login;
 pub mod mechanisms;
+pub mod profile;
 pub mod signature;
 pub mod slot;
 pub mod status;

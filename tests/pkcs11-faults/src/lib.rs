@@ -279,8 +279,8 @@ pub(crate) fn write_counters(c: &Counters) {
     );
     let mut tmp = path.clone().into_os_string();
     tmp.push(".tmp");
-    if std::fs::write(&tmp, text).is_ok() {
-        let _ = std::fs::rename(&tmp, &path);
+    if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)) {
+        eprintln!("pkcs11-faults: cannot write {}: {e}", path.display());
     }
 }
 
@@ -307,10 +307,8 @@ fn guarded(name: &'static str, target: Target, f: impl FnOnce() -> CK_RV) -> CK_
     {
         let mut st = state();
         st.counters.calls += 1;
-        if now as u64 > st.counters.max_overlap {
-            st.counters.max_overlap = now as u64;
-            write_counters(&st.counters);
-        }
+        st.counters.max_overlap = st.counters.max_overlap.max(now as u64);
+        write_counters(&st.counters);
         // Pull tokens newly removed: their sessions die, the real login with them.
         let newly: Vec<CK_SLOT_ID> = ctl.removed.difference(&st.removed).copied().collect();
         for slot in newly {
