@@ -155,6 +155,13 @@ pub struct SlotStatus {
     pub pin_locked: bool,
     /// Mechanisms the token offers, as `CKM_*` names.
     pub mechanisms: Vec<String>,
+    /// What hsmd makes of the slot: `ready`, `token_not_present`,
+    /// `pin_rejected` (hsmd will not log in again on its own) or `error`.
+    #[serde(default)]
+    pub state: String,
+    /// The last failure that changed the slot's state, one sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// `list_keys`: every key object, optionally of one slot and one kind.

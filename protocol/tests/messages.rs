@@ -484,6 +484,8 @@ fn status_result_round_trips() {
                     "CKM_ECDSA".into(),
                     "CKM_RSA_PKCS_OAEP".into(),
                 ],
+                state: "ready".into(),
+                last_error: None,
             },
             SlotStatus {
                 slot: 4,
@@ -495,11 +497,17 @@ fn status_result_round_trips() {
                 pin_final_try: true,
                 pin_locked: true,
                 mechanisms: vec![],
+                state: "token_not_present".into(),
+                last_error: Some(
+                    "C_OpenSession on slot 4 failed with CKR_TOKEN_NOT_PRESENT".into(),
+                ),
             },
         ],
     };
     let v = assert_result_round_trips(1, &x);
     assert_eq!(v["slots"][0]["pin_count_low"], json!(false));
+    assert_eq!(v["slots"][1]["state"], json!("token_not_present"));
+    assert!(v["slots"][0].get("last_error").is_none());
     assert_eq!(v["library"]["manufacturer"], json!("OpenSC Project"));
 }
 

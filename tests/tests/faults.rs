@@ -178,3 +178,105 @@ async fn a_pulled_token_fails_only_its_slot_and_comes_back() {
         tokio::task::yield_now().await;
     }
 }
+
+async fn status_of(c: &Client, slot: u64) -> SlotStatus {
+    let st = c.call(None, &Status {}).await.expect("status");
+    st.slots
+        .into_iter()
+        .find(|s| s.slot == slot)
+        .expect("slot in status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_put_back_is_logged_in_again_without_a_request() {
+    let token = Token::new("comeback");
+    let faults = Faults::new(&token, "");
+    let mut d = faults.start(&token, "other", "");
+    let slot = token.slot;
+    let c = d.client().await;
+    aes_key(&c, slot, "k").await;
+    assert_eq!(faults.counter("logins"), 1);
+    assert_eq!(status_of(&c, slot).await.state, "ready");
+
+    faults.set(&format!("removed = {slot}\n"));
+    d.wait_for_line("slot now token_not_present");
+    let st = status_of(&c, slot).await;
+    assert_eq!(
+        (st.state.as_str(), st.present),
+        ("token_not_present", false),
+        "{st:?}"
+    );
+    assert!(
+        st.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("token")),
+        "{st:?}"
+    );
+
+    faults.set("");
+    // No request in between: hsmd's poller finds the token and logs in.
+    d.wait_for_line("token back in slot");
+    assert_eq!(faults.counter("logins"), 2);
+    let st = status_of(&c, slot).await;
+    assert_eq!(
+        (st.state.as_str(), st.present, st.logged_in),
+        ("ready", true, true),
+        "{st:?}"
+    );
+    c.call(None, &encrypt(format!("hsm::{slot}::k"), b"again"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()));
+    assert_eq!(faults.counter("logins"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_pin_after_reinsertion_blocks_only_that_slot() {
+    let token = Token::new("reinsert");
+    let other = token.init_token("fine");
+    let (a, b) = (token.slot, other);
+    let faults = Faults::new(&token, "");
+    let toml = faults
+        .config(&token, "other", "")
+        .replace(
+            &format!("hsm_slot = [{a}]"),
+            &format!("hsm_slot = [{a}, {b}]"),
+        )
+        .replace(
+            &format!("hsm_password = [\"{PIN}\"]"),
+            &format!("hsm_password = [\"{PIN}\", \"{PIN}\"]"),
+        );
+    let mut d = Daemon::start_with_env(&token, &toml, &[], &faults.env());
+    let c = d.client().await;
+    aes_key(&c, a, "k").await;
+    aes_key(&c, b, "k").await;
+    assert_eq!(faults.counter("logins"), 2);
+
+    faults.set(&format!("removed = {a}\n"));
+    d.wait_for_line("slot now token_not_present");
+    // Back, but the token now refuses the PIN (as if another card was inserted).
+    faults.set("fail = C_Login CKR_PIN_INCORRECT 1\n");
+    d.wait_for_line("slot now pin_rejected");
+    assert_eq!(faults.counter("logins"), 3);
+    for _ in 0..3 {
+        let (code, msg) = server_code(c.call(None, &encrypt(format!("hsm::{a}::k"), b"x")).await);
+        assert_eq!(code, ErrorCode::NotLoggedIn, "{msg}");
+        assert!(msg.contains("rejected the configured user PIN"), "{msg}");
+        c.call(None, &encrypt(format!("hsm::{b}::k"), b"x"))
+            .await
+            .unwrap_or_else(|e| panic!("slot {b}: {e}"));
+    }
+    let st = status_of(&c, a).await;
+    assert_eq!(st.state, "pin_rejected", "{st:?}");
+    assert!(
+        st.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("CKR_PIN_INCORRECT")),
+        "{st:?}"
+    );
+    assert_eq!(status_of(&c, b).await.state, "ready");
+    assert_eq!(
+        faults.counter("logins"),
+        3,
+        "hsmd logged in again on its own"
+    );
+}

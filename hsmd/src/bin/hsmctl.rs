@@ -283,8 +283,9 @@ async fn run(args: Args) -> Result<bool> {
             );
             for slot in s.slots {
                 println!(
-                    "slot {}: token {:?} serial {:?} present={} logged_in={} pin_count_low={} pin_final_try={} pin_locked={} ({} mechanisms)",
-                    slot.slot, slot.token_label, slot.serial, slot.present, slot.logged_in, slot.pin_count_low, slot.pin_final_try, slot.pin_locked, slot.mechanisms.len()
+                    "slot {}: state={} token {:?} serial {:?} present={} logged_in={} pin_count_low={} pin_final_try={} pin_locked={} ({} mechanisms){}",
+                    slot.slot, slot.state, slot.token_label, slot.serial, slot.present, slot.logged_in, slot.pin_count_low, slot.pin_final_try, slot.pin_locked, slot.mechanisms.len(),
+                    slot.last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default()
                 );
             }
         }

@@ -9,12 +9,48 @@ use super::library::Library;
 use super::login::{Login, SlotPin};
 use super::mechanisms::Mechanisms;
 use cryptoki::context::Pkcs11;
+use cryptoki::error::RvError;
 use cryptoki::session::Session;
 use cryptoki::slot::Slot;
 use hsmd_protocol::{ErrorBody, ErrorCode};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How often a healthy slot is polled (`C_GetSlotInfo`, `C_GetSessionInfo`).
+const POLL_HEALTHY: Duration = Duration::from_secs(2);
+/// First wait before polling a slot that is down again; doubled up to [`POLL_MAX`].
+const POLL_FIRST: Duration = Duration::from_millis(250);
+/// Longest wait between polls of a slot that is down.
+const POLL_MAX: Duration = Duration::from_secs(4);
+
+/// What hsmd makes of a slot, for `status` and the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotState {
+    /// Serving.
+    Ready,
+    /// The token is gone (`CKR_TOKEN_NOT_PRESENT`, `CKR_DEVICE_REMOVED`, no
+    /// `CKF_TOKEN_PRESENT`); hsmd polls and logs in again when it is back.
+    TokenNotPresent,
+    /// The PIN was refused or the token forbids another try: hsmd will not
+    /// log in on its own again.
+    PinRejected,
+    /// Another token failure (`CKR_DEVICE_ERROR`, ...).
+    Error,
+}
+
+impl SlotState {
+    /// The name `status` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::TokenNotPresent => "token_not_present",
+            Self::PinRejected => "pin_rejected",
+            Self::Error => "error",
+        }
+    }
+}
 
 /// What every session thread of a slot shares.
 pub struct SlotContext {
@@ -32,6 +68,49 @@ pub struct SlotContext {
     pub create_lock: Mutex<()>,
     /// Key objects the hot operations looked up (cleared on create and destroy).
     pub keys: KeyCache,
+    /// The slot's state and the last failure that set it.
+    health: Mutex<(SlotState, Option<String>)>,
+}
+
+impl SlotContext {
+    /// The slot's state and last error.
+    pub fn health(&self) -> (SlotState, Option<String>) {
+        self.health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_health(&self, state: SlotState, error: Option<String>) {
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        if h.0 != state {
+            match &error {
+                Some(e) => tracing::warn!(slot = self.id, "slot now {}: {e}", state.as_str()),
+                None => tracing::info!(slot = self.id, "slot now {}", state.as_str()),
+            }
+        }
+        h.0 = state;
+        if error.is_some() {
+            h.1 = error;
+        }
+    }
+
+    /// Updates the state from an operation's outcome: success is `ready`; a
+    /// missing token, a refused PIN or a token failure change it; refusals of
+    /// the request itself (bad input, unknown key, ...) do not.
+    fn note<T>(&self, r: &Result<T, OpError>) {
+        let Err(e) = r else {
+            self.set_health(SlotState::Ready, None);
+            return;
+        };
+        let state = match e.rv() {
+            Some(RvError::DeviceRemoved | RvError::TokenNotPresent) => SlotState::TokenNotPresent,
+            Some(rv) if is_session_lost(rv) => SlotState::Error,
+            _ if self.login.blocked_reason().is_some() => SlotState::PinRejected,
+            _ => return,
+        };
+        self.set_health(state, Some(e.to_string()));
+    }
 }
 
 /// A session thread's state: the slot and its (re)opened session.
@@ -66,6 +145,15 @@ impl Worker {
         &mut self,
         mut f: impl FnMut(&Session, &SlotContext) -> Result<T, OpError>,
     ) -> Result<T, OpError> {
+        let r = self.with_session_once_retried(&mut f);
+        self.ctx.note(&r);
+        r
+    }
+
+    fn with_session_once_retried<T>(
+        &mut self,
+        f: &mut impl FnMut(&Session, &SlotContext) -> Result<T, OpError>,
+    ) -> Result<T, OpError> {
         let mut retried = false;
         loop {
             let ctx = self.ctx.clone();
@@ -91,6 +179,53 @@ impl Worker {
                 }
                 other => return other,
             }
+        }
+    }
+}
+
+impl Worker {
+    /// One poll of the slot (PKCS#11 v2.40 section 5.5 `C_GetSlotInfo`;
+    /// never `C_WaitForSlotEvent`, which blocks in sc-hsm-embedded even with
+    /// `CKF_DONT_BLOCK`). A missing token drops the session; a token that is
+    /// back gets a new session and login (never when the PIN was refused:
+    /// [`Login::ensure`] refuses on its own); a healthy one is checked with
+    /// `C_GetSessionInfo`.
+    fn probe(&mut self) {
+        let ctx = self.ctx.clone();
+        match ctx.pkcs11.get_slot_info(ctx.slot) {
+            Ok(info) if !info.token_present() => {
+                self.session = None;
+                ctx.keys.clear();
+                ctx.set_health(
+                    SlotState::TokenNotPresent,
+                    Some(format!(
+                        "no token in slot {} (CKF_TOKEN_PRESENT is clear)",
+                        ctx.id
+                    )),
+                );
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                ctx.set_health(SlotState::Error, Some(format!("C_GetSlotInfo: {e}")));
+                return;
+            }
+        }
+        if ctx.health().0 == SlotState::PinRejected {
+            return;
+        }
+        let was = ctx.health().0;
+        if self.with_session(|s, _| Ok(s.get_session_info()?)).is_ok() && was != SlotState::Ready {
+            tracing::info!(
+                slot = ctx.id,
+                "token back in slot {}: new session open{}",
+                ctx.id,
+                if ctx.login.is_no_login() {
+                    ""
+                } else {
+                    " and logged in"
+                }
+            );
         }
     }
 }
@@ -144,6 +279,7 @@ impl OpenSlot {
             mechanisms,
             create_lock: Mutex::new(()),
             keys: KeyCache::default(),
+            health: Mutex::new((SlotState::Ready, None)),
         });
         let mut first = Worker {
             ctx: ctx.clone(),
@@ -198,14 +334,64 @@ impl OpenSlot {
                 })?;
             threads.push(handle);
         }
+        let watch = watch(self.ctx.clone(), tx.clone()).map_err(|e| SlotStartError {
+            slot: id,
+            pin_problem: false,
+            message: format!("cannot start the slot's poller thread: {e}"),
+        })?;
         Ok(SlotHandle {
             ctx: self.ctx,
             queue: tx,
             threads: Mutex::new(threads),
+            watch: Mutex::new(Some(watch)),
             progress,
             watched: AtomicU64::new(0),
         })
     }
+}
+
+/// The poller of a slot: a thread that queues a [`Worker::probe`] every
+/// [`POLL_HEALTHY`] while the slot is ready, and with back-off from
+/// [`POLL_FIRST`] to [`POLL_MAX`] while it is not, so a token that comes back
+/// is logged in again without a request or a restart. It stops when its
+/// sender is dropped.
+struct Watch {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+fn watch(ctx: Arc<SlotContext>, queue: async_channel::Sender<Job>) -> std::io::Result<Watch> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let pending = Arc::new(AtomicBool::new(false));
+    let thread = std::thread::Builder::new()
+        .name(format!("slot-{}-poll", ctx.id))
+        .spawn(move || {
+            let mut wait = POLL_HEALTHY;
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+                wait = match ctx.health().0 {
+                    SlotState::Ready => POLL_HEALTHY,
+                    _ if wait >= POLL_HEALTHY => POLL_FIRST,
+                    _ => (wait * 2).min(POLL_MAX),
+                };
+                // One probe at a time; a busy queue means requests are probing anyway.
+                if pending.swap(true, Ordering::AcqRel) {
+                    continue;
+                }
+                let done = pending.clone();
+                let job: Job = Box::new(move |w| {
+                    w.probe();
+                    done.store(false, Ordering::Release);
+                });
+                match queue.try_send(job) {
+                    Ok(()) => {}
+                    Err(async_channel::TrySendError::Full(_)) => {
+                        pending.store(false, Ordering::Release)
+                    }
+                    Err(async_channel::TrySendError::Closed(_)) => break,
+                }
+            }
+        })?;
+    Ok(Watch { stop, thread })
 }
 
 /// The async side's handle on a slot worker.
@@ -214,6 +400,8 @@ pub struct SlotHandle {
     pub ctx: Arc<SlotContext>,
     queue: async_channel::Sender<Job>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The slot's poller.
+    watch: Mutex<Option<Watch>>,
     /// Jobs finished so far.
     progress: Arc<AtomicU64>,
     /// `progress` at the previous [`SlotHandle::is_answering`] check.
@@ -268,6 +456,10 @@ impl SlotHandle {
     /// Stops taking jobs, lets the threads finish what is queued, closes their
     /// sessions, and logs the application out of the token.
     pub fn shutdown(&self) {
+        if let Some(w) = self.watch.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            drop(w.stop);
+            let _ = w.thread.join();
+        }
         self.queue.close();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for t in threads {

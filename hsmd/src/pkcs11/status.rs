@@ -1,5 +1,5 @@
 //! `status` of one slot: token presence, label, serial, PIN flags, login
-//! state and mechanisms (`C_GetSlotInfo`, `C_GetTokenInfo`, PKCS#11 v2.40 section 5.5).
+//! state, mechanisms, hsmd's state of the slot and its last error (`C_GetSlotInfo`, `C_GetTokenInfo`, PKCS#11 v2.40 section 5.5).
 
 use super::slot::Worker;
 use cryptoki::session::SessionState;
@@ -27,6 +27,7 @@ pub fn slot_status(w: &mut Worker) -> SlotStatus {
         && w.with_session(|s, _| Ok(s.get_session_info()?.session_state()))
             .map(|st| matches!(st, SessionState::RoUser | SessionState::RwUser))
             .unwrap_or(false);
+    let (state, last_error) = w.ctx().health();
     SlotStatus {
         slot: id,
         token_label: token
@@ -43,5 +44,7 @@ pub fn slot_status(w: &mut Worker) -> SlotStatus {
         pin_final_try: token.as_ref().is_some_and(|t| t.user_pin_final_try()),
         pin_locked: token.as_ref().is_some_and(|t| t.user_pin_locked()),
         mechanisms,
+        state: state.as_str().to_owned(),
+        last_error,
     }
 }

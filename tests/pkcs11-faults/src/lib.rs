@@ -307,6 +307,10 @@ fn guarded(name: &'static str, target: Target, f: impl FnOnce() -> CK_RV) -> CK_
     {
         let mut st = state();
         st.counters.calls += 1;
+        if name == "C_Login" {
+            // Counted before injected failures, which stand for the token's answers.
+            st.counters.logins += 1;
+        }
         st.counters.max_overlap = st.counters.max_overlap.max(now as u64);
         write_counters(&st.counters);
         // Pull tokens newly removed: their sessions die, the real login with them.

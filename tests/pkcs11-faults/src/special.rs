@@ -110,20 +110,15 @@ pub unsafe fn C_OpenSession(
     rv
 }
 
-/// Counts logins; applies the retry counter to user logins.
+/// Applies the retry counter to user logins (counted in [`crate::call`]).
 pub unsafe fn C_Login(
     session: CK_SESSION_HANDLE,
     user: CK_USER_TYPE,
     pin: *mut CK_UTF8CHAR,
     len: CK_ULONG,
 ) -> CK_RV {
-    {
-        let mut st = state();
-        st.counters.logins += 1;
-        write_counters(&st.counters);
-        if user == CKU_USER && st.pin_left == Some(0) {
-            return CKR_PIN_LOCKED;
-        }
+    if user == CKU_USER && state().pin_left == Some(0) {
+        return CKR_PIN_LOCKED;
     }
     let rv = fwd!(C_Login(session, user, pin, len));
     if user != CKU_USER {
