@@ -136,8 +136,25 @@ fn run(cli: Cli, sources: PinSources) -> Result<()> {
     let lib = Library::open(&config.library, config.model.install_hint())?;
     let mut opened = Vec::with_capacity(config.slots.len());
     for sc in config.slots {
-        notify::status(&format!("logging in to slot {}", sc.id));
-        match OpenSlot::open(&lib, sc.id, sc.pin) {
+        let id = match lib.resolve(&sc.slot) {
+            Ok(id) => id,
+            Err(e) => {
+                finalize(opened, lib);
+                return Err(anyhow::Error::new(e).context("cannot start"));
+            }
+        };
+        if !matches!(sc.slot, hsmd::config::SlotRef::Id(_)) {
+            tracing::info!(slot = id, "{} is in slot {id}", sc.slot);
+        }
+        if opened.iter().any(|o: &OpenSlot| o.ctx().id == id) {
+            finalize(opened, lib);
+            anyhow::bail!(
+                "cannot start: {} is in slot {id}, which is configured twice",
+                sc.slot
+            );
+        }
+        notify::status(&format!("logging in to slot {id}"));
+        match OpenSlot::open(&lib, id, sc.pin) {
             Ok(o) => opened.push(o),
             Err(e) => {
                 finalize(opened, lib);

@@ -34,6 +34,9 @@ pub struct Cli {
     /// PKCS#11 slot ID; repeat, paired in order with --hsm-password.
     #[arg(long, value_name = "N")]
     pub hsm_slot: Vec<u64>,
+    /// Token instead of a slot ID: "serial:<serial>" or "label:<label>"; repeat, paired in order with --hsm-password.
+    #[arg(long, value_name = "SEL")]
+    pub hsm_token: Vec<String>,
     /// User PIN of the slot in the same position ("" = null PIN, "<NO_LOGIN>" = no login).
     #[arg(long, value_name = "P", value_parser = parse_secret, hide_env_values = true)]
     pub hsm_password: Vec<SecretString>,

@@ -64,6 +64,9 @@ pub struct FileConfig {
     pub hsm_admin: Option<OneOrMany>,
     /// PKCS#11 slot IDs.
     pub hsm_slot: Option<Vec<u64>>,
+    /// Tokens instead of slot IDs: `"serial:<serial>"` or `"label:<label>"`
+    /// (`CK_TOKEN_INFO`, PKCS#11 v2.40 section 3.2), paired with `hsm_password`.
+    pub hsm_token: Option<Vec<String>>,
     /// User PINs, in `hsm_slot` order; `""` = null PIN, `"<NO_LOGIN>"` = no login.
     pub hsm_password: Option<Vec<SecretString>>,
     /// Socket path (default `/run/hsmd/hsmd.sock`).

@@ -86,11 +86,59 @@ pub enum ClientRule {
     Group(String),
 }
 
+/// How a configured slot is named: by PKCS#11 slot ID (`hsm_slot`) or by
+/// the token in it (`hsm_token`, matched against `C_GetTokenInfo`'s
+/// `serialNumber` or `label`, PKCS#11 v2.40 section 3.2 `CK_TOKEN_INFO`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotRef {
+    /// `hsm_slot` entry.
+    Id(u64),
+    /// `hsm_token = "serial:..."`.
+    Serial(String),
+    /// `hsm_token = "label:..."`.
+    Label(String),
+}
+
+impl SlotRef {
+    /// Parses an `hsm_token` entry (`serial:X` or `label:X`).
+    pub fn parse_token(text: &str) -> Result<Self, String> {
+        let (kind, value) = text.split_once(':').unwrap_or(("", ""));
+        let value = value.trim();
+        match kind.trim() {
+            "serial" if !value.is_empty() => Ok(Self::Serial(value.to_owned())),
+            "label" if !value.is_empty() => Ok(Self::Label(value.to_owned())),
+            _ => Err(format!(
+                "hsm_token entry {text:?} is not \"serial:<token serial number>\" or \"label:<token label>\""
+            )),
+        }
+    }
+
+    /// True when a token with `label` and `serial` (as `C_GetTokenInfo`
+    /// gives them, blank-padded) is the one this names; never for [`SlotRef::Id`].
+    pub fn matches_token(&self, label: &str, serial: &str) -> bool {
+        match self {
+            Self::Id(_) => false,
+            Self::Serial(s) => serial.trim() == s,
+            Self::Label(l) => label.trim() == l,
+        }
+    }
+}
+
+impl std::fmt::Display for SlotRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Id(id) => write!(f, "slot {id}"),
+            Self::Serial(s) => write!(f, "the token with serial {s:?}"),
+            Self::Label(l) => write!(f, "the token labelled {l:?}"),
+        }
+    }
+}
+
 /// One configured slot.
 #[derive(Debug)]
 pub struct SlotConfig {
-    /// PKCS#11 slot ID.
-    pub id: u64,
+    /// The slot, or the token that names it.
+    pub slot: SlotRef,
     /// How to log in.
     pub pin: SlotPin,
 }
@@ -366,31 +414,55 @@ impl Config {
         } else {
             cli.hsm_slot
         };
-        if slot_ids.is_empty() {
+        let tokens = if cli.hsm_token.is_empty() {
+            file.hsm_token.unwrap_or_default()
+        } else {
+            cli.hsm_token
+        };
+        if !slot_ids.is_empty() && !tokens.is_empty() {
             return Err(invalid(
-                "no slot is configured: set hsm_slot = [N, ...] with hsm_password = [\"PIN\", ...], or --hsm-slot N --hsm-password P",
+                "both hsm_slot and hsm_token are set: name the slots one way, by slot ID (hsm_slot) or by token (hsm_token = [\"serial:...\", \"label:...\"])",
             ));
         }
-        for (i, id) in slot_ids.iter().enumerate() {
-            if slot_ids[..i].contains(id) {
+        let key = if tokens.is_empty() {
+            "hsm_slot"
+        } else {
+            "hsm_token"
+        };
+        let slot_refs: Vec<SlotRef> = if tokens.is_empty() {
+            slot_ids.into_iter().map(SlotRef::Id).collect()
+        } else {
+            tokens
+                .iter()
+                .map(|t| SlotRef::parse_token(t))
+                .collect::<Result<_, _>>()
+                .map_err(invalid)?
+        };
+        if slot_refs.is_empty() {
+            return Err(invalid(
+                "no slot is configured: set hsm_slot = [N, ...] (or hsm_token = [\"serial:...\"]) with hsm_password = [\"PIN\", ...], or --hsm-slot N --hsm-password P",
+            ));
+        }
+        for (i, r) in slot_refs.iter().enumerate() {
+            if slot_refs[..i].contains(r) {
                 return Err(invalid(format!(
-                    "hsm_slot lists slot {id} twice; each slot may be configured once"
+                    "{key} lists {r} twice; each slot may be configured once"
                 )));
             }
         }
         let (passwords, pin_source) = sources.pick(cli.hsm_password, file.hsm_password)?;
-        if passwords.len() != slot_ids.len() {
+        if passwords.len() != slot_refs.len() {
             return Err(invalid(format!(
-                "hsm_slot has {} but hsm_password has {} (from {pin_source}): give exactly one password per slot, in the same order",
-                entries(slot_ids.len()),
+                "{key} has {} but hsm_password has {} (from {pin_source}): give exactly one password per slot, in the same order",
+                entries(slot_refs.len()),
                 entries(passwords.len())
             )));
         }
-        let slots = slot_ids
+        let slots = slot_refs
             .into_iter()
             .zip(passwords)
-            .map(|(id, pw)| SlotConfig {
-                id,
+            .map(|(slot, pw)| SlotConfig {
+                slot,
                 pin: pins::slot_pin(pw),
             })
             .collect();

@@ -5,7 +5,7 @@
 use super::cli::Cli;
 use super::file::{FileConfig, OneOrMany};
 use super::pins::{PinSource, PinSources};
-use super::{parse_file, Admins, ClientRule, Config, ConfigError, Model};
+use super::{parse_file, Admins, ClientRule, Config, ConfigError, Model, SlotRef};
 use crate::pkcs11::login::SlotPin;
 use clap::Parser;
 use secrecy::{ExposeSecret, SecretString};
@@ -83,7 +83,13 @@ fn with_slot(extra: &str) -> FileConfig {
 }
 
 fn ids(c: &Config) -> Vec<u64> {
-    c.slots.iter().map(|s| s.id).collect()
+    c.slots
+        .iter()
+        .filter_map(|s| match s.slot {
+            SlotRef::Id(id) => Some(id),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The slot PINs as text: "<null>", "<no-login>" or the PIN.
@@ -1079,4 +1085,53 @@ fn parse_errors_never_show_pins() {
         "PIN in error messages:\n{}",
         leaks.join("\n")
     );
+}
+
+#[test]
+fn tokens_by_serial_or_label_pair_with_passwords() {
+    let c = ok(resolve(
+        no_flags(),
+        file("hsm_token = [\"serial:DECC0100123\", \"label: payroll \"]\nhsm_password = [\"a\", \"b\"]\n"),
+    ));
+    let refs: Vec<&SlotRef> = c.slots.iter().map(|s| &s.slot).collect();
+    assert_eq!(
+        refs,
+        vec![
+            &SlotRef::Serial("DECC0100123".into()),
+            &SlotRef::Label("payroll".into())
+        ]
+    );
+    assert_eq!(pins(&c), vec!["a", "b"]);
+    assert!(refs[0].matches_token("x", "DECC0100123     "));
+    assert!(refs[1].matches_token("payroll                         ", "1"));
+    assert!(!refs[1].matches_token("payroll2", "1"));
+    let c = ok(resolve(
+        cli(&["--hsm-token", "label:x", "--hsm-password", "p"]),
+        file(""),
+    ));
+    assert_eq!(c.slots[0].slot, SlotRef::Label("x".into()));
+}
+
+#[test]
+fn tokens_are_refused_when_malformed_doubled_unpaired_or_mixed_with_slots() {
+    let msg = err(resolve(
+        no_flags(),
+        file("hsm_token = [\"DECC01\"]\nhsm_password = [\"a\"]\n"),
+    ));
+    assert_contains(&msg, &["hsm_token", "DECC01", "serial:", "label:"]);
+    let msg = err(resolve(
+        no_flags(),
+        file("hsm_token = [\"label:a\", \"label:a\"]\nhsm_password = [\"a\", \"b\"]\n"),
+    ));
+    assert_contains(&msg, &["hsm_token", "twice"]);
+    let msg = err(resolve(
+        no_flags(),
+        file("hsm_token = [\"label:a\"]\nhsm_password = [\"a\", \"b\"]\n"),
+    ));
+    assert_contains(&msg, &["hsm_token has 1", "hsm_password has 2"]);
+    let msg = err(resolve(
+        no_flags(),
+        file("hsm_slot = [0]\nhsm_token = [\"label:a\"]\nhsm_password = [\"a\"]\n"),
+    ));
+    assert_contains(&msg, &["hsm_slot", "hsm_token", "one way"]);
 }

@@ -45,6 +45,26 @@ pub enum LibraryError {
         /// Every slot, formatted.
         listing: SlotListing,
     },
+    /// No slot holds the token `hsm_token` names.
+    #[error("no slot of {path} holds {wanted} (hsm_token); the slots are: {listing}")]
+    NoToken {
+        /// The configured token, described.
+        wanted: String,
+        /// Module path.
+        path: PathBuf,
+        /// Every slot, formatted.
+        listing: SlotListing,
+    },
+    /// Several slots hold a token `hsm_token` names.
+    #[error("several slots of {path} hold {wanted} (hsm_token): name the token by its serial instead; the slots are: {listing}")]
+    AmbiguousToken {
+        /// The configured token, described.
+        wanted: String,
+        /// Module path.
+        path: PathBuf,
+        /// Every slot, formatted.
+        listing: SlotListing,
+    },
     /// Listing slots failed.
     #[error("C_GetSlotList on {path} failed: {reason}")]
     SlotList {
@@ -165,6 +185,40 @@ impl Library {
                 path: self.path.clone(),
                 listing,
             })
+    }
+
+    /// The slot ID `r` names: the ID itself (checked to exist), or the one
+    /// slot whose token's serial or label is the configured one.
+    ///
+    /// Errors: unknown slot, no such token, or a label several tokens carry
+    /// (each listing every slot).
+    pub fn resolve(&self, r: &crate::config::SlotRef) -> Result<u64, LibraryError> {
+        if let crate::config::SlotRef::Id(id) = r {
+            return self.slot(*id).map(|s| s.id());
+        }
+        let (_, listing) = self.describe_slots()?;
+        let found: Vec<u64> = listing
+            .0
+            .iter()
+            .filter(|s| match (&s.token_label, &s.serial) {
+                (Some(l), Some(n)) => r.matches_token(l, n),
+                _ => false,
+            })
+            .map(|s| s.id)
+            .collect();
+        match found.as_slice() {
+            [id] => Ok(*id),
+            [] => Err(LibraryError::NoToken {
+                wanted: r.to_string(),
+                path: self.path.clone(),
+                listing,
+            }),
+            _ => Err(LibraryError::AmbiguousToken {
+                wanted: r.to_string(),
+                path: self.path.clone(),
+                listing,
+            }),
+        }
     }
 
     /// `C_Finalize`. Every session must be closed first: some modules
