@@ -109,6 +109,7 @@ pub fn generate_key(s: &Session, mechs: &Mechanisms, p: &GenerateKey) -> Result<
         )));
     }
     mechs.require(MechanismType::AES_KEY_GEN, "aes key generation")?;
+    mechs.require_key_bits(MechanismType::AES_KEY_GEN, p.bits, "an AES key")?;
     ensure_free(s, p.slot, &p.label)?;
     let mut template = secret_attrs(&p.label, p.extractable);
     template.extend([
@@ -158,6 +159,7 @@ pub fn generate_key_pair(
                 MechanismType::RSA_PKCS_KEY_PAIR_GEN,
                 "rsa key pair generation",
             )?;
+            mechs.require_key_bits(MechanismType::RSA_PKCS_KEY_PAIR_GEN, bits, "an RSA key")?;
             public.extend([
                 Attribute::ModulusBits(u64::from(bits).into()),
                 Attribute::PublicExponent(F4.to_vec()),

@@ -5,7 +5,7 @@ use super::error::OpError;
 use super::profile::Profile;
 use cryptoki::mechanism::MechanismType;
 use hsmd_protocol::ErrorCode;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Mechanisms of one token, with the limits of its model's [`Profile`]:
 /// everything hsmd knows a token can and cannot do.
@@ -14,7 +14,16 @@ pub struct Mechanisms {
     slot: u64,
     offered: HashSet<u64>,
     profile: Profile,
+    /// Key sizes in bits the token accepts per key-generation mechanism
+    /// (`C_GetMechanismInfo` `ulMinKeySize`/`ulMaxKeySize`).
+    key_bits: HashMap<u64, (u64, u64)>,
 }
+
+/// The key-generation mechanisms whose key-size range hsmd reads.
+pub const SIZED: [MechanismType; 2] = [
+    MechanismType::AES_KEY_GEN,
+    MechanismType::RSA_PKCS_KEY_PAIR_GEN,
+];
 
 impl Mechanisms {
     /// Wraps the mechanism list of `slot`.
@@ -23,6 +32,38 @@ impl Mechanisms {
             slot,
             offered: list.into_iter().map(|m| *m).collect(),
             profile: *super::profile::get(),
+            key_bits: HashMap::new(),
+        }
+    }
+
+    /// Records the key-size range `C_GetMechanismInfo` reported for `m`.
+    /// PKCS#11 v2.40 (curr. mech. section 2.1.1 and 2.10.1) gives RSA sizes
+    /// in bits and AES sizes in bytes; tokens that report AES in bits
+    /// (a maximum of 64 or more) are taken as they are.
+    pub fn set_key_sizes(&mut self, m: MechanismType, min: usize, max: usize) {
+        let (min, max) = (min as u64, max as u64);
+        let bits = if m == MechanismType::AES_KEY_GEN && max < 64 {
+            (min * 8, max * 8)
+        } else {
+            (min, max)
+        };
+        if bits.1 > 0 {
+            self.key_bits.insert(*m, bits);
+        }
+    }
+
+    /// Ok when `bits` is within what the token said it generates with `m`
+    /// (or it said nothing), else `unsupported` naming the range.
+    pub fn require_key_bits(&self, m: MechanismType, bits: u32, what: &str) -> Result<(), OpError> {
+        match self.key_bits.get(&*m) {
+            Some(&(min, max)) if !(min..=max).contains(&u64::from(bits)) => Err(OpError::new(
+                ErrorCode::Unsupported,
+                format!(
+                    "{what} of {bits} bits: the token in slot {} generates {min} to {max} bits with {m} (C_GetMechanismInfo)",
+                    self.slot
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -77,5 +118,38 @@ impl Mechanisms {
             .collect();
         v.sort();
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_sizes_from_mechanism_info() {
+        let mut m = Mechanisms::new(0, vec![MechanismType::AES_KEY_GEN]);
+        // AES in bytes, as the specification says (SoftHSMv2: 16 to 32).
+        m.set_key_sizes(MechanismType::AES_KEY_GEN, 16, 32);
+        assert!(m
+            .require_key_bits(MechanismType::AES_KEY_GEN, 256, "k")
+            .is_ok());
+        m.set_key_sizes(MechanismType::RSA_PKCS_KEY_PAIR_GEN, 1024, 2048);
+        let e = m
+            .require_key_bits(MechanismType::RSA_PKCS_KEY_PAIR_GEN, 4096, "an RSA key")
+            .err()
+            .map(|e| e.into_body(0));
+        let e = e.map(|b| (b.code, b.message));
+        assert!(
+            matches!(&e, Some((ErrorCode::Unsupported, msg)) if msg.contains("1024 to 2048")),
+            "{e:?}"
+        );
+        // AES reported in bits is taken as bits.
+        m.set_key_sizes(MechanismType::AES_KEY_GEN, 128, 256);
+        assert!(m
+            .require_key_bits(MechanismType::AES_KEY_GEN, 192, "k")
+            .is_ok());
+        assert!(m
+            .require_key_bits(MechanismType::AES_KEY_GEN, 512, "k")
+            .is_err());
     }
 }

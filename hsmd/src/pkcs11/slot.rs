@@ -265,12 +265,19 @@ impl OpenSlot {
             message,
         };
         let slot = lib.slot(id).map_err(|e| fail(e.to_string()))?;
-        let mechanisms = Mechanisms::new(
+        let mut mechanisms = Mechanisms::new(
             id,
             lib.pkcs11
                 .get_mechanism_list(slot)
                 .map_err(|e| fail(format!("cannot list the token's mechanisms: {e}")))?,
         );
+        for m in super::mechanisms::SIZED {
+            if mechanisms.offers(m) {
+                if let Ok(info) = lib.pkcs11.get_mechanism_info(slot, m) {
+                    mechanisms.set_key_sizes(m, info.min_key_size(), info.max_key_size());
+                }
+            }
+        }
         let ctx = Arc::new(SlotContext {
             id,
             slot,
