@@ -280,3 +280,46 @@ async fn a_wrong_pin_after_reinsertion_blocks_only_that_slot() {
         "hsmd logged in again on its own"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_pcscd_restart_hsmd_closes_every_session_and_reinitializes() {
+    let token = Token::new("pcscd");
+    let faults = Faults::new(&token, "");
+    let mut d = faults.start(&token, "other", "");
+    let slot = token.slot;
+    let c = d.client().await;
+    aes_key(&c, slot, "k").await;
+    // Open all four sessions of the slot.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let c = d.client().await;
+        tasks.push(tokio::spawn(async move {
+            c.call(None, &encrypt(format!("hsm::{slot}::k"), b"x"))
+                .await
+                .map(|_| ())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(faults.counter("logins"), 1);
+
+    faults.set("device_error = 1\n");
+    let (code, msg) = server_code(
+        c.call(None, &encrypt(format!("hsm::{slot}::k"), b"x"))
+            .await,
+    );
+    assert_eq!(code, ErrorCode::HsmError, "{msg}");
+    assert!(msg.contains("CKR_DEVICE_ERROR"), "{msg}");
+    d.wait_for_line("PKCS#11 library re-initialized");
+    c.call(None, &encrypt(format!("hsm::{slot}::k"), b"x"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", d.log_text()));
+    assert_eq!(faults.counter("finalizes"), 1);
+    assert_eq!(
+        faults.counter("finalize_open_sessions"),
+        0,
+        "C_Finalize with sessions open"
+    );
+    assert_eq!(faults.counter("logins"), 2);
+}

@@ -70,6 +70,10 @@ pub struct SlotContext {
     pub keys: KeyCache,
     /// The slot's state and the last failure that set it.
     health: Mutex<(SlotState, Option<String>)>,
+    /// Set when an operation still failed with `CKR_DEVICE_ERROR` on a fresh
+    /// session: the library lost its reader service (pcscd restarted) and
+    /// answers so until `C_Finalize` + `C_Initialize` ([`reinitialize`]).
+    needs_reinit: AtomicBool,
 }
 
 impl SlotContext {
@@ -103,6 +107,9 @@ impl SlotContext {
             self.set_health(SlotState::Ready, None);
             return;
         };
+        if e.rv() == Some(RvError::DeviceError) {
+            self.needs_reinit.store(true, Ordering::Release);
+        }
         let state = match e.rv() {
             Some(RvError::DeviceRemoved | RvError::TokenNotPresent) => SlotState::TokenNotPresent,
             Some(rv) if is_session_lost(rv) => SlotState::Error,
@@ -232,6 +239,96 @@ impl Worker {
 
 type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 
+/// Every slot's queue and number of session threads (one module per process).
+static SLOTS: Mutex<Vec<(async_channel::Sender<Job>, usize)>> = Mutex::new(Vec::new());
+/// One re-initialization at a time.
+static REINIT: Mutex<()> = Mutex::new(());
+/// How long a re-initialization waits for every session thread to close its session.
+const REINIT_WAIT: Duration = Duration::from_secs(30);
+
+/// A count and a flag the re-initialization and the session threads meet on.
+#[derive(Default)]
+struct Meeting {
+    closed: Mutex<(usize, bool)>,
+    cond: std::sync::Condvar,
+}
+
+impl Meeting {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, bool)> {
+        self.closed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn release(&self) {
+        self.lock().1 = true;
+        self.cond.notify_all();
+    }
+}
+
+/// `C_Finalize` then `C_Initialize` (PKCS#11 v2.40 section 5.4), for a
+/// library that answers `CKR_DEVICE_ERROR` until then (sc-hsm-embedded after
+/// pcscd restarted). Every session thread of every slot first closes its
+/// session and waits (sc-hsm-embedded deadlocks in `C_Finalize` while a
+/// session is open); afterwards they reopen and log in on their next job.
+/// Gives up, leaving the library as it is, when a thread does not get there
+/// within [`REINIT_WAIT`] or a slot is shutting down.
+///
+/// Errors: the threads did not all stop, or `C_Initialize` failed.
+pub fn reinitialize(pkcs11: &Pkcs11) -> Result<(), String> {
+    let _one = REINIT.lock().unwrap_or_else(|p| p.into_inner());
+    let slots = SLOTS.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let total: usize = slots.iter().map(|(_, n)| n).sum();
+    let meeting = Arc::new(Meeting::default());
+    let mut sent = 0;
+    for (queue, n) in &slots {
+        for _ in 0..*n {
+            let m = meeting.clone();
+            let job: Job = Box::new(move |w| {
+                w.session = None;
+                w.ctx.keys.clear();
+                let mut g = m.lock();
+                g.0 += 1;
+                m.cond.notify_all();
+                let deadline = std::time::Instant::now() + REINIT_WAIT * 2;
+                while !g.1 && std::time::Instant::now() < deadline {
+                    g = m
+                        .cond
+                        .wait_timeout(g, REINIT_WAIT)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|p| p.into_inner().0);
+                }
+            });
+            if queue.send_blocking(job).is_ok() {
+                sent += 1;
+            }
+        }
+    }
+    let all_closed = {
+        let g = meeting.lock();
+        let (g, _) = meeting
+            .cond
+            .wait_timeout_while(g, REINIT_WAIT, |g| g.0 < total)
+            .unwrap_or_else(|p| p.into_inner());
+        g.0 == total && sent == total
+    };
+    if !all_closed {
+        meeting.release();
+        return Err("not every session thread closed its session in time".into());
+    }
+    if let Err(e) = pkcs11.clone().finalize() {
+        tracing::warn!("C_Finalize failed: {e}");
+    }
+    let result = match pkcs11.initialize(cryptoki::context::CInitializeArgs::new(
+        cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
+    )) {
+        Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {
+            Ok(())
+        }
+        Err(e) => Err(format!("C_Initialize failed: {e}")),
+    };
+    meeting.release();
+    result
+}
+
 /// Start-up failure of one slot.
 #[derive(Debug, thiserror::Error)]
 #[error("slot {slot}: {message}")]
@@ -287,6 +384,7 @@ impl OpenSlot {
             create_lock: Mutex::new(()),
             keys: KeyCache::default(),
             health: Mutex::new((SlotState::Ready, None)),
+            needs_reinit: AtomicBool::new(false),
         });
         let mut first = Worker {
             ctx: ctx.clone(),
@@ -341,6 +439,10 @@ impl OpenSlot {
                 })?;
             threads.push(handle);
         }
+        SLOTS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((tx.clone(), threads.len()));
         let watch = watch(self.ctx.clone(), tx.clone()).map_err(|e| SlotStartError {
             slot: id,
             pin_problem: false,
@@ -380,6 +482,16 @@ fn watch(ctx: Arc<SlotContext>, queue: async_channel::Sender<Job>) -> std::io::R
                     _ if wait >= POLL_HEALTHY => POLL_FIRST,
                     _ => (wait * 2).min(POLL_MAX),
                 };
+                if ctx.needs_reinit.swap(false, Ordering::AcqRel) {
+                    tracing::warn!(
+                        slot = ctx.id,
+                        "CKR_DEVICE_ERROR on a fresh session: closing every session and re-initializing the PKCS#11 library (C_Finalize, C_Initialize)"
+                    );
+                    match reinitialize(&ctx.pkcs11) {
+                        Ok(()) => tracing::info!("PKCS#11 library re-initialized; sessions reopen and log in again"),
+                        Err(e) => tracing::warn!("re-initializing the PKCS#11 library failed: {e}"),
+                    }
+                }
                 // One probe at a time; a busy queue means requests are probing anyway.
                 if pending.swap(true, Ordering::AcqRel) {
                     continue;

@@ -18,11 +18,13 @@
 //! | `pin_left = N` | sets the tries left (applied whenever the value changes) |
 //! | `removed = SLOT ...` | the token of SLOT is pulled: no `CKF_TOKEN_PRESENT`, `CKR_TOKEN_NOT_PRESENT` on slot calls, `CKR_DEVICE_REMOVED` on its sessions, which stay dead after it is put back |
 //! | `fail = C_Name CKR_X N [tag]` | the next N calls of `C_Name` answer `CKR_X` without reaching the module |
+//! | `device_error = TAG` | pcscd restarted: every call but `C_Initialize`/`C_Finalize`/`C_CloseSession`/`C_CloseAllSessions` answers `CKR_DEVICE_ERROR` until the next `C_Finalize` (a new TAG starts over) |
 //!
 //! Counters go to `PKCS11_FAULTS_COUNTERS` (default: control path + `.counters`)
 //! as `name = value` lines: `logins` (every `C_Login`), `find_calls`,
 //! `find_max_returned`, `max_overlap` (most calls in flight at once, counted
-//! before `serialize`), `calls`.
+//! before `serialize`), `calls`, `finalizes`, and `finalize_open_sessions`
+//! (sessions still open at a `C_Finalize`, summed).
 //!
 //! Test code, but it runs inside hsmd: every entry point catches panics and
 //! answers `CKR_GENERAL_ERROR` instead of unwinding into the caller.
@@ -126,6 +128,8 @@ pub(crate) struct Control {
     pub removed: HashSet<CK_SLOT_ID>,
     /// (whole value as key, function, rv, times)
     pub fails: Vec<(String, String, CK_RV, u32)>,
+    /// `device_error` tag.
+    pub device_error: Option<String>,
 }
 
 fn mechanism(name: &str) -> Option<CK_MECHANISM_TYPE> {
@@ -195,6 +199,7 @@ impl Control {
                 "cbc_max" => c.cbc_max = parse_num(v),
                 "pin_tries" => c.pin_tries = v.parse().ok(),
                 "pin_left" => c.pin_left = v.parse().ok(),
+                "device_error" if !v.is_empty() => c.device_error = Some(v.to_owned()),
                 "removed" => c.removed.extend(v.split_whitespace().filter_map(parse_num)),
                 "fail" => {
                     let w: Vec<&str> = v.split_whitespace().collect();
@@ -233,6 +238,8 @@ pub(crate) struct State {
     pub pin_left: Option<u32>,
     /// The `pin_left` control value last applied.
     pub pin_left_seen: Option<u32>,
+    /// The `device_error` tag a `C_Finalize` cleared.
+    pub device_error_cleared: Option<String>,
     /// Injected failures spent, by control value.
     pub fails_used: HashMap<String, u32>,
     /// Counters written to the counter file.
@@ -247,6 +254,8 @@ pub(crate) struct Counters {
     pub find_max_returned: u64,
     pub max_overlap: u64,
     pub calls: u64,
+    pub finalizes: u64,
+    pub finalize_open_sessions: u64,
 }
 
 static STATE: OnceLock<Mutex<State>> = OnceLock::new();
@@ -274,8 +283,8 @@ pub(crate) fn write_counters(c: &Counters) {
         },
     };
     let text = format!(
-        "logins = {}\nfind_calls = {}\nfind_max_returned = {}\nmax_overlap = {}\ncalls = {}\n",
-        c.logins, c.find_calls, c.find_max_returned, c.max_overlap, c.calls
+        "logins = {}\nfind_calls = {}\nfind_max_returned = {}\nmax_overlap = {}\ncalls = {}\nfinalizes = {}\nfinalize_open_sessions = {}\n",
+        c.logins, c.find_calls, c.find_max_returned, c.max_overlap, c.calls, c.finalizes, c.finalize_open_sessions
     );
     let mut tmp = path.clone().into_os_string();
     tmp.push(".tmp");
@@ -344,6 +353,20 @@ fn guarded(name: &'static str, target: Target, f: impl FnOnce() -> CK_RV) -> CK_
         } else {
             st.pin_left = None;
         }
+        if name == "C_Finalize" {
+            st.counters.finalizes += 1;
+            st.counters.finalize_open_sessions += st.sessions.len() as u64;
+            st.sessions.clear();
+            st.device_error_cleared = ctl.device_error.clone();
+            write_counters(&st.counters);
+        } else if !matches!(
+            name,
+            "C_Initialize" | "C_CloseSession" | "C_CloseAllSessions"
+        ) && ctl.device_error.is_some()
+            && ctl.device_error != st.device_error_cleared
+        {
+            return CKR_DEVICE_ERROR;
+        }
         for (key, func, rv, times) in &ctl.fails {
             if func == name {
                 let used = st.fails_used.entry(key.clone()).or_insert(0);
@@ -373,5 +396,12 @@ fn guarded(name: &'static str, target: Target, f: impl FnOnce() -> CK_RV) -> CK_
         // Emulates a card command's duration (not test synchronization).
         std::thread::sleep(Duration::from_millis(ctl.delay_ms));
     }
-    f()
+    let rv = f();
+    if let (Target::Session(h), "C_CloseSession", CKR_OK) = (target, name, rv) {
+        state().sessions.remove(&h);
+    }
+    if let (Target::Slot(slot), "C_CloseAllSessions", CKR_OK) = (target, name, rv) {
+        state().sessions.retain(|_, s| *s != slot);
+    }
+    rv
 }
