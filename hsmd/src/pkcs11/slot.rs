@@ -244,7 +244,7 @@ static SLOTS: Mutex<Vec<(async_channel::Sender<Job>, usize)>> = Mutex::new(Vec::
 /// One re-initialization at a time.
 static REINIT: Mutex<()> = Mutex::new(());
 /// How long a re-initialization waits for every session thread to close its session.
-const REINIT_WAIT: Duration = Duration::from_secs(30);
+const REINIT_WAIT: Duration = Duration::from_secs(10);
 
 /// A count and a flag the re-initialization and the session threads meet on.
 #[derive(Default)]
