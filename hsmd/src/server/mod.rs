@@ -4,5 +4,6 @@
 pub mod connection;
 pub mod dispatch;
 pub mod gate;
+mod hot;
 pub mod listener;
 pub mod peer;
