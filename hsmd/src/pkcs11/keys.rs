@@ -151,17 +151,18 @@ fn resolve_by(
 ) -> Result<KeyObject, OpError> {
     let found = find(&uid.label)?;
     let pick = |class: ObjectClass| found.iter().copied().find(|k| k.class == class);
-    let full = KeyUid::format(uid.slot, &uid.label);
+    // Formatted only for an error: this runs on every hot operation.
+    let full = || KeyUid::format(uid.slot, &uid.label);
     let not_found = || {
         OpError::new(
             ErrorCode::NotFound,
-            format!("no key {full} on the token in slot {}", uid.slot),
+            format!("no key {} on the token in slot {}", full(), uid.slot),
         )
     };
     let wrong = |what: &str| {
         OpError::new(
             ErrorCode::BadRequest,
-            format!("key {full} is not {what}; this operation needs {what}"),
+            format!("key {} is not {what}; this operation needs {what}", full()),
         )
     };
     match want {
@@ -198,7 +199,8 @@ fn resolve_by(
                         OpError::new(
                             ErrorCode::NotFound,
                             format!(
-                                "key {full} is a private key and its public key {} is not on the token",
+                                "key {} is a private key and its public key {} is not on the token",
+                                full(),
                                 KeyUid::format(uid.slot, &pk.label)
                             ),
                         )

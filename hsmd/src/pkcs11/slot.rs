@@ -70,6 +70,8 @@ pub struct SlotContext {
     pub keys: KeyCache,
     /// The slot's state and the last failure that set it.
     health: Mutex<(SlotState, Option<String>)>,
+    /// `health` is `Ready`: read without the lock on every request.
+    ready: AtomicBool,
     /// Set when an operation still failed with `CKR_DEVICE_ERROR` on a fresh
     /// session: the library lost its reader service (pcscd restarted) and
     /// answers so until `C_Finalize` + `C_Initialize` ([`reinitialize`]).
@@ -94,6 +96,8 @@ impl SlotContext {
             }
         }
         h.0 = state;
+        self.ready
+            .store(state == SlotState::Ready, Ordering::Release);
         if error.is_some() {
             h.1 = error;
         }
@@ -104,7 +108,9 @@ impl SlotContext {
     /// the request itself (bad input, unknown key, ...) do not.
     fn note<T>(&self, r: &Result<T, OpError>) {
         let Err(e) = r else {
-            self.set_health(SlotState::Ready, None);
+            if !self.ready.load(Ordering::Acquire) {
+                self.set_health(SlotState::Ready, None);
+            }
             return;
         };
         if e.rv() == Some(RvError::DeviceError) {
@@ -126,16 +132,25 @@ pub struct Worker {
     session: Option<Session>,
 }
 
+/// The worker's session, opened (and logged in) first when there is none.
+/// Takes the two fields apart so the caller can keep using `ctx`.
+fn open_session<'a>(
+    ctx: &SlotContext,
+    session: &'a mut Option<Session>,
+) -> Result<&'a Session, OpError> {
+    if session.is_none() {
+        let s = ctx.pkcs11.open_rw_session(ctx.slot)?;
+        ctx.login.ensure(&ctx.pkcs11, ctx.slot, &s)?;
+        *session = Some(s);
+    }
+    session
+        .as_ref()
+        .ok_or_else(|| OpError::new(ErrorCode::Internal, "session vanished"))
+}
+
 impl Worker {
     fn open(&mut self) -> Result<&Session, OpError> {
-        if self.session.is_none() {
-            let s = self.ctx.pkcs11.open_rw_session(self.ctx.slot)?;
-            self.ctx.login.ensure(&self.ctx.pkcs11, self.ctx.slot, &s)?;
-            self.session = Some(s);
-        }
-        self.session
-            .as_ref()
-            .ok_or_else(|| OpError::new(ErrorCode::Internal, "session vanished"))
+        open_session(&self.ctx, &mut self.session)
     }
 
     /// The slot this worker serves.
@@ -163,9 +178,8 @@ impl Worker {
     ) -> Result<T, OpError> {
         let mut retried = false;
         loop {
-            let ctx = self.ctx.clone();
-            let result = match self.open() {
-                Ok(s) => f(s, &ctx),
+            let result = match open_session(&self.ctx, &mut self.session) {
+                Ok(s) => f(s, &self.ctx),
                 Err(e) => Err(e),
             };
             match result {
@@ -384,6 +398,7 @@ impl OpenSlot {
             create_lock: Mutex::new(()),
             keys: KeyCache::default(),
             health: Mutex::new((SlotState::Ready, None)),
+            ready: AtomicBool::new(true),
             needs_reinit: AtomicBool::new(false),
         });
         let mut first = Worker {
@@ -528,17 +543,6 @@ pub struct SlotHandle {
 }
 
 impl SlotHandle {
-    /// Opens the slot and starts its threads ([`OpenSlot::open`] then [`OpenSlot::spawn`]).
-    pub fn start(
-        lib: &Library,
-        id: u64,
-        pin: SlotPin,
-        sessions: usize,
-        queue_depth: usize,
-    ) -> Result<Self, SlotStartError> {
-        OpenSlot::open(lib, id, pin)?.spawn(sessions, queue_depth)
-    }
-
     /// For the watchdog: true when the slot's threads are not stuck, i.e. its
     /// queue is empty or at least one job finished since the previous check.
     pub fn is_answering(&self) -> bool {
