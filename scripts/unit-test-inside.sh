@@ -6,6 +6,8 @@
 set -eu
 fail() { echo "scripts/unit-test: FAIL: $*" >&2; journalctl -u hsmd.service -u kms-frontend.service --no-pager -n 30 >&2 || true; exit 1; }
 ok() { echo "  ok: $*"; }
+# until SECONDS CMD...: runs CMD every 0.1 s until it succeeds; false after SECONDS.
+until_ok() { local end=$((SECONDS + $1)); shift; until "$@"; do [ $SECONDS -lt $end ] || return 1; sleep 0.1; done; }
 cd /root/unit-test
 
 dpkg -i ./hsmd_*.deb ./kms-frontend_*.deb >/dev/null 2>&1 || fail "dpkg -i"
@@ -69,8 +71,8 @@ done
 ok "journal fields ACTING_USER OP RESULT PEER_UID PEER_PID KEY_UID"
 
 systemctl start kms-frontend.service
-sleep 1
-journalctl -u kms-frontend.service --no-pager | grep -q '"identity":"kms"' ||
+frontend_reached() { journalctl -u kms-frontend.service --no-pager | grep -q '"identity":"kms"'; }
+until_ok 30 frontend_reached ||
   fail "kms-frontend did not reach hsmd as kms (PrivateUsers=, SupplementaryGroups=)"
 ok "kms-frontend reaches hsmd as kms"
 
@@ -97,7 +99,9 @@ echo 000000 >/etc/hsmd/hsm_password
 systemctl reset-failed hsmd.service hsmd.socket
 since=$(date '+%Y-%m-%d %H:%M:%S')
 hsmctl status >/dev/null 2>&1 && fail "hsmd served with a wrong PIN"
-sleep 2
+# hsmd exits 3, then ExecStopPost stops hsmd.socket.
+socket_stopped() { [ "$(systemctl is-active hsmd.socket)" != active ]; }
+until_ok 30 socket_stopped || fail "hsmd.socket still listens after a refused PIN"
 hsmctl status >/dev/null 2>&1 && fail "hsmd served with a wrong PIN (second client)"
 starts=$(journalctl -u hsmd.service --since "$since" --no-pager | grep -c "Starting hsmd" || true)
 [ "$starts" -eq 1 ] || fail "hsmd was started $starts times with a wrong PIN"

@@ -368,8 +368,11 @@ impl Daemon {
     /// Blocks until hsmd logs a line containing `needle`; panics with the log
     /// if hsmd exits first or [`START_TIMEOUT`] passes.
     pub fn wait_for_line(&mut self, needle: &str) -> String {
+        // One deadline for the whole wait: a chatty daemon must not extend it.
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
         loop {
-            match self.lines.recv_timeout(START_TIMEOUT) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
                 Ok(line) if line.contains(needle) => return line,
                 Ok(_) => {}
                 Err(_) => panic!("hsmd did not log {needle:?}; its log:\n{}", self.log_text()),
@@ -525,4 +528,46 @@ pub fn failed(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout)
     );
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Raw protocol frames, for tests that must control exactly what is on the
+/// socket (hostile input, a burst written in one go).
+pub mod raw {
+    use serde_json::Value;
+    use tokio::io::{AsyncRead, AsyncReadExt};
+
+    /// A frame: 4-byte big-endian length, then `body`.
+    pub fn frame(body: &[u8]) -> Vec<u8> {
+        let len = u32::try_from(body.len()).expect("frame fits u32");
+        let mut out = len.to_be_bytes().to_vec();
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// The next frame as JSON, or None on a clean end of stream between frames.
+    pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Option<Value> {
+        let mut len = [0u8; 4];
+        let mut got = 0;
+        while got < 4 {
+            let n = r.read(&mut len[got..]).await.expect("read frame length");
+            if n == 0 {
+                assert_eq!(got, 0, "hsmd closed the stream inside a frame header");
+                return None;
+            }
+            got += n;
+        }
+        let len = u32::from_be_bytes(len) as usize;
+        assert!(
+            (1..=1024 * 1024).contains(&len),
+            "hsmd sent a frame of length {len}"
+        );
+        let mut body = vec![0u8; len];
+        r.read_exact(&mut body).await.expect("read frame body");
+        Some(serde_json::from_slice(&body).unwrap_or_else(|e| {
+            panic!(
+                "hsmd sent a frame that is not JSON ({e}): {}",
+                String::from_utf8_lossy(&body)
+            )
+        }))
+    }
 }

@@ -9,12 +9,13 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use hsmd_e2e::raw::{frame, read_frame};
 use hsmd_e2e::{Daemon, Token};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 /// Longest any one test may take before it counts as hung.
@@ -42,43 +43,9 @@ async fn guarded<F: Future>(f: F) -> F::Output {
         .expect("the test hung (hang guard elapsed)")
 }
 
-fn frame(body: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(body.len()).expect("frame fits u32");
-    let mut out = len.to_be_bytes().to_vec();
-    out.extend_from_slice(body);
-    out
-}
-
 async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) {
     w.write_all(&frame(body)).await.expect("write frame");
     w.flush().await.expect("flush");
-}
-
-/// The next frame as JSON, or None on a clean end of stream between frames.
-async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Option<Value> {
-    let mut len = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        let n = r.read(&mut len[got..]).await.expect("read frame length");
-        if n == 0 {
-            assert_eq!(got, 0, "hsmd closed the stream inside a frame header");
-            return None;
-        }
-        got += n;
-    }
-    let len = u32::from_be_bytes(len) as usize;
-    assert!(
-        (1..=1024 * 1024).contains(&len),
-        "hsmd sent a frame of length {len}"
-    );
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await.expect("read frame body");
-    Some(serde_json::from_slice(&body).unwrap_or_else(|e| {
-        panic!(
-            "hsmd sent a frame that is not JSON ({e}): {}",
-            String::from_utf8_lossy(&body)
-        )
-    }))
 }
 
 async fn expect_frame<R: AsyncRead + Unpin>(r: &mut R, what: &str) -> Value {
@@ -454,18 +421,38 @@ async fn silent_client_is_disconnected_after_handshake_timeout() {
     let token = Token::new("hostile-silent");
     let d = Daemon::start(&token, "handshake_timeout_secs = 1");
     guarded(async {
+        // A silent client gets one error without an id, then the close.
         let mut s = connect(&d).await;
-        // Whatever hsmd says before closing must be an error without an id.
-        while let Some(v) = read_frame(&mut s).await {
-            error_of(&v, Value::Null, "bad_request");
-        }
-        // A client that sent half a hello is disconnected too.
+        let v = expect_frame(&mut s, "a silent client").await;
+        error_of(&v, Value::Null, "bad_request");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("no hello within 1 s"),
+            "{v}"
+        );
+        assert!(
+            read_frame(&mut s).await.is_none(),
+            "connection should be closed"
+        );
+        // A client that sent half a hello is disconnected the same way.
         let mut s = connect(&d).await;
         s.write_all(&40u32.to_be_bytes()).await.unwrap();
         s.write_all(br#"{"hello""#).await.unwrap();
-        while let Some(v) = read_frame(&mut s).await {
-            error_of(&v, Value::Null, "bad_request");
-        }
+        let v = expect_frame(&mut s, "half a hello").await;
+        error_of(&v, Value::Null, "bad_request");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("no hello within 1 s"),
+            "{v}"
+        );
+        assert!(
+            read_frame(&mut s).await.is_none(),
+            "connection should be closed"
+        );
         still_serves(&d).await;
     })
     .await;
@@ -525,6 +512,7 @@ async fn half_sent_frame_is_cut_off_after_frame_timeout() {
     let token = Token::new("hostile-stall");
     let d = Daemon::start(&token, "frame_timeout_secs = 1");
     guarded(async {
+        let mut idle = hello(&d).await;
         let mut s = hello(&d).await;
         // Announce 1000 bytes, send 10, then nothing: the frame never completes.
         let mut partial = 1000u32.to_be_bytes().to_vec();
@@ -547,8 +535,8 @@ async fn half_sent_frame_is_cut_off_after_frame_timeout() {
             read_frame(&mut s).await.is_none(),
             "connection should be closed"
         );
-        // An idle connection (no partial frame) is not cut off.
-        let mut idle = hello(&d).await;
+        // The idle connection (no partial frame) opened before the stall
+        // has now been quiet for over frame_timeout: it is not cut off.
         let mut other = hello(&d).await;
         still_usable(&mut other, 3).await;
         still_usable(&mut other, 4).await;
@@ -646,6 +634,12 @@ async fn client_text_cannot_forge_log_lines() {
         "a forged line reached the log:\n{log}"
     );
     assert!(!log.contains('\u{0}'), "a NUL byte reached the log");
+    // The request itself is recorded, on one line, with the text escaped.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("get_key by root") && l.contains("hsm::1::x\\n2026")),
+        "no escaped audit record of the get_key:\n{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -412,14 +412,23 @@ async fn every_operation_round_trips_and_verifies_independently() {
         )
         .await
     {
-        Ok(e) => {
+        Ok(_) => {
+            // A token that offers it: the hash must really be SHA-256, so a
+            // ciphertext made independently with OAEP-SHA256 must decrypt.
+            let outside = rsa_pub
+                .encrypt(
+                    &mut rand_core::OsRng,
+                    rsa::Oaep::new::<sha2::Sha256>(),
+                    b"s",
+                )
+                .unwrap();
             let d2 = c
                 .call(
                     None,
                     &Decrypt {
                         uid: uid("rsa2048"),
                         algorithm: EncryptionAlgorithm::RsaOaepSha256,
-                        ciphertext: e.ciphertext,
+                        ciphertext: outside,
                         iv: None,
                         tag: None,
                         aad: None,
