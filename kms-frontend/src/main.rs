@@ -1,25 +1,17 @@
-//! `kms-frontend`: for now, connects to hsmd as a frontend would and prints
-//! the hello and the status. The KMS itself (KMIP over HTTP) is to come.
+//! `kms-frontend` binary: see the library's documentation.
+//! (Being built up: for now it checks its configuration, connects to hsmd
+//! and prints the hello and the status.)
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use hsmd_protocol::{Client, Status};
-use std::path::PathBuf;
-
-/// Connects to hsmd and prints what it says about itself.
-#[derive(Debug, Parser)]
-#[command(name = "kms-frontend", version)]
-struct Args {
-    /// hsmd's socket.
-    #[arg(long, default_value = "/run/hsmd/hsmd.sock")]
-    hsmd_socket: PathBuf,
-}
+use kms_frontend::config;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
-    let args = Args::parse();
+    let config = config::load(config::Args::parse())?;
     let client = Client::connect(
-        &args.hsmd_socket,
+        &config.hsmd_socket,
         concat!("kms-frontend/", env!("CARGO_PKG_VERSION")),
     )
     .await

@@ -1,0 +1,71 @@
+//! Command-line flags, named as the Cosmian KMS server names them (plus
+//! `--hsmd-socket`). Every flag is optional here: [`super::load`] merges
+//! them over the TOML file and applies the defaults.
+
+use clap::Parser;
+use std::path::PathBuf;
+
+/// `kms-frontend`: the unprivileged KMS (KMIP 2.1 JSON over HTTP) whose
+/// keys live in hsmd's tokens.
+#[derive(Debug, Default, Parser)]
+#[command(name = "kms-frontend", version, about)]
+pub struct Args {
+    /// TOML configuration file (its keys mirror these flags).
+    #[arg(short = 'c', long, env = "COSMIAN_KMS_CONF")]
+    pub config: Option<PathBuf>,
+    /// TCP port to listen on [default: 9998].
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Address to listen on [default: 0.0.0.0].
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// The user of requests that carry no credentials when no authentication
+    /// is configured [default: admin].
+    #[arg(long)]
+    pub default_username: Option<String>,
+    /// Authenticate callers but act as the default user for all of them.
+    #[arg(long)]
+    pub force_default_username: bool,
+    /// Server certificate and key as a PKCS#12 file (enables HTTPS).
+    #[arg(long)]
+    pub tls_p12_file: Option<PathBuf>,
+    /// Password of `--tls-p12-file`.
+    #[arg(long, env = "KMS_TLS_P12_PASSWORD", hide_env_values = true)]
+    pub tls_p12_password: Option<String>,
+    /// Server certificate, PEM (enables HTTPS; with `--tls-key-file`).
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Server private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long)]
+    pub tls_key_file: Option<PathBuf>,
+    /// Intermediate certificates sent after the server certificate, PEM.
+    #[arg(long)]
+    pub tls_chain_file: Option<PathBuf>,
+    /// CA whose TLS client certificates identify users (subject CN, else
+    /// the email SAN). Needs HTTPS.
+    #[arg(long)]
+    pub clients_ca_cert_file: Option<PathBuf>,
+    /// JWT identity provider as `ISSUER,JWKS_URI[,AUDIENCE]`; repeatable.
+    /// JWKS_URI is an `https://` URL or a local file path.
+    #[arg(long)]
+    pub jwt_auth_provider: Vec<String>,
+    /// Database of access rights: only `sqlite`.
+    #[arg(long)]
+    pub database_type: Option<String>,
+    /// Directory (or `.db` file) of the SQLite database [default: ./sqlite-data].
+    #[arg(long)]
+    pub sqlite_path: Option<PathBuf>,
+    /// hsmd's Unix socket [default: /run/hsmd/hsmd.sock].
+    #[arg(long)]
+    pub hsmd_socket: Option<PathBuf>,
+    /// Connections kept open to hsmd [default: 4].
+    #[arg(long)]
+    pub hsmd_connections: Option<usize>,
+    /// Requests in flight to hsmd at once, over all connections, before
+    /// HTTP requests wait [default: 256].
+    #[arg(long)]
+    pub hsmd_max_in_flight: Option<usize>,
+    /// Largest HTTP request body in bytes; larger ones get 413 [default: 8 MiB].
+    #[arg(long)]
+    pub max_body_bytes: Option<usize>,
+}

@@ -1,0 +1,312 @@
+//! The frontend's configuration: flags ([`cli::Args`]) over the TOML file
+//! ([`file::FileConfig`]) over defaults, checked once at start-up. Every
+//! mistake is one sentence naming the key, the value and what is accepted.
+
+pub mod cli;
+pub mod file;
+
+use secrecy::SecretString;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+pub use cli::Args;
+
+/// Default TCP port, as the reference server.
+pub const DEFAULT_PORT: u16 = 9998;
+/// Default hsmd socket.
+pub const DEFAULT_HSMD_SOCKET: &str = "/run/hsmd/hsmd.sock";
+/// Where hsmd's own configuration lives (named in refusals).
+pub const HSMD_CONFIG: &str = "/etc/hsmd/hsmd.toml";
+
+/// A configuration the frontend refuses to start with.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the configuration file {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: std::io::Error,
+    },
+    /// The file is not valid TOML or holds an unknown or ill-typed key.
+    #[error("configuration file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (from the TOML parser; never quotes values).
+        message: String,
+    },
+    /// The file holds one of the reference server's HSM keys.
+    #[error("configuration file {path} holds `{key}`: PINs, slots and the HSM model belong to hsmd's configuration now ({HSMD_CONFIG}); remove `{key}` from {path}, the frontend never sees them")]
+    HsmKey {
+        /// The file.
+        path: PathBuf,
+        /// The key found.
+        key: String,
+    },
+    /// A value is out of its accepted range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// How HTTPS is set up, if at all.
+#[derive(Debug, Clone)]
+pub enum TlsIdentity {
+    /// Plain HTTP.
+    None,
+    /// A PKCS#12 file and its password.
+    P12 {
+        /// The file.
+        file: PathBuf,
+        /// Its password (never logged).
+        password: SecretString,
+    },
+    /// PEM certificate, key and optional chain.
+    Pem {
+        /// Server certificate.
+        cert: PathBuf,
+        /// Server private key.
+        key: PathBuf,
+        /// Intermediate certificates.
+        chain: Option<PathBuf>,
+    },
+}
+
+/// One `--jwt-auth-provider ISSUER,JWKS_URI[,AUDIENCE]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtProvider {
+    /// Expected `iss` claim.
+    pub issuer: String,
+    /// `https://` URL or local file of the provider's JWKS.
+    pub jwks_uri: String,
+    /// Expected `aud` claim, when given.
+    pub audience: Option<String>,
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub hostname: String,
+    /// TCP port.
+    pub port: u16,
+    /// User of unauthenticated requests when no authentication is configured.
+    pub default_username: String,
+    /// Act as the default user even for authenticated callers.
+    pub force_default_username: bool,
+    /// HTTPS identity.
+    pub tls: TlsIdentity,
+    /// CA of client certificates, when mTLS identifies users.
+    pub clients_ca_cert_file: Option<PathBuf>,
+    /// JWT providers.
+    pub jwt_providers: Vec<JwtProvider>,
+    /// SQLite database file of access rights.
+    pub sqlite_file: PathBuf,
+    /// hsmd's socket.
+    pub hsmd_socket: PathBuf,
+    /// Connections to hsmd.
+    pub hsmd_connections: usize,
+    /// Requests in flight to hsmd at once.
+    pub hsmd_max_in_flight: usize,
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    /// True when callers authenticate (client certificates or JWT).
+    pub fn authentication_configured(&self) -> bool {
+        self.clients_ca_cert_file.is_some() || !self.jwt_providers.is_empty()
+    }
+}
+
+/// Reads `args.config` (when given) and merges the flags over it.
+///
+/// Errors: [`ConfigError`], one sentence each.
+pub fn load(args: Args) -> Result<Config, ConfigError> {
+    let file = match &args.config {
+        Some(path) => read_file(path)?,
+        None => file::FileConfig::default(),
+    };
+    merge(args, file)
+}
+
+fn read_file(path: &Path) -> Result<file::FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|reason| ConfigError::Read {
+        path: path.to_owned(),
+        reason,
+    })?;
+    parse_file(path, &text)
+}
+
+/// Parses the TOML `text` of `path`: refuses the reference's `hsm_*` keys
+/// first, then unknown keys.
+pub fn parse_file(path: &Path, text: &str) -> Result<file::FileConfig, ConfigError> {
+    let parse_error = |e: toml::de::Error| ConfigError::Parse {
+        path: path.to_owned(),
+        // The message only: TOML errors quote the offending line, which may
+        // hold a password.
+        message: e.message().to_owned(),
+    };
+    let table: toml::Table = toml::from_str(text).map_err(parse_error)?;
+    if let Some(key) = table.keys().find(|k| k.starts_with("hsm_")) {
+        return Err(ConfigError::HsmKey {
+            path: path.to_owned(),
+            key: key.clone(),
+        });
+    }
+    toml::from_str(text).map_err(parse_error)
+}
+
+fn merge(args: Args, file: file::FileConfig) -> Result<Config, ConfigError> {
+    let http = file.http.unwrap_or_default();
+    let tls = file.tls.unwrap_or_default();
+    let db = file.db.unwrap_or_default();
+    let idp = file.idp_auth.unwrap_or_default();
+
+    let database_type = args
+        .database_type
+        .or(db.database_type)
+        .unwrap_or_else(|| "sqlite".into());
+    if database_type != "sqlite" {
+        return Err(ConfigError::Invalid(format!(
+            "database_type {database_type:?} is not supported: the frontend keeps access rights in SQLite only (database_type = \"sqlite\")"
+        )));
+    }
+    let sqlite_path = args
+        .sqlite_path
+        .or(db.sqlite_path)
+        .unwrap_or_else(|| PathBuf::from("./sqlite-data"));
+    let sqlite_file = if sqlite_path.extension().is_some_and(|e| e == "db") {
+        sqlite_path
+    } else {
+        sqlite_path.join("kms.db")
+    };
+
+    let tls_identity = tls_identity(
+        args.tls_p12_file.or(tls.tls_p12_file),
+        args.tls_p12_password.or(tls.tls_p12_password),
+        args.tls_cert_file.or(tls.tls_cert_file),
+        args.tls_key_file.or(tls.tls_key_file),
+        args.tls_chain_file.or(tls.tls_chain_file),
+    )?;
+    let clients_ca_cert_file = args.clients_ca_cert_file.or(tls.clients_ca_cert_file);
+    if clients_ca_cert_file.is_some() && matches!(tls_identity, TlsIdentity::None) {
+        return Err(ConfigError::Invalid(
+            "clients_ca_cert_file needs HTTPS: also give tls_p12_file (with tls_p12_password) or tls_cert_file and tls_key_file".into(),
+        ));
+    }
+
+    let providers = if args.jwt_auth_provider.is_empty() {
+        idp.jwt_auth_provider.unwrap_or_default()
+    } else {
+        args.jwt_auth_provider
+    };
+    let jwt_providers = providers
+        .iter()
+        .map(|p| parse_jwt_provider(p))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let positive = |name: &str, v: usize| {
+        if v == 0 {
+            Err(ConfigError::Invalid(format!(
+                "{name} must be at least 1, got 0"
+            )))
+        } else {
+            Ok(v)
+        }
+    };
+    Ok(Config {
+        hostname: args
+            .hostname
+            .or(http.hostname)
+            .unwrap_or_else(|| "0.0.0.0".into()),
+        port: args.port.or(http.port).unwrap_or(DEFAULT_PORT),
+        default_username: args
+            .default_username
+            .or(file.default_username)
+            .unwrap_or_else(|| "admin".into()),
+        force_default_username: args.force_default_username
+            || file.force_default_username.unwrap_or(false),
+        tls: tls_identity,
+        clients_ca_cert_file,
+        jwt_providers,
+        sqlite_file,
+        hsmd_socket: args
+            .hsmd_socket
+            .or(file.hsmd_socket)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_HSMD_SOCKET)),
+        hsmd_connections: positive(
+            "hsmd_connections",
+            args.hsmd_connections.or(file.hsmd_connections).unwrap_or(4),
+        )?,
+        hsmd_max_in_flight: positive(
+            "hsmd_max_in_flight",
+            args.hsmd_max_in_flight
+                .or(file.hsmd_max_in_flight)
+                .unwrap_or(256),
+        )?,
+        max_body_bytes: positive(
+            "max_body_bytes",
+            args.max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(8 << 20),
+        )?,
+    })
+}
+
+fn tls_identity(
+    p12: Option<PathBuf>,
+    p12_password: Option<String>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    chain: Option<PathBuf>,
+) -> Result<TlsIdentity, ConfigError> {
+    match (p12, cert, key) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(ConfigError::Invalid(
+            "give the server identity either as tls_p12_file or as tls_cert_file + tls_key_file, not both".into(),
+        )),
+        (Some(file), None, None) => Ok(TlsIdentity::P12 {
+            file,
+            password: SecretString::from(p12_password.unwrap_or_default()),
+        }),
+        (None, Some(cert), Some(key)) => Ok(TlsIdentity::Pem { cert, key, chain }),
+        (None, Some(_), None) => Err(ConfigError::Invalid(
+            "tls_cert_file needs tls_key_file (the server's private key, PEM)".into(),
+        )),
+        (None, None, Some(_)) => Err(ConfigError::Invalid(
+            "tls_key_file needs tls_cert_file (the server's certificate, PEM)".into(),
+        )),
+        (None, None, None) if chain.is_some() => Err(ConfigError::Invalid(
+            "tls_chain_file needs tls_cert_file and tls_key_file".into(),
+        )),
+        (None, None, None) => Ok(TlsIdentity::None),
+    }
+}
+
+/// Parses `ISSUER,JWKS_URI[,AUDIENCE]`.
+///
+/// Errors: [`ConfigError::Invalid`] naming the value and the expected shape.
+pub fn parse_jwt_provider(value: &str) -> Result<JwtProvider, ConfigError> {
+    let parts: Vec<&str> = value.split(',').map(str::trim).collect();
+    match parts.as_slice() {
+        [issuer, jwks] | [issuer, jwks, ""] if !issuer.is_empty() && !jwks.is_empty() => {
+            Ok(JwtProvider {
+                issuer: (*issuer).into(),
+                jwks_uri: (*jwks).into(),
+                audience: None,
+            })
+        }
+        [issuer, jwks, audience] if !issuer.is_empty() && !jwks.is_empty() => Ok(JwtProvider {
+            issuer: (*issuer).into(),
+            jwks_uri: (*jwks).into(),
+            audience: Some((*audience).into()),
+        }),
+        _ => Err(ConfigError::Invalid(format!(
+            "jwt_auth_provider {value:?} is not ISSUER,JWKS_URI[,AUDIENCE] (e.g. \"https://idp.example/,https://idp.example/.well-known/jwks.json,kms\")"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests;

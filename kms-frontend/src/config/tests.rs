@@ -1,0 +1,72 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    let file = parse_file(Path::new("/etc/kms-frontend/kms.toml"), text)?;
+    merge(Args::default(), file)
+}
+
+#[test]
+fn defaults_are_the_reference_servers() {
+    let c = parse("").expect("empty config");
+    assert_eq!(c.port, 9998);
+    assert_eq!(c.hostname, "0.0.0.0");
+    assert_eq!(c.default_username, "admin");
+    assert_eq!(c.sqlite_file, PathBuf::from("./sqlite-data/kms.db"));
+    assert_eq!(c.hsmd_socket, PathBuf::from("/run/hsmd/hsmd.sock"));
+    assert!(!c.authentication_configured());
+}
+
+#[test]
+fn hsm_keys_are_refused_naming_hsmd_config() {
+    for key in [
+        "hsm_password = [\"1234\"]",
+        "hsm_slot = [0]",
+        "hsm_model = \"smartcardhsm\"",
+    ] {
+        let err = parse(key).expect_err(key).to_string();
+        let name = key.split(' ').next().unwrap_or_default();
+        assert!(err.contains(&format!("`{name}`")), "{err}");
+        assert!(err.contains("/etc/hsmd/hsmd.toml"), "{err}");
+        assert!(!err.contains("1234"), "the PIN leaked: {err}");
+    }
+}
+
+#[test]
+fn sections_mirror_the_flags() {
+    let c = parse(
+        "default_username = \"ops\"\n[http]\nport = 9443\nhostname = \"127.0.0.1\"\n[db]\ndatabase_type = \"sqlite\"\nsqlite_path = \"/var/lib/kms/grants.db\"\n[idp_auth]\njwt_auth_provider = [\"https://idp/,/etc/jwks.json,kms\"]\n",
+    )
+    .expect("config");
+    assert_eq!((c.port, c.hostname.as_str()), (9443, "127.0.0.1"));
+    assert_eq!(c.default_username, "ops");
+    assert_eq!(c.sqlite_file, PathBuf::from("/var/lib/kms/grants.db"));
+    assert_eq!(
+        c.jwt_providers,
+        vec![JwtProvider {
+            issuer: "https://idp/".into(),
+            jwks_uri: "/etc/jwks.json".into(),
+            audience: Some("kms".into()),
+        }]
+    );
+}
+
+#[test]
+fn mistakes_are_named() {
+    let err = parse("prot = 1").expect_err("unknown key").to_string();
+    assert!(err.contains("prot"), "{err}");
+    let err = parse("[db]\ndatabase_type = \"postgresql\"")
+        .expect_err("pg")
+        .to_string();
+    assert!(
+        err.contains("postgresql") && err.contains("sqlite"),
+        "{err}"
+    );
+    let err = parse("[tls]\nclients_ca_cert_file = \"/ca.pem\"")
+        .expect_err("no https")
+        .to_string();
+    assert!(err.contains("needs HTTPS"), "{err}");
+    let err = parse("[idp_auth]\njwt_auth_provider = [\"only-issuer\"]")
+        .expect_err("jwt")
+        .to_string();
+    assert!(err.contains("ISSUER,JWKS_URI"), "{err}");
+}
