@@ -4,5 +4,12 @@
 //! SQLite and asks hsmd (PROTOCOL.md, as a `frontends` peer with `as_user`)
 //! to do every key operation. It never reads a PIN nor loads PKCS#11.
 
+pub mod access;
 pub mod auth;
 pub mod config;
+pub mod error;
+pub mod hsm;
+pub mod http;
+pub mod kmip;
+pub mod ttlv;
+pub mod uid;

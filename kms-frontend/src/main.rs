@@ -1,23 +1,104 @@
-//! `kms-frontend` binary: see the library's documentation.
-//! (Being built up: for now it checks its configuration, connects to hsmd
-//! and prints the hello and the status.)
+//! `kms-frontend` binary: reads the configuration, opens the access-rights
+//! database, and serves the KMS API (see the library's documentation) until
+//! SIGTERM or SIGINT. Exit status 1 with one sentence on a start-up error.
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use hsmd_protocol::{Client, Status};
-use kms_frontend::config;
+use kms_frontend::access::store::GrantStore;
+use kms_frontend::auth::Authenticator;
+use kms_frontend::config::{self, Config, TlsIdentity};
+use kms_frontend::hsm::Hsmd;
+use kms_frontend::http::{self, AppState};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<()> {
-    let config = config::load(config::Args::parse())?;
-    let client = Client::connect(
-        &config.hsmd_socket,
-        concat!("kms-frontend/", env!("CARGO_PKG_VERSION")),
-    )
-    .await
-    .context("HSM service unavailable")?;
-    println!("hello: {}", serde_json::to_string(client.server_hello())?);
-    let status = client.call(None, &Status {}).await.context("status")?;
-    println!("status: {}", serde_json::to_string(&status)?);
+fn main() {
+    init_logging();
+    let result = config::load(config::Args::parse())
+        .map_err(anyhow::Error::from)
+        .and_then(|config| {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(run(config))
+        });
+    if let Err(e) = result {
+        tracing::error!("{e:#}");
+        eprintln!("kms-frontend: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KMS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+async fn run(config: Config) -> Result<()> {
+    let grants = GrantStore::open(&config.sqlite_file)?;
+    let auth = Arc::new(Authenticator::new(&config).await?);
+    if !config.authentication_configured() {
+        tracing::warn!(
+            "no authentication configured (no clients_ca_cert_file, no jwt_auth_provider): every caller is `{}`",
+            config.default_username
+        );
+    }
+    let hsmd = Hsmd::new(
+        config.hsmd_socket.clone(),
+        config.hsmd_connections,
+        config.hsmd_max_in_flight,
+    );
+    if let Err(e) = hsmd.client().await {
+        tracing::warn!(
+            "{e}; requests get 503 until hsmd is back, the frontend reconnects by itself"
+        );
+    }
+    let state = Arc::new(AppState { hsmd, grants });
+    let app = http::router(state, auth, config.max_body_bytes);
+    let addr = format!("{}:{}", config.hostname, config.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr().context("listening address")?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(on_signal(shutdown.clone()));
+    match &config.tls {
+        TlsIdentity::None => {
+            tracing::info!("listening on http://{local}");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+                .context("HTTP server")?;
+        }
+        TlsIdentity::P12 { .. } | TlsIdentity::Pem { .. } => {
+            anyhow::bail!("HTTPS is not wired in yet");
+        }
+    }
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Cancels `token` on the first SIGTERM or SIGINT.
+async fn on_signal(token: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::info!("shutting down");
+            token.cancel();
+        }
+        (Err(e), _) | (_, Err(e)) => tracing::error!("cannot handle signals: {e}"),
+    }
 }

@@ -252,6 +252,19 @@ impl Client {
         &self.hello
     }
 
+    /// True once the connection is gone (the server closed it or an I/O
+    /// error ended it): every further call fails with [`ClientError::Closed`],
+    /// so a pool should connect anew.
+    pub fn is_closed(&self) -> bool {
+        self.frames.is_closed()
+            || self
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_err()
+    }
+
     /// Sends `params` as operation `O::NAME`, acting for `as_user` when given
     /// (only a frontend may name another user), and waits for its result.
     ///

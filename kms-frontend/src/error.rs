@@ -1,0 +1,124 @@
+//! Refusals and faults as HTTP answers. The status classes are the
+//! reference server's where its CLI depends on them (401 admin-only, 422
+//! not found / not granted / sensitive, 503 when hsmd is unreachable); the
+//! plain-text body always names the real cause. 500 is kept for real
+//! faults: the cause goes to the log, the body carries a correlation id.
+
+use crate::ttlv::TtlvError;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hsmd_protocol::{ClientError, ErrorCode};
+
+/// A request that cannot be served, with the HTTP status it maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// One sentence for the caller (never secrets).
+    pub message: String,
+}
+
+impl std::fmt::Display for KmsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for KmsError {}
+
+impl KmsError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// 401: only an HSM admin may do this.
+    pub fn admin_only(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    /// 422: the request is understood but refused (not found, not granted,
+    /// sensitive, unsupported, invalid value).
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+
+    /// 400: the body is not JSON at all.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 503: hsmd (or the token behind it) cannot serve now.
+    pub fn unavailable(reason: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("HSM service unavailable: {reason}"),
+        )
+    }
+
+    /// 500: a fault of ours. Logs `cause` with a fresh correlation id and
+    /// answers only the id.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        let id = uuid::Uuid::new_v4();
+        tracing::error!(correlation_id = %id, "internal error: {cause}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error (correlation id {id}; the cause is in the kms-frontend log)"),
+        )
+    }
+
+    /// Maps an hsmd client error met while doing `what` (e.g. "Encrypt with
+    /// hsm::0::k1") to the answer the caller gets.
+    pub fn from_hsmd(what: &str, e: ClientError) -> Self {
+        let body = match &e {
+            ClientError::Server(b) => b,
+            ClientError::Refused(b) => {
+                return Self::unavailable(format!(
+                    "hsmd refused this frontend's connection ({}): list the frontend's unix user in hsmd's `frontends`",
+                    b.message
+                ))
+            }
+            ClientError::Encode(err) => return Self::internal(format!("{what}: {err}")),
+            ClientError::Connect { .. } | ClientError::Handshake(_) | ClientError::Closed(_) => {
+                return Self::unavailable(e)
+            }
+        };
+        let msg = format!("{what}: {}", body.message);
+        match body.code {
+            ErrorCode::NotFound => Self::unprocessable(format!("Item not found: {msg}")),
+            ErrorCode::Forbidden => Self::admin_only(format!("Access denied: {msg}")),
+            ErrorCode::Unauthorized => Self::unavailable(format!(
+                "hsmd does not accept this frontend: {}",
+                body.message
+            )),
+            ErrorCode::BadRequest
+            | ErrorCode::AlreadyExists
+            | ErrorCode::Unsupported
+            | ErrorCode::HsmError => Self::unprocessable(msg),
+            ErrorCode::TokenNotPresent
+            | ErrorCode::NotLoggedIn
+            | ErrorCode::PinLocked
+            | ErrorCode::Busy => Self::unavailable(msg),
+            _ => Self::internal(format!("{what}: hsmd answered {e}")),
+        }
+    }
+}
+
+impl From<TtlvError> for KmsError {
+    fn from(e: TtlvError) -> Self {
+        Self::unprocessable(e.to_string())
+    }
+}
+
+impl IntoResponse for KmsError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            self.message,
+        )
+            .into_response()
+    }
+}

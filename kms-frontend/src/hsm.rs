@@ -1,0 +1,127 @@
+//! The frontend's side of hsmd: a few pipelined protocol connections
+//! (PROTOCOL.md), opened on first use and again after hsmd restarts, each
+//! request carrying the KMS user as `as_user`. A semaphore bounds the
+//! requests in flight, so a burst of HTTP requests waits here instead of
+//! piling up in hsmd.
+
+use crate::error::KmsError;
+use hsmd_protocol::ops::Op;
+use hsmd_protocol::{Client, ClientError, ServerHello};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, Semaphore};
+
+/// How long connecting to hsmd (connect + hello) may take before the
+/// request is answered 503.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// A pool of connections to hsmd.
+pub struct Hsmd {
+    socket: PathBuf,
+    connections: Vec<Mutex<Option<Client>>>,
+    next: AtomicUsize,
+    in_flight: Semaphore,
+}
+
+impl Hsmd {
+    /// A pool of `connections` connections to `socket`, at most
+    /// `max_in_flight` requests at once. Connects lazily.
+    pub fn new(socket: PathBuf, connections: usize, max_in_flight: usize) -> Self {
+        Self {
+            socket,
+            connections: (0..connections.max(1)).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+            in_flight: Semaphore::new(max_in_flight.max(1)),
+        }
+    }
+
+    /// hsmd's socket path.
+    pub fn socket(&self) -> &std::path::Path {
+        &self.socket
+    }
+
+    /// A live connection: the next one round-robin, (re)connected if it is
+    /// closed or was never opened.
+    ///
+    /// Errors: 503 [`KmsError`] when hsmd cannot be reached or refuses us.
+    pub async fn client(&self) -> Result<Client, KmsError> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        let mut slot = self.connections[i].lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        *slot = None;
+        let connect = Client::connect(
+            &self.socket,
+            concat!("kms-frontend/", env!("CARGO_PKG_VERSION")),
+        );
+        let client = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(KmsError::from_hsmd("connecting to hsmd", e)),
+            Err(_) => {
+                return Err(KmsError::unavailable(format!(
+                    "hsmd at {} did not answer the hello within {} ms",
+                    self.socket.display(),
+                    CONNECT_TIMEOUT.as_millis()
+                )))
+            }
+        };
+        if !client.server_hello().may_act_as_others {
+            return Err(KmsError::unavailable(format!(
+                "hsmd does not treat this frontend (unix user {}) as a frontend: add it to `frontends` in hsmd's configuration",
+                client.server_hello().identity
+            )));
+        }
+        tracing::info!(
+            hello = %serde_json::to_string(client.server_hello()).unwrap_or_default(),
+            "connected to hsmd"
+        );
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    /// hsmd's hello (admins, slots, model) from a live connection.
+    ///
+    /// Errors: 503 when hsmd is unreachable.
+    pub async fn hello(&self) -> Result<Arc<ServerHello>, KmsError> {
+        Ok(Arc::new(self.client().await?.server_hello().clone()))
+    }
+
+    /// Runs `op` for KMS user `as_user`; `what` names the request in errors
+    /// (e.g. "Encrypt with hsm::0::k1").
+    ///
+    /// A request that meets a connection closed under it (hsmd restarted)
+    /// is sent once more on a new connection when `op` is idempotent
+    /// (everything but generate and destroy).
+    ///
+    /// Errors: [`KmsError::from_hsmd`].
+    pub async fn call<O: Op>(
+        &self,
+        as_user: &str,
+        what: &str,
+        op: &O,
+    ) -> Result<O::Output, KmsError> {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| KmsError::unavailable("the frontend is shutting down"))?;
+        let client = self.client().await?;
+        match client.call(Some(as_user), op).await {
+            Err(ClientError::Closed(_)) if idempotent(O::NAME) => {
+                let client = self.client().await?;
+                client
+                    .call(Some(as_user), op)
+                    .await
+                    .map_err(|e| KmsError::from_hsmd(what, e))
+            }
+            other => other.map_err(|e| KmsError::from_hsmd(what, e)),
+        }
+    }
+}
+
+fn idempotent(op: &str) -> bool {
+    !matches!(op, "generate_key" | "generate_key_pair" | "destroy")
+}

@@ -1,0 +1,96 @@
+//! KMIP Destroy (KMIP 2.1 section 6.1.15), by HSM admins only: with
+//! `Cascade`, destroying a private key also destroys its `_pk` public key
+//! (unlike the reference, which leaves it). Grants on destroyed keys are
+//! removed. Revoke (6.1.43) is refused: HSM keys are destroyed, not revoked.
+
+use super::{attributes, Ctx};
+use crate::error::KmsError;
+use crate::ttlv::Ttlv;
+use crate::uid;
+use hsmd_protocol::{Destroy, GetKey, KeyKind, KeyRef};
+
+/// KMIP Destroy.
+///
+/// Errors: 401 (not an admin), 422 (not found, ExpectedObjectType differs), 503.
+pub async fn destroy(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
+    let id = super::required_uid(req)?;
+    uid::parse(id)?;
+    if !ctx.is_admin().await? {
+        return Err(KmsError::admin_only(format!(
+            "Access denied: Only HSM admins can destroy HSM key `{id}`: {} is not an hsm_admin of hsmd",
+            ctx.user
+        )));
+    }
+    let hsmd = &ctx.state.hsmd;
+    let info = hsmd
+        .call(
+            ctx.user,
+            &format!("Destroy {id}"),
+            &GetKey(KeyRef { uid: id.into() }),
+        )
+        .await?;
+    if let Some(expected) = req.enum_of("ExpectedObjectType")? {
+        let actual = attributes::object_type(info.kind);
+        if expected != actual {
+            return Err(KmsError::unprocessable(format!(
+                "Destroy: {id} is a {actual}, not the ExpectedObjectType {expected}; nothing was destroyed"
+            )));
+        }
+    }
+    hsmd.call(
+        ctx.user,
+        &format!("Destroy {id}"),
+        &Destroy(KeyRef { uid: id.into() }),
+    )
+    .await?;
+    forget(ctx, id)?;
+    tracing::info!(user = ctx.user, uid = id, "destroyed key");
+    let cascade = req.bool_of("Cascade")?.unwrap_or(false);
+    if cascade && matches!(info.kind, KeyKind::RsaPrivate | KeyKind::EcPrivate) {
+        let public = uid::public_of(id);
+        let what = format!("Destroy (cascade) {public}");
+        match hsmd
+            .call(
+                ctx.user,
+                &what,
+                &Destroy(KeyRef {
+                    uid: public.clone(),
+                }),
+            )
+            .await
+        {
+            Ok(_) => {
+                forget(ctx, &public)?;
+                tracing::info!(user = ctx.user, uid = %public, "destroyed public key (cascade)");
+            }
+            Err(e) if e.message.starts_with("Item not found") => {}
+            Err(e) => {
+                return Err(KmsError::unprocessable(format!(
+                    "Destroy: {id} was destroyed but its public key {public} was not: {e}"
+                )))
+            }
+        }
+    }
+    Ok(Ttlv::structure(
+        "DestroyResponse",
+        vec![Ttlv::text("UniqueIdentifier", id)],
+    ))
+}
+
+/// Removes the grants of destroyed key `id`. A failure is a 500: stale
+/// grants would apply to a later key of the same name.
+fn forget(ctx: &Ctx<'_>, id: &str) -> Result<(), KmsError> {
+    ctx.state.grants.forget(id).map(drop).map_err(|e| {
+        KmsError::internal(format!(
+            "{id} was destroyed but its grants could not be removed (remove them before creating a key of that name): {e}"
+        ))
+    })
+}
+
+/// KMIP Revoke: refused.
+pub fn revoke(req: &Ttlv) -> Result<Ttlv, KmsError> {
+    let id = req.text_of("UniqueIdentifier")?.unwrap_or("the key");
+    Err(KmsError::unprocessable(format!(
+        "Revoke: HSM keys cannot be revoked: an HSM admin destroys {id} instead (Destroy)"
+    )))
+}

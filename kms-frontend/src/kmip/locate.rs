@@ -1,0 +1,94 @@
+//! KMIP Locate (KMIP 2.1 section 6.1.27) over hsmd's keys: filters on
+//! ObjectType, CryptographicAlgorithm, CryptographicLength,
+//! RecommendedCurve and UniqueIdentifier; each caller sees only the keys
+//! they may use (admins see all).
+
+use super::{attributes, Ctx};
+use crate::access::policy;
+use crate::error::KmsError;
+use crate::ttlv::{Ttlv, TtlvValue};
+use hsmd_protocol::{KeyInfo, ListKeys};
+
+/// Attribute tags Locate can filter on.
+const FILTERS: &[&str] = &[
+    "ObjectType",
+    "CryptographicAlgorithm",
+    "CryptographicLength",
+    "RecommendedCurve",
+    "UniqueIdentifier",
+];
+
+/// KMIP Locate.
+///
+/// Errors: 422 naming an attribute it cannot filter on, 503.
+pub async fn locate(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
+    let empty = Ttlv::structure("Attributes", vec![]);
+    let filter = req.struct_of("Attributes")?.unwrap_or(&empty);
+    for a in filter.items() {
+        let vendor_tag_any = a.tag == "Attribute" && is_empty_vendor_tag(a);
+        if !FILTERS.contains(&a.tag.as_str()) && !vendor_tag_any {
+            return Err(KmsError::unprocessable(format!(
+                "Locate cannot filter on `{}`: it filters on {}",
+                a.tag,
+                FILTERS.join(", ")
+            )));
+        }
+    }
+    let max = req.int_of("MaximumItems")?.map(|m| m.max(0) as usize);
+    let offset = req.int_of("OffsetItems")?.unwrap_or(0).max(0) as usize;
+    let keys = ctx
+        .state
+        .hsmd
+        .call(ctx.user, "Locate", &ListKeys::default())
+        .await?
+        .keys;
+    let admins = ctx.admins().await?;
+    let mut found = Vec::new();
+    for k in keys {
+        if matches(&k, filter)? && policy::visible(&ctx.state.grants, ctx.user, &admins, &k.uid)? {
+            found.push(k.uid);
+        }
+    }
+    let found: Vec<String> = found
+        .into_iter()
+        .skip(offset)
+        .take(max.unwrap_or(usize::MAX))
+        .collect();
+    let mut v = vec![Ttlv::integer("LocatedItems", found.len() as i64)];
+    v.extend(found.into_iter().map(|u| Ttlv::text("UniqueIdentifier", u)));
+    Ok(Ttlv::structure("LocateResponse", v))
+}
+
+/// The reference CLI sends its `tag` vendor attribute as `[]` when no tag
+/// is asked for: that filters nothing.
+fn is_empty_vendor_tag(a: &Ttlv) -> bool {
+    a.text_of("AttributeName").ok().flatten() == Some("tag")
+        && a.text_of("AttributeValue").ok().flatten() == Some("[]")
+}
+
+fn matches(k: &KeyInfo, filter: &Ttlv) -> Result<bool, KmsError> {
+    for a in filter.items() {
+        let ok = match (a.tag.as_str(), &a.value) {
+            ("ObjectType", TtlvValue::Enumeration(v)) => v == attributes::object_type(k.kind),
+            ("CryptographicAlgorithm", TtlvValue::Enumeration(v)) => {
+                v == attributes::algorithm(k.kind)
+                    || (v == "ECDSA" && attributes::algorithm(k.kind) == "EC")
+            }
+            ("CryptographicLength", TtlvValue::Integer(v)) => *v == i64::from(k.bits),
+            ("RecommendedCurve", TtlvValue::Enumeration(v)) => {
+                k.curve.map(attributes::curve_name) == Some(v.as_str())
+            }
+            ("UniqueIdentifier", TtlvValue::TextString(v)) => *v == k.uid,
+            ("Attribute", _) => true,
+            (tag, _) => {
+                return Err(KmsError::unprocessable(format!(
+                    "Locate: the filter `{tag}` has the wrong type"
+                )))
+            }
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
