@@ -21,7 +21,7 @@ chgrp -R softhsm /var/lib/softhsm/tokens
 chmod -R g+rwX /var/lib/softhsm/tokens
 cat >/etc/hsmd/hsmd.toml <<CONF
 hsm_model = "softhsm2"
-hsm_admin = "root"
+hsm_admin = ["root", "admin"]
 hsm_slot = [$slot]
 clients = ["@hsmd-clients"]
 frontends = ["kms"]
@@ -75,6 +75,21 @@ frontend_reached() { journalctl -u kms-frontend.service --no-pager | grep -q '"i
 until_ok 30 frontend_reached ||
   fail "kms-frontend did not reach hsmd as kms (PrivateUsers=, SupplementaryGroups=)"
 ok "kms-frontend reaches hsmd as kms"
+
+# The KMS itself, under its hardened unit: KMIP Create and Locate over HTTP as
+# the packaged config's default user (admin), the grant kept in its
+# StateDirectory.
+kmip() { curl -sS --fail-with-body -H 'content-type: application/json' --data "$1" http://127.0.0.1:9998/kmip/2_1; }
+kmip '{"tag":"Create","value":[{"tag":"ObjectType","type":"Enumeration","value":"SymmetricKey"},{"tag":"Attributes","value":[{"tag":"CryptographicAlgorithm","type":"Enumeration","value":"AES"},{"tag":"CryptographicLength","type":"Integer","value":256},{"tag":"UniqueIdentifier","type":"TextString","value":"hsm::'"$slot"'::unit"}]}]}' |
+  grep -q "hsm::$slot::unit" || fail "KMIP Create through kms-frontend.service"
+kmip '{"tag":"Locate","value":[{"tag":"Attributes","value":[]}]}' | grep -q "hsm::$slot::unit" ||
+  fail "KMIP Locate through kms-frontend.service"
+curl -sS --fail-with-body -H 'content-type: application/json' \
+  --data '{"unique_identifier":"hsm::'"$slot"'::unit","user_id":"bob","operation_types":["encrypt"]}' \
+  http://127.0.0.1:9998/access/grant >/dev/null || fail "grant through kms-frontend.service"
+[ -s /var/lib/kms-frontend/kms.db ] || fail "no access-rights database in /var/lib/kms-frontend"
+curl -sS --fail-with-body http://127.0.0.1:9998/health | grep -q '"state":"ready"' || fail "GET /health"
+ok "kms-frontend serves KMIP (Create, Locate), grants and /health"
 
 systemctl restart hsmd.service
 [ -S /run/hsmd/hsmd.sock ] || fail "the socket went away on restart"

@@ -68,6 +68,10 @@ async fn run(config: Config) -> Result<()> {
     let local = listener.local_addr().context("listening address")?;
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signal(shutdown.clone()));
+    // Under systemd (Type=notify): ready once the socket listens.
+    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        tracing::warn!("cannot notify systemd: {e}");
+    }
     match &config.tls {
         TlsIdentity::None => {
             tracing::info!("listening on http://{local}");
@@ -97,6 +101,9 @@ async fn on_signal(token: CancellationToken) {
                 _ = int.recv() => {}
             }
             tracing::info!("shutting down");
+            if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]) {
+                tracing::warn!("cannot notify systemd: {e}");
+            }
             token.cancel();
         }
         (Err(e), _) | (_, Err(e)) => tracing::error!("cannot handle signals: {e}"),
