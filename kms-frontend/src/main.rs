@@ -5,8 +5,8 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use kms_frontend::access::store::GrantStore;
-use kms_frontend::auth::Authenticator;
-use kms_frontend::config::{self, Config, TlsIdentity};
+use kms_frontend::auth::{self, Authenticator};
+use kms_frontend::config::{self, Config};
 use kms_frontend::hsm::Hsmd;
 use kms_frontend::http::{self, AppState};
 use std::sync::Arc;
@@ -43,12 +43,12 @@ fn init_logging() {
 async fn run(config: Config) -> Result<()> {
     let grants = GrantStore::open(&config.sqlite_file)?;
     let auth = Arc::new(Authenticator::new(&config).await?);
-    if !config.authentication_configured() {
-        tracing::warn!(
-            "no authentication configured (no clients_ca_cert_file, no jwt_auth_provider): every caller is `{}`",
-            config.default_username
-        );
+    if auth.authenticates() {
+        tracing::info!("{}", auth.describe());
+    } else {
+        tracing::warn!("{}", auth.describe());
     }
+    let tls = auth::tls::server_config(&config)?;
     let hsmd = Hsmd::new(
         config.hsmd_socket.clone(),
         config.hsmd_connections,
@@ -72,16 +72,17 @@ async fn run(config: Config) -> Result<()> {
     if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
         tracing::warn!("cannot notify systemd: {e}");
     }
-    match &config.tls {
-        TlsIdentity::None => {
+    match tls {
+        None => {
             tracing::info!("listening on http://{local}");
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await
                 .context("HTTP server")?;
         }
-        TlsIdentity::P12 { .. } | TlsIdentity::Pem { .. } => {
-            anyhow::bail!("HTTPS is not wired in yet");
+        Some(tls) => {
+            tracing::info!("listening on https://{local}");
+            auth::tls::serve(listener, tls, app, shutdown).await;
         }
     }
     tracing::info!("stopped");

@@ -77,9 +77,11 @@ pub async fn create(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     require_admin(ctx, "objects").await?;
     match attrs.enum_of("CryptographicAlgorithm")? {
         Some("AES") | None => {}
-        Some(other) => return Err(KmsError::unprocessable(format!(
+        Some(other) => {
+            return Err(KmsError::unprocessable(format!(
             "Create: CryptographicAlgorithm {other} is not offered for HSM symmetric keys: use AES"
-        ))),
+        )))
+        }
     }
     let bits = attrs.int_of("CryptographicLength")?.unwrap_or(256);
     let bits = match bits {
