@@ -44,7 +44,36 @@ pub fn router(state: Arc<AppState>, auth: Arc<Authenticator>, max_body_bytes: us
         .merge(authenticated)
         .route("/health", get(health::health))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(max_body_bytes, refuse_large))
         .with_state(state)
+}
+
+fn too_large(max: usize) -> KmsError {
+    KmsError {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        message: format!(
+            "request body too large: it exceeds max_body_bytes ({max} bytes, see --max-body-bytes)"
+        ),
+    }
+}
+
+/// Answers 413 at once to a request whose `Content-Length` exceeds `max`,
+/// before any of its body is read (a chunked body is cut at `max` by
+/// [`DefaultBodyLimit`] instead).
+async fn refuse_large(
+    State(max): State<usize>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(len) if len > max as u64 => too_large(max).into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 /// A request body, or the refusal of one that is too large (413) or broken.
