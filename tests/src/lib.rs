@@ -15,6 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tempfile::TempDir;
 
+pub mod frontend;
+pub use frontend::{frontend_hsmd_config, run_frontend_to_exit, Frontend, Reply};
+
 /// SoftHSMv2's module path on Debian.
 pub const SOFTHSM_LIB: &str = "/usr/lib/softhsm/libsofthsm2.so";
 /// User PIN of test tokens (the seed's example PIN).
@@ -171,8 +174,14 @@ pub struct Daemon {
 /// admin root, socket in the test dir with mode 0666, dropping to
 /// [`DAEMON_USER`]; `extra` is appended.
 pub fn base_config(token: &Token, extra: &str) -> String {
+    config_with_admins(token, "\"root\"", extra)
+}
+
+/// [`base_config`] with `hsm_admin = <admins>` (a TOML value: `"root"`,
+/// `["admin"]`) instead of root.
+pub fn config_with_admins(token: &Token, admins: &str, extra: &str) -> String {
     format!(
-        "hsm_model = \"softhsm2\"\nhsm_admin = \"root\"\nhsm_slot = [{}]\nhsm_password = [\"{PIN}\"]\nsocket_path = \"{}\"\nsocket_mode = \"0666\"\nuser = \"{DAEMON_USER}\"\ngroup = \"{DAEMON_USER}\"\n{extra}\n",
+        "hsm_model = \"softhsm2\"\nhsm_admin = {admins}\nhsm_slot = [{}]\nhsm_password = [\"{PIN}\"]\nsocket_path = \"{}\"\nsocket_mode = \"0666\"\nuser = \"{DAEMON_USER}\"\ngroup = \"{DAEMON_USER}\"\n{extra}\n",
         token.slot,
         token.path("hsmd.sock").display()
     )
@@ -305,6 +314,26 @@ impl Faults {
     }
 }
 
+/// Reads `stream` line by line on a thread of its own: every line goes to
+/// `log` and to the returned channel (which ends when the stream does).
+pub fn drain_lines(
+    stream: impl std::io::Read + Send + 'static,
+    log: Arc<Mutex<Vec<String>>>,
+) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            log.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(line.clone());
+            if tx.send(line).is_err() {
+                // The test stopped listening; keep draining into the log.
+            }
+        }
+    });
+    rx
+}
+
 /// Runs hsmd to completion (for configurations that must fail), returning
 /// its exit status and stderr.
 pub fn run_hsmd_to_exit(token: &Token, toml: &str, args: &[&str]) -> (ExitStatus, String) {
@@ -338,18 +367,7 @@ impl Daemon {
         let mut child = spawn_hsmd_env(token, toml, args, env);
         let stderr = child.stderr.take().expect("stderr piped");
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(line.clone());
-                if tx.send(line).is_err() {
-                    // The test stopped listening; keep draining into the log.
-                }
-            }
-        });
+        let rx = drain_lines(stderr, log.clone());
         let socket = toml
             .lines()
             .find_map(|l| l.strip_prefix("socket_path = \""))

@@ -1,0 +1,250 @@
+//! The real `kms-frontend` binary in front of a test hsmd: started on an
+//! ephemeral port with its access-rights database in the token's directory,
+//! ready when it logs "listening on http://ADDR" (never after a sleep),
+//! stopped with SIGTERM and restarted with other flags on the same
+//! database, killed when dropped. HTTP goes through `reqwest`.
+
+use crate::{bin, config_with_admins, drain_lines, Token, START_TIMEOUT};
+use serde_json::Value;
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What kms-frontend logs once it accepts connections.
+const READY: &str = "listening on http://";
+
+/// How long one HTTP exchange may take before the test counts the frontend
+/// as hung (a KMS answer takes milliseconds; RSA key generation seconds).
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The hsmd configuration of frontend tests: [`config_with_admins`] with
+/// the KMS user `admin` as the only HSM admin and the tests' own unix user,
+/// root (the frontend's user), listed in `frontends`; `extra` is appended.
+pub fn frontend_hsmd_config(token: &Token, extra: &str) -> String {
+    config_with_admins(
+        token,
+        "[\"admin\"]",
+        &format!("frontends = [\"root\"]\n{extra}"),
+    )
+}
+
+/// One HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// The body as text.
+    pub body: String,
+}
+
+impl Reply {
+    /// The body as JSON; panics with the body when it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| {
+            panic!("HTTP {} body is not JSON ({e}): {}", self.status, self.body)
+        })
+    }
+}
+
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {}: {}", self.status, self.body)
+    }
+}
+
+/// A running kms-frontend.
+pub struct Frontend {
+    child: Option<Child>,
+    /// `host:port` it listens on.
+    addr: String,
+    /// The flags of every start: port, hostname, hsmd socket, database.
+    base_args: Vec<OsString>,
+    /// Every stderr line of every start so far.
+    pub log: Arc<Mutex<Vec<String>>>,
+    http: reqwest::Client,
+}
+
+impl Frontend {
+    /// Starts `kms-frontend --port 0 --hostname 127.0.0.1 --hsmd-socket
+    /// <socket> --sqlite-path <token dir>/kms.db` plus `extra`, and waits
+    /// until it listens. Panics with its log when it exits or does not
+    /// listen within [`START_TIMEOUT`].
+    pub fn start(token: &Token, socket: &Path, extra: &[&str]) -> Self {
+        let base_args: Vec<OsString> = vec![
+            "--port".into(),
+            "0".into(),
+            "--hostname".into(),
+            "127.0.0.1".into(),
+            "--hsmd-socket".into(),
+            socket.into(),
+            "--sqlite-path".into(),
+            token.path("kms.db").into(),
+        ];
+        let mut f = Self {
+            child: None,
+            addr: String::new(),
+            base_args,
+            log: Arc::new(Mutex::new(Vec::new())),
+            http: reqwest::Client::builder()
+                .timeout(HTTP_TIMEOUT)
+                .build()
+                .expect("HTTP client"),
+        };
+        f.spawn(extra);
+        f
+    }
+
+    fn spawn(&mut self, extra: &[&str]) {
+        assert!(self.child.is_none(), "kms-frontend is already running");
+        let mut child = Command::new(bin("kms-frontend"))
+            .args(&self.base_args)
+            .args(extra)
+            .env("KMS_LOG", "info")
+            .env_remove("COSMIAN_KMS_CONF")
+            .env_remove("KMS_TLS_P12_PASSWORD")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kms-frontend");
+        let lines = drain_lines(child.stderr.take().expect("stderr piped"), self.log.clone());
+        self.child = Some(child);
+        let line = self.wait_for_line(&lines, READY);
+        let addr = line
+            .split(READY)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        self.addr = addr.to_owned();
+    }
+
+    /// Blocks until a line holding `needle` arrives (one deadline for the
+    /// whole wait); panics with the log when the frontend exits first.
+    fn wait_for_line(&self, lines: &mpsc::Receiver<String>, needle: &str) -> String {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "kms-frontend did not log {needle:?}; its log:\n{}",
+                    self.log_text()
+                ),
+            }
+        }
+    }
+
+    /// `http://host:port` of the current start.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `host:port` of the current start (for raw TCP).
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The frontend's stderr so far (all starts).
+    pub fn log_text(&self) -> String {
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .join("\n")
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("kms-frontend running");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("kill");
+        child.wait().expect("wait kms-frontend")
+    }
+
+    /// Stops (SIGTERM; it must exit 0) and starts again with the same base
+    /// flags (same hsmd, same database) and `extra` instead of the previous
+    /// extra flags; waits until it listens again.
+    pub fn restart(&mut self, extra: &[&str]) {
+        let status = self.stop();
+        assert!(
+            status.success(),
+            "kms-frontend exited {status} on SIGTERM; its log:\n{}",
+            self.log_text()
+        );
+        self.spawn(extra);
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Reply {
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}\nkms-frontend log:\n{}", self.log_text()));
+        let status = resp.status().as_u16();
+        let body = resp
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: reading the body: {e}"));
+        Reply { status, body }
+    }
+
+    /// `POST /kmip/2_1` with the JSON TTLV `body`.
+    pub async fn kmip(&self, body: &Value) -> Reply {
+        self.post_raw("/kmip/2_1", body.to_string()).await
+    }
+
+    /// `POST path` with `body` as is (content type JSON).
+    pub async fn post_raw(&self, path: &str, body: String) -> Reply {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base_url()))
+            .header("content-type", "application/json")
+            .body(body);
+        self.send(req, &format!("POST {path}")).await
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Reply {
+        let req = self.http.get(format!("{}{path}", self.base_url()));
+        self.send(req, &format!("GET {path}")).await
+    }
+
+    /// `method path` with `body` (empty: none), as the fixtures describe
+    /// an exchange.
+    pub async fn request(&self, method: &str, path: &str, body: String) -> Reply {
+        match method {
+            "GET" => self.get(path).await,
+            "POST" => self.post_raw(path, body).await,
+            other => panic!("no such method in the fixtures: {other}"),
+        }
+    }
+}
+
+impl Drop for Frontend {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `kms-frontend args` to its exit (configurations it must refuse);
+/// returns its exit status and stderr.
+pub fn run_frontend_to_exit<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (ExitStatus, String) {
+    let out = Command::new(bin("kms-frontend"))
+        .args(args)
+        .env_remove("COSMIAN_KMS_CONF")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kms-frontend");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

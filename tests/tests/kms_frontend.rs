@@ -1,0 +1,218 @@
+//! kms-frontend's refusals and lifecycle against a real hsmd: hsmd going
+//! away and coming back, configurations it refuses, oversized and broken
+//! bodies, and grants that must not outlive their key.
+
+use hsmd_e2e::{frontend_hsmd_config, run_frontend_to_exit, Daemon, Frontend, Token};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+fn locate_all() -> Value {
+    json!({"tag": "Locate", "value": [{"tag": "Attributes", "value": []}]})
+}
+
+fn create_aes(uid: &str) -> Value {
+    json!({"tag": "Create", "value": [
+        {"tag": "ObjectType", "type": "Enumeration", "value": "SymmetricKey"},
+        {"tag": "Attributes", "value": [
+            {"tag": "CryptographicAlgorithm", "type": "Enumeration", "value": "AES"},
+            {"tag": "CryptographicLength", "type": "Integer", "value": 256},
+            {"tag": "ObjectType", "type": "Enumeration", "value": "SymmetricKey"},
+            {"tag": "UniqueIdentifier", "type": "TextString", "value": uid},
+        ]},
+    ]})
+}
+
+fn started(token: &Token) -> (Daemon, Frontend) {
+    let daemon = Daemon::start_with(token, &frontend_hsmd_config(token, ""), &[]);
+    let fe = Frontend::start(token, &daemon.socket, &[]);
+    (daemon, fe)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hsmd_down_is_503_at_once_and_hsmd_back_is_served_without_a_restart() {
+    let token = Token::new("kms-hsmd-down");
+    let (mut daemon, fe) = started(&token);
+    let uid = format!("hsm::{}::k1", token.slot);
+    let r = fe.kmip(&create_aes(&uid)).await;
+    assert_eq!(r.status, 200, "{r}");
+    let r = fe.kmip(&locate_all()).await;
+    assert_eq!(r.status, 200, "{r}");
+    assert_eq!(fe.get("/health").await.status, 200);
+
+    let status = daemon.stop();
+    assert!(status.success(), "hsmd exit on SIGTERM: {status}");
+    let t0 = Instant::now();
+    let r = fe.kmip(&locate_all()).await;
+    let took = t0.elapsed();
+    assert_eq!(r.status, 503, "{r}\n{}", fe.log_text());
+    assert!(r.body.contains("HSM service unavailable"), "{r}");
+    assert!(
+        took < Duration::from_secs(1),
+        "the 503 took {took:?}: a request must not wait on a dead hsmd"
+    );
+    let h = fe.get("/health").await;
+    assert_eq!(h.status, 503, "{h}");
+
+    // hsmd back on the same socket: the same frontend serves again.
+    let _daemon = Daemon::start_with(&token, &frontend_hsmd_config(&token, ""), &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let last = loop {
+        let r = fe.kmip(&locate_all()).await;
+        if r.status == 200 || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(last.status, 200, "{last}\n{}", fe.log_text());
+    assert!(last.body.contains(&uid), "the key survived: {last}");
+    assert_eq!(fe.get("/health").await.status, 200);
+}
+
+#[test]
+fn a_config_file_with_hsm_keys_is_refused_without_echoing_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (key, line) in [
+        ("hsm_password", "hsm_password = [\"648219\"]"),
+        ("hsm_slot", "hsm_slot = [648219]"),
+    ] {
+        let path = dir.path().join(format!("{key}.toml"));
+        std::fs::write(&path, format!("default_username = \"admin\"\n{line}\n")).expect("write");
+        let (status, stderr) =
+            run_frontend_to_exit(&[std::ffi::OsStr::new("-c"), path.as_os_str()]);
+        assert_eq!(status.code(), Some(1), "{key}: {status}: {stderr}");
+        assert!(stderr.contains(key), "{key}: {stderr}");
+        assert!(stderr.contains("/etc/hsmd/hsmd.toml"), "{key}: {stderr}");
+        assert!(
+            !stderr.contains("648219"),
+            "{key}: the value leaked: {stderr}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_64_mib_body_is_refused_413_before_it_is_sent() {
+    let token = Token::new("kms-413");
+    let (_daemon, fe) = started(&token);
+    let addr = fe.addr().to_owned();
+    let check = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        // A deadline for the answer, not a synchronization.
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let head = format!(
+            "POST /kmip/2_1 HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            64 << 20
+        );
+        s.write_all(head.as_bytes()).expect("send head");
+        s.write_all(&[b' '; 1024]).expect("send 1 KiB of body");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Read until the status line and headers are in (or the stream ends).
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => panic!(
+                    "no answer after 1 KiB of a 64 MiB body ({e}); got {:?}",
+                    String::from_utf8_lossy(&got)
+                ),
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    let answer = check.await.expect("raw client");
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "expected 413 while 64 MiB - 1 KiB were never sent, got {answer:?}\n{}",
+        fe.log_text()
+    );
+    let r = fe.kmip(&locate_all()).await;
+    assert_eq!(r.status, 200, "the frontend still serves: {r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_bodies_are_4xx_never_500_and_the_frontend_keeps_serving() {
+    let token = Token::new("kms-bodies");
+    let (_daemon, fe) = started(&token);
+    let uid = format!("hsm::{}::k1", token.slot);
+    let cases: Vec<(String, u16, Vec<&str>)> = vec![
+        ("this is not JSON".into(), 400, vec!["JSON"]),
+        (
+            json!({"tag": 5}).to_string(),
+            422,
+            vec!["malformed KMIP TTLV at `", "\"tag\""],
+        ),
+        (
+            json!({"tag": "Encrypt", "value": [
+                {"tag": "UniqueIdentifier", "type": "TextString", "value": uid},
+                {"tag": "Data", "type": "ByteString", "value": "0xNOTHEX"},
+            ]})
+            .to_string(),
+            422,
+            vec!["`Encrypt/Data`"],
+        ),
+        (
+            json!({"tag": "ReKey", "value": []}).to_string(),
+            422,
+            vec!["ReKey"],
+        ),
+        (
+            json!({"tag": "Revoke", "value": [
+                {"tag": "UniqueIdentifier", "type": "TextString", "value": uid},
+            ]})
+            .to_string(),
+            422,
+            vec!["Revoke"],
+        ),
+    ];
+    for (body, status, needles) in cases {
+        let r = fe.post_raw("/kmip/2_1", body.clone()).await;
+        assert_eq!(r.status, status, "{body}: {r}\n{}", fe.log_text());
+        for n in needles {
+            assert!(
+                r.body.contains(n),
+                "{body}: the answer does not name {n:?}: {r}"
+            );
+        }
+        let after = fe.kmip(&locate_all()).await;
+        assert_eq!(after.status, 200, "after {body}: {after}");
+    }
+    assert!(
+        !fe.log_text().contains("internal error"),
+        "{}",
+        fe.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroyed_keys_grants_do_not_pass_to_its_namesake() {
+    let token = Token::new("kms-grants");
+    let (_daemon, fe) = started(&token);
+    let uid = format!("hsm::{}::shared", token.slot);
+    let list = format!("/access/list/{uid}");
+
+    let r = fe.kmip(&create_aes(&uid)).await;
+    assert_eq!(r.status, 200, "{r}");
+    let grant = json!({"unique_identifier": uid, "user_id": "bob", "operation_types": ["encrypt"]});
+    let r = fe.post_raw("/access/grant", grant.to_string()).await;
+    assert_eq!(r.status, 200, "{r}");
+    let r = fe.get(&list).await;
+    assert_eq!(
+        r.json(),
+        json!([{"user_id": "bob", "operations": ["encrypt"]}]),
+        "{r}"
+    );
+
+    let r = fe
+        .kmip(&json!({"tag": "Destroy", "value": [
+            {"tag": "UniqueIdentifier", "type": "TextString", "value": uid},
+        ]}))
+        .await;
+    assert_eq!(r.status, 200, "{r}");
+    let r = fe.kmip(&create_aes(&uid)).await;
+    assert_eq!(r.status, 200, "the name is free again: {r}");
+    let r = fe.get(&list).await;
+    assert_eq!(r.status, 200, "{r}");
+    assert_eq!(r.json(), json!([]), "grants of the destroyed key: {r}");
+}
