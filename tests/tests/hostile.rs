@@ -666,12 +666,10 @@ async fn params_must_be_an_object() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clients_that_never_read_cannot_stall_the_others() {
-    let token = Token::new("hostile-hoard");
-    let d = Daemon::start(&token, "");
-    let slot = token.slot;
-    let c = d.client().await;
+/// Generates the AES key `bulk` through `c`; returns the frame body of a
+/// request (id 1) that encrypts 700 KiB with it: some 930 KB, most of
+/// hsmd's process-wide request budget (4 MiB) for four of them.
+async fn bulk_encrypt_request(c: &hsmd_protocol::Client, slot: u64) -> String {
     c.call(
         None,
         &hsmd_protocol::GenerateKey {
@@ -684,10 +682,19 @@ async fn clients_that_never_read_cannot_stall_the_others() {
     )
     .await
     .unwrap();
-    // Several connections each send big requests and never read the answers:
-    // together they hold far more than any process-wide request budget.
     let plaintext = STANDARD.encode(vec![7u8; 700 * 1024]);
-    let body = json!({"id": 1, "op": "encrypt", "params": {"uid": format!("hsm::{slot}::bulk"), "algorithm": "aes_cbc_pad", "plaintext": plaintext}}).to_string();
+    json!({"id": 1, "op": "encrypt", "params": {"uid": format!("hsm::{slot}::bulk"), "algorithm": "aes_cbc_pad", "plaintext": plaintext}}).to_string()
+}
+
+/// Four connections each send 6 big encrypts and never read the answers;
+/// meanwhile another client must still be served.
+async fn never_readers_do_not_stall(extra_config: &str) {
+    let token = Token::new("hostile-hoard");
+    let d = Daemon::start(&token, extra_config);
+    let slot = token.slot;
+    let c = d.client().await;
+    let body = bulk_encrypt_request(&c, slot).await;
+    // Together they hold far more than any process-wide request budget.
     let mut hoarders = Vec::new();
     for _ in 0..4 {
         let mut s = guarded(hello(&d)).await;
@@ -711,4 +718,78 @@ async fn clients_that_never_read_cannot_stall_the_others() {
     for h in hoarders {
         h.abort();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_read_cannot_stall_the_others() {
+    never_readers_do_not_stall("").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_read_cannot_stall_the_others_before_they_are_cut_off() {
+    // hsmd closes a connection that reads none of its answers for
+    // frame_timeout_secs; at 300 s that is far past the hang guard, so only
+    // the client being served while the never-readers hold the budget passes.
+    never_readers_do_not_stall("frame_timeout_secs = 300").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_that_never_reads_is_cut_off_after_frame_timeout() {
+    let token = Token::new("hostile-unread");
+    let mut d = Daemon::start(&token, "frame_timeout_secs = 1");
+    let slot = token.slot;
+    let c = d.client().await;
+    let body = bulk_encrypt_request(&c, slot).await;
+    let mut idle = guarded(hello(&d)).await;
+    let mut s = guarded(hello(&d)).await;
+    // Big requests, never a read: hsmd stops reading this connection once it
+    // holds 4 of them, and their answers hold most of the process-wide
+    // budget until hsmd gives up on the client. Then the write fails.
+    let one = frame(body.as_bytes());
+    let err = guarded(async {
+        loop {
+            if let Err(e) = s.write_all(&one).await {
+                return e;
+            }
+        }
+    })
+    .await;
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        ),
+        "{err}"
+    );
+    let line = tokio::task::block_in_place(|| d.wait_for_line("read none of its answers"));
+    assert!(
+        line.contains("root (uid 0) read none of its answers for 1 s"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("peer_pid={}", std::process::id())),
+        "{line}"
+    );
+    // Its shares of the budget are free again: a client that pipelines as
+    // many big requests gets every answer.
+    let mut other = guarded(hello(&d)).await;
+    let burst: Vec<u8> = (0..6).flat_map(|_| frame(body.as_bytes())).collect();
+    let (mut rd, mut wr) = other.split();
+    guarded(async {
+        let send = async {
+            wr.write_all(&burst).await.expect("write the burst");
+        };
+        let receive = async {
+            for i in 0..6 {
+                let v = expect_frame(&mut rd, "a pipelined big encrypt").await;
+                assert!(v["error"].is_null(), "answer {i}: {v}");
+                assert_eq!(v["id"], 1, "answer {i}: {v}");
+            }
+        };
+        tokio::join!(send, receive);
+    })
+    .await;
+    // A connection with no answers pending is not cut off however quiet.
+    still_usable(&mut idle, 7).await;
+    still_usable(&mut other, 8).await;
 }

@@ -13,13 +13,15 @@ use hsmd_protocol::message::HelloFrame;
 use hsmd_protocol::{
     ClientHello, ErrorBody, ErrorCode, Request, Response, ServerHello, PROTOCOL_VERSION,
 };
+use std::future::Future;
 use std::io::IoSlice;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
@@ -32,26 +34,39 @@ pub struct Limits {
     pub max_in_flight_bytes: usize,
     /// Time for the hello.
     pub handshake_timeout: Duration,
-    /// Time a frame may take to arrive once its first byte has.
+    /// Time a frame may take to arrive once its first byte has; also the
+    /// time the socket may accept no byte of pending answers before the
+    /// connection is closed.
     pub frame_timeout: Duration,
 }
 
 /// What holds a request's place until its answer is on the socket: its
-/// connection's `max_in_flight` and `max_in_flight_bytes`. (Its share of
-/// [`REQUEST_BUDGET`] is given back as soon as it is answered, see there.)
-type Permits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+/// connection's `max_in_flight` and `max_in_flight_bytes`, and its share of
+/// [`REQUEST_BUDGET`] (none for a request let through alone, see there).
+type Permits = (
+    OwnedSemaphorePermit,
+    OwnedSemaphorePermit,
+    Option<SemaphorePermit<'static>>,
+);
 
-/// Request bytes that all connections together may hold while their
-/// requests are being processed (read and not yet answered), in KiB. Past
-/// it, connections stop reading until earlier requests are answered, so that
-/// memory stays bounded however many clients there are (64 connections with
-/// 16 requests of 64 KiB each in flight held 60 MiB and more). 4 MiB is some
-/// 45 requests of 64 KiB, or thousands of small ones: far more than a token's
-/// sessions take at once. A request gives its share back when it is
-/// answered, not when the answer is written: processing always finishes, so
-/// clients that never read their answers cannot hold the budget and stall
-/// everyone else; their unwritten answers are bounded per connection by
-/// `max_in_flight` and `max_in_flight_bytes`.
+/// Request bytes that all connections together may hold read, in flight and
+/// answered but not yet written, in KiB. Past it, connections stop reading
+/// until earlier answers are written: back-pressure, as `max_in_flight` and
+/// `max_in_flight_bytes` give per connection, so that memory stays bounded
+/// however many clients there are (64 connections with 16 requests of 64 KiB
+/// each in flight held 60 MiB and more). 4 MiB is some 45 requests of 64 KiB,
+/// or thousands of small ones: far more than a token's sessions take at once.
+///
+/// Clients that never read their answers must not hold it and stall
+/// everyone else, so two rules go with it:
+/// - a request that is the only one of its connection in flight (every
+///   earlier answer written) never waits for the budget: it takes its share
+///   if the share is free and goes on without one otherwise. A client that
+///   waits for each answer is therefore never held back by others, and this
+///   adds at most one frame per connection to the bound;
+/// - a connection whose socket accepts no byte of its pending answers for
+///   `frame_timeout` is closed, and its unwritten answers are dropped with
+///   their shares (see [`write_frames`]).
 const REQUEST_BUDGET_KIB: usize = 4 * 1024;
 
 static REQUEST_BUDGET: Semaphore = Semaphore::const_new(REQUEST_BUDGET_KIB);
@@ -61,15 +76,71 @@ fn budget_units(len: usize) -> u32 {
     (len / 1024 + 1).min(REQUEST_BUDGET_KIB) as u32
 }
 
+/// The writer of a connection gave up (see [`write_frames`]).
+struct WriterGone;
+
+/// Takes `units` of [`REQUEST_BUDGET`] for a request. Waits for them, unless
+/// the request is or becomes the only one of its connection in flight
+/// (`in_flight`, of `max_in_flight` permits, has all the others back): then
+/// takes them only if they are free, and goes on without otherwise.
+async fn budget_share(
+    units: u32,
+    in_flight: &Semaphore,
+    max_in_flight: usize,
+    writer_gone: Pin<&mut impl Future<Output = ()>>,
+) -> Result<Option<SemaphorePermit<'static>>, WriterGone> {
+    let others = u32::try_from(max_in_flight.saturating_sub(1)).unwrap_or(u32::MAX);
+    if in_flight.available_permits() >= others as usize {
+        return Ok(REQUEST_BUDGET.try_acquire_many(units).ok());
+    }
+    tokio::select! {
+        p = REQUEST_BUDGET.acquire_many(units) => Ok(p.ok()),
+        Ok(_alone) = in_flight.acquire_many(others) => Ok(REQUEST_BUDGET.try_acquire_many(units).ok()),
+        _ = writer_gone => Err(WriterGone),
+    }
+}
+
+/// Turns `held` (a share reserved before the frame was read, maybe `None`)
+/// into exactly `units` of [`REQUEST_BUDGET`]: gives back the excess, or takes
+/// the rest as [`budget_share`] does.
+async fn top_up(
+    mut held: Option<SemaphorePermit<'static>>,
+    units: u32,
+    in_flight: &Semaphore,
+    max_in_flight: usize,
+    writer_gone: Pin<&mut impl Future<Output = ()>>,
+) -> Result<Option<SemaphorePermit<'static>>, WriterGone> {
+    let units = units as usize;
+    let have = held.as_ref().map_or(0, SemaphorePermit::num_permits);
+    if have >= units {
+        if let Some(p) = held.as_mut() {
+            drop(p.split(have - units));
+        }
+        return Ok(held);
+    }
+    let more = u32::try_from(units - have).unwrap_or(u32::MAX);
+    let more = budget_share(more, in_flight, max_in_flight, writer_gone).await?;
+    Ok(match (held, more) {
+        (Some(mut h), Some(m)) => {
+            h.merge(m);
+            Some(h)
+        }
+        (h, m) => h.or(m),
+    })
+}
+
 /// Most answer frames written with one `writev`.
 const WRITE_BATCH: usize = 32;
 
 /// Writes `frames`, each as its 4-byte big-endian length then its body
 /// (the framing of [`frame_codec`]), with vectored writes straight from the
-/// frames: no copy into a buffer of the connection's own.
+/// frames: no copy into a buffer of the connection's own. Fails with
+/// [`std::io::ErrorKind::TimedOut`] when the socket accepts no byte for
+/// `stall`: the client is not reading its answers.
 async fn write_frames(
     wr: &mut OwnedWriteHalf,
     frames: &[(Bytes, Option<Permits>)],
+    stall: Duration,
 ) -> std::io::Result<()> {
     let heads: Vec<[u8; 4]> = frames
         .iter()
@@ -82,7 +153,10 @@ async fn write_frames(
         .collect();
     let mut rest = &mut slices[..];
     while !rest.is_empty() {
-        let n = wr.write_vectored(rest).await?;
+        let n = match tokio::time::timeout(stall, wr.write_vectored(rest)).await {
+            Ok(n) => n?,
+            Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+        };
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
@@ -91,9 +165,13 @@ async fn write_frames(
     Ok(())
 }
 
+/// An answer frame for the writer, with what holds its request's place
+/// (`None` for errors that answer no request).
+type Outgoing = (Bytes, Option<Permits>);
+
 /// Why [`next_frame`] returned without a frame.
 enum Stop {
-    /// End of stream or a read error.
+    /// End of stream, a read error, or the writer gave up.
     Closed,
     /// A frame started and made no progress for `frame_timeout`.
     Stalled,
@@ -272,12 +350,22 @@ fn too_large(max: usize) -> ErrorBody {
 
 /// Waits for the next complete frame. A frame whose bytes stop arriving for
 /// about `frame_timeout` (checked at half-periods, with no frame decoded in
-/// between) ends the connection, so half-sent frames cannot pin memory.
+/// between) ends the connection, so half-sent frames cannot pin memory. So
+/// does `writer_gone` (the writer gave up: nobody would write the answers).
+/// A share of the request budget `reserved` for the frame is given back if
+/// every other request of the connection is answered on the socket
+/// meanwhile (`in_flight` has `others` permits free): an idle connection
+/// holds none.
+#[allow(clippy::too_many_arguments)] // the read loop's state, borrowed
 async fn next_frame(
     reader: &mut FramedRead<tokio::net::unix::OwnedReadHalf, LengthDelimitedCodec>,
     ticker: &mut tokio::time::Interval,
     stalled_ticks: &mut u8,
     shutdown: &CancellationToken,
+    mut writer_gone: Pin<&mut impl Future<Output = ()>>,
+    reserved: &mut Option<SemaphorePermit<'static>>,
+    in_flight: &Semaphore,
+    others: u32,
 ) -> Result<Result<Bytes, std::io::Error>, Stop> {
     loop {
         tokio::select! {
@@ -300,6 +388,10 @@ async fn next_frame(
                 }
             }
             _ = shutdown.cancelled() => return Err(Stop::Shutdown),
+            _ = writer_gone.as_mut() => return Err(Stop::Closed),
+            Ok(_alone) = in_flight.acquire_many(others), if reserved.is_some() => {
+                *reserved = None;
+            }
         }
     }
 }
@@ -315,12 +407,17 @@ async fn requests(
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
     let budget = limits.max_in_flight_bytes.min(Semaphore::MAX_PERMITS) as u32;
     let in_flight_bytes = Arc::new(Semaphore::new(budget as usize));
-    let (tx, mut rx) = mpsc::channel::<(Bytes, Option<Permits>)>(limits.max_in_flight + 1);
+    let (tx, mut rx) = mpsc::channel::<Outgoing>(limits.max_in_flight + 1);
     // The hello went out with a flush: nothing is left in the codec's buffer.
     let mut wr = writer.into_inner();
+    let writer_peer = peer.clone();
     let write_task = tokio::spawn(async move {
         // Permits are released only once the answer is written: a client that
-        // does not read its answers stops being read (back-pressure).
+        // does not read its answers stops being read (back-pressure). One
+        // whose socket takes no byte for frame_timeout is closed: returning
+        // drops `rx`, the answers waiting in it and in `batch`, and their
+        // permits (shares of REQUEST_BUDGET among them); the read loop sees
+        // `tx` closed and stops.
         let mut batch = Vec::with_capacity(WRITE_BATCH);
         while let Some(first) = rx.recv().await {
             batch.push(first);
@@ -330,7 +427,19 @@ async fn requests(
                     Err(_) => break,
                 }
             }
-            if write_frames(&mut wr, &batch).await.is_err() {
+            if let Err(e) = write_frames(&mut wr, &batch, limits.frame_timeout).await {
+                if e.kind() == std::io::ErrorKind::TimedOut {
+                    tracing::warn!(
+                        peer_uid = writer_peer.uid,
+                        peer_pid = writer_peer.pid,
+                        result = "timeout",
+                        "{} (uid {}) read none of its answers for {} s (frame_timeout_secs): the connection is closed and the {} answers waiting to be written are dropped",
+                        writer_peer.name.escape_debug(),
+                        writer_peer.uid,
+                        limits.frame_timeout.as_secs(),
+                        batch.len() + rx.len()
+                    );
+                }
                 return;
             }
             // Frees the written frames and their requests' permits.
@@ -341,99 +450,148 @@ async fn requests(
     let mut ticker = tokio::time::interval(limits.frame_timeout / 2);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stalled_ticks = 0u8;
-    loop {
-        let Ok(permit) = in_flight.clone().acquire_owned().await else {
-            break;
-        };
-        // On shutdown, take only the requests already received (buffered in
-        // the socket), then stop reading: every request read is answered.
-        let next = if shutdown.is_cancelled() {
-            match reader.next().now_or_never() {
-                Some(Some(n)) => n.map(|f| f.freeze()),
-                _ => break,
+    {
+        // Resolves once the writer has given up (and then stays pending: fused);
+        // made once, not for every frame.
+        let mut writer_gone = std::pin::pin!(tx.closed().fuse());
+        let others = u32::try_from(limits.max_in_flight.saturating_sub(1)).unwrap_or(u32::MAX);
+        // This connection's share of REQUEST_BUDGET for its next request,
+        // taken before the request is read (sized as its last one), and the
+        // size of the last one.
+        let mut reserved: Option<SemaphorePermit<'static>> = None;
+        let mut last_units = 1u32;
+        loop {
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                break;
+            };
+            if tx.is_closed() {
+                break;
             }
-        } else {
-            match next_frame(&mut reader, &mut ticker, &mut stalled_ticks, &shutdown).await {
-                Ok(n) => n,
-                Err(Stop::Closed) => break,
-                Err(Stop::Shutdown) => continue,
-                Err(Stop::Stalled) => {
-                    let msg = format!(
-                        "a frame started but did not arrive within {} s; the connection is closed",
-                        limits.frame_timeout.as_secs()
-                    );
-                    tracing::warn!(
-                        peer_uid = peer.uid,
-                        peer_pid = peer.pid,
-                        result = "bad_request",
-                        "{msg}"
-                    );
+            // With other requests in flight, wait for room in the budget
+            // before reading: past it, requests wait in the socket, not in
+            // hsmd's memory. Alone in flight, read at once (see REQUEST_BUDGET).
+            if reserved.is_none()
+                && !shutdown.is_cancelled()
+                && in_flight.available_permits() < others as usize
+            {
+                tokio::select! {
+                    p = REQUEST_BUDGET.acquire_many(last_units) => reserved = p.ok(),
+                    Ok(_alone) = in_flight.acquire_many(others) => {}
+                    _ = writer_gone.as_mut() => break,
+                }
+            }
+            // On shutdown, take only the requests already received (buffered in
+            // the socket), then stop reading: every request read is answered.
+            let next = if shutdown.is_cancelled() {
+                match reader.next().now_or_never() {
+                    Some(Some(n)) => n.map(|f| f.freeze()),
+                    _ => break,
+                }
+            } else {
+                match next_frame(
+                    &mut reader,
+                    &mut ticker,
+                    &mut stalled_ticks,
+                    &shutdown,
+                    writer_gone.as_mut(),
+                    &mut reserved,
+                    &in_flight,
+                    others,
+                )
+                .await
+                {
+                    Ok(n) => n,
+                    Err(Stop::Closed) => break,
+                    Err(Stop::Shutdown) => continue,
+                    Err(Stop::Stalled) => {
+                        let msg = format!(
+                            "a frame started but did not arrive within {} s; the connection is closed",
+                            limits.frame_timeout.as_secs()
+                        );
+                        tracing::warn!(
+                            peer_uid = peer.uid,
+                            peer_pid = peer.pid,
+                            result = "bad_request",
+                            "{msg}"
+                        );
+                        let _ = tx
+                            .send((
+                                encode(&Response::err(None, ErrorBody::bad_request(msg))),
+                                None,
+                            ))
+                            .await;
+                        break;
+                    }
+                }
+            };
+            let frame = match next {
+                Err(e) if is_frame_too_large(&e) => {
                     let _ = tx
                         .send((
-                            encode(&Response::err(None, ErrorBody::bad_request(msg))),
+                            encode(&Response::err(None, too_large(state.max_frame_len))),
                             None,
                         ))
                         .await;
                     break;
                 }
-            }
-        };
-        let frame = match next {
-            Err(e) if is_frame_too_large(&e) => {
-                let _ = tx
-                    .send((
-                        encode(&Response::err(None, too_large(state.max_frame_len))),
-                        None,
-                    ))
-                    .await;
+                Err(_) => break,
+                Ok(f) => f,
+            };
+            let want = (frame.len().max(1) as u64).min(u64::from(budget)) as u32;
+            let Ok(bytes_permit) = in_flight_bytes.clone().acquire_many_owned(want).await else {
+                break;
+            };
+            last_units = budget_units(frame.len());
+            let Ok(shared) = top_up(
+                reserved.take(),
+                last_units,
+                &in_flight,
+                limits.max_in_flight,
+                writer_gone.as_mut(),
+            )
+            .await
+            else {
+                break;
+            };
+            if tx.is_closed() {
+                // The writer gave up while this request waited for its permits.
                 break;
             }
-            Err(_) => break,
-            Ok(f) => f,
-        };
-        let want = (frame.len().max(1) as u64).min(u64::from(budget)) as u32;
-        let Ok(bytes_permit) = in_flight_bytes.clone().acquire_many_owned(want).await else {
-            break;
-        };
-        let Ok(shared) = REQUEST_BUDGET.acquire_many(budget_units(frame.len())).await else {
-            break;
-        };
-        let permits = Some((permit, bytes_permit));
-        let decoded = match super::hot::decode_hot(&frame) {
-            Some(r) => Ok(r),
-            None => Request::decode(&frame),
-        };
-        let req = match decoded {
-            Ok(r) => r,
-            Err(e) => {
-                drop(shared);
-                tracing::warn!(
-                    peer_uid = peer.uid,
-                    peer_pid = peer.pid,
-                    result = "bad_request",
-                    "{}",
-                    e.error.message.escape_debug()
-                );
-                if tx
-                    .send((encode(&Response::err(e.id, e.error)), permits))
-                    .await
-                    .is_err()
-                {
-                    break;
+            let permits = Some((permit, bytes_permit, shared));
+            let decoded = match super::hot::decode_hot(&frame) {
+                Some(r) => Ok(r),
+                None => Request::decode(&frame),
+            };
+            let req = match decoded {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(
+                        peer_uid = peer.uid,
+                        peer_pid = peer.pid,
+                        result = "bad_request",
+                        "{}",
+                        e.error.message.escape_debug()
+                    );
+                    if tx
+                        .send((encode(&Response::err(e.id, e.error)), permits))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                    continue;
                 }
-                continue;
-            }
-        };
-        drop(frame);
-        let (state, peer, tx) = (state.clone(), peer.clone(), tx.clone());
-        tokio::spawn(async move {
-            let op = req.op.name();
-            let resp = dispatch::handle(&state, &peer, req).await;
-            drop(shared);
-            let _ = tx
-                .send((encode_bounded(resp, op, state.max_frame_len), permits))
-                .await;
-        });
+            };
+            drop(frame);
+            let (state, peer, tx) = (state.clone(), peer.clone(), tx.clone());
+            tokio::spawn(async move {
+                let op = req.op.name();
+                let resp = dispatch::handle(&state, &peer, req).await;
+                let _ = tx
+                    .send((encode_bounded(resp, op, state.max_frame_len), permits))
+                    .await;
+            });
+        }
     }
     // Answer everything in flight before closing.
     let _ = in_flight.acquire_many(limits.max_in_flight as u32).await;
