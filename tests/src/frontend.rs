@@ -1,8 +1,11 @@
 //! The real `kms-frontend` binary in front of a test hsmd: started on an
 //! ephemeral port with its access-rights database in the token's directory,
-//! ready when it logs "listening on http://ADDR" (never after a sleep),
-//! stopped with SIGTERM and restarted with other flags on the same
-//! database, killed when dropped. HTTP goes through `reqwest`.
+//! ready when it logs "listening on http://ADDR" or "listening on
+//! https://ADDR" (never after a sleep), stopped with SIGTERM and restarted
+//! with other flags on the same database, killed when dropped. HTTP goes
+//! through `reqwest`: the frontend's own client, or the caller's (`*_with`,
+//! e.g. an HTTPS client from [`https_client`] with a client certificate or
+//! a bearer token).
 
 use crate::{bin, config_with_admins, drain_lines, Token, START_TIMEOUT};
 use serde_json::Value;
@@ -13,8 +16,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// What kms-frontend logs once it accepts connections.
-const READY: &str = "listening on http://";
+/// What kms-frontend logs once it accepts connections, followed by its
+/// URL (`http://ADDR` or `https://ADDR`).
+const READY: &str = "listening on ";
 
 /// How long one HTTP exchange may take before the test counts the frontend
 /// as hung (a KMS answer takes milliseconds; RSA key generation seconds).
@@ -58,8 +62,8 @@ impl std::fmt::Display for Reply {
 /// A running kms-frontend.
 pub struct Frontend {
     child: Option<Child>,
-    /// `host:port` it listens on.
-    addr: String,
+    /// `http://host:port` or `https://host:port`: where it listens.
+    url: String,
     /// The flags of every start: port, hostname, hsmd socket, database.
     base_args: Vec<OsString>,
     /// Every stderr line of every start so far.
@@ -85,7 +89,7 @@ impl Frontend {
         ];
         let mut f = Self {
             child: None,
-            addr: String::new(),
+            url: String::new(),
             base_args,
             log: Arc::new(Mutex::new(Vec::new())),
             http: reqwest::Client::builder()
@@ -113,12 +117,13 @@ impl Frontend {
         let lines = drain_lines(child.stderr.take().expect("stderr piped"), self.log.clone());
         self.child = Some(child);
         let line = self.wait_for_line(&lines, READY);
-        let addr = line
+        let url = line
             .split(READY)
             .nth(1)
             .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        self.addr = addr.to_owned();
+            .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
+            .unwrap_or_else(|| panic!("no http:// or https:// URL in {line:?}"));
+        self.url = url.to_owned();
     }
 
     /// Blocks until a line holding `needle` arrives (one deadline for the
@@ -138,14 +143,16 @@ impl Frontend {
         }
     }
 
-    /// `http://host:port` of the current start.
+    /// `http://host:port` (or `https://`) of the current start.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.url.clone()
     }
 
     /// `host:port` of the current start (for raw TCP).
     pub fn addr(&self) -> &str {
-        &self.addr
+        self.url
+            .split_once("://")
+            .map_or(&self.url, |(_, addr)| addr)
     }
 
     /// The frontend's stderr so far (all starts).
@@ -181,37 +188,78 @@ impl Frontend {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Reply {
-        let resp = req
-            .send()
+        exchange(req)
             .await
-            .unwrap_or_else(|e| panic!("{what}: {e}\nkms-frontend log:\n{}", self.log_text()));
-        let status = resp.status().as_u16();
-        let body = resp
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("{what}: reading the body: {e}"));
-        Reply { status, body }
+            .unwrap_or_else(|e| panic!("{what}: {e:?}\nkms-frontend log:\n{}", self.log_text()))
     }
 
     /// `POST /kmip/2_1` with the JSON TTLV `body`.
     pub async fn kmip(&self, body: &Value) -> Reply {
-        self.post_raw("/kmip/2_1", body.to_string()).await
+        self.kmip_with(&self.http, body).await
+    }
+
+    /// `POST /kmip/2_1` with the JSON TTLV `body`, sent by `client`.
+    pub async fn kmip_with(&self, client: &reqwest::Client, body: &Value) -> Reply {
+        self.post_with(client, "/kmip/2_1", body.to_string()).await
     }
 
     /// `POST path` with `body` as is (content type JSON).
     pub async fn post_raw(&self, path: &str, body: String) -> Reply {
-        let req = self
-            .http
+        self.post_with(&self.http, path, body).await
+    }
+
+    /// `POST path` with `body` as is (content type JSON), sent by `client`.
+    pub async fn post_with(&self, client: &reqwest::Client, path: &str, body: String) -> Reply {
+        let req = self.post_request(client, path, body);
+        self.send(req, &format!("POST {path}")).await
+    }
+
+    /// [`Frontend::post_with`], or why no HTTP answer came (e.g. the TLS
+    /// handshake failed).
+    pub async fn try_post_with(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        body: String,
+    ) -> Result<Reply, reqwest::Error> {
+        exchange(self.post_request(client, path, body)).await
+    }
+
+    fn post_request(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        body: String,
+    ) -> reqwest::RequestBuilder {
+        client
             .post(format!("{}{path}", self.base_url()))
             .header("content-type", "application/json")
-            .body(body);
-        self.send(req, &format!("POST {path}")).await
+            .body(body)
     }
 
     /// `GET path`.
     pub async fn get(&self, path: &str) -> Reply {
-        let req = self.http.get(format!("{}{path}", self.base_url()));
-        self.send(req, &format!("GET {path}")).await
+        self.get_with(&self.http, path).await
+    }
+
+    /// `GET path`, sent by `client`.
+    pub async fn get_with(&self, client: &reqwest::Client, path: &str) -> Reply {
+        self.send(self.get_request(client, path), &format!("GET {path}"))
+            .await
+    }
+
+    /// [`Frontend::get_with`], or why no HTTP answer came (e.g. the TLS
+    /// handshake failed).
+    pub async fn try_get_with(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+    ) -> Result<Reply, reqwest::Error> {
+        exchange(self.get_request(client, path)).await
+    }
+
+    fn get_request(&self, client: &reqwest::Client, path: &str) -> reqwest::RequestBuilder {
+        client.get(format!("{}{path}", self.base_url()))
     }
 
     /// `method path` with `body` (empty: none), as the fixtures describe
@@ -223,6 +271,26 @@ impl Frontend {
             other => panic!("no such method in the fixtures: {other}"),
         }
     }
+}
+
+/// Sends `req`; its status and body.
+async fn exchange(req: reqwest::RequestBuilder) -> Result<Reply, reqwest::Error> {
+    let resp = req.send().await?;
+    let status = resp.status().as_u16();
+    let body = resp.text().await?;
+    Ok(Reply { status, body })
+}
+
+/// An HTTPS client (rustls, [`HTTP_TIMEOUT`]) that trusts only the CA
+/// `server_ca_pem`; add a client identity or default headers before
+/// `build()`.
+pub fn https_client(server_ca_pem: &str) -> reqwest::ClientBuilder {
+    let ca = reqwest::Certificate::from_pem(server_ca_pem.as_bytes()).expect("server CA PEM");
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
+        .timeout(HTTP_TIMEOUT)
 }
 
 impl Drop for Frontend {

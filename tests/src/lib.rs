@@ -16,7 +16,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 pub mod frontend;
-pub use frontend::{frontend_hsmd_config, run_frontend_to_exit, Frontend, Reply};
+pub use frontend::{frontend_hsmd_config, https_client, run_frontend_to_exit, Frontend, Reply};
 
 /// SoftHSMv2's module path on Debian.
 pub const SOFTHSM_LIB: &str = "/usr/lib/softhsm/libsofthsm2.so";
