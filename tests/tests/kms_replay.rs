@@ -12,8 +12,8 @@
 //! user may see; the access endpoints answer the reference's JSON; what was
 //! encrypted decrypts, what was signed verifies with the exported keys.
 //!
-//! The fixtures are found through `KMIP_FIXTURES`, else
-//! `<workspace>/../shared/fixtures/kmip`, else `/work/shared/fixtures/kmip`.
+//! The fixtures are the repository's copy in `tests/fixtures/kmip/`
+//! (`KMIP_FIXTURES` names another directory).
 
 use hsmd_e2e::{frontend_hsmd_config, Daemon, Frontend, Reply, Token};
 use serde_json::{json, Value};
@@ -63,20 +63,9 @@ const NOT_CLAIMED: &[&str] = &[
 ];
 
 fn fixtures_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("KMIP_FIXTURES") {
-        return d.into();
-    }
-    let candidates = [
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/kmip"),
-        PathBuf::from("/work/shared/fixtures/kmip"),
-    ];
-    candidates
-        .iter()
-        .find(|d| d.join("index.jsonl").is_file())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!("no KMIP fixtures in {candidates:?}: set KMIP_FIXTURES to the directory")
-        })
+    std::env::var_os("KMIP_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/kmip"))
 }
 
 /// One captured exchange.
@@ -543,6 +532,12 @@ async fn the_reference_exchanges_replay() {
         fixtures: fixtures(),
         ours: HashMap::new(),
     };
+    assert_eq!(
+        r.fixtures.len(),
+        47,
+        "the captured exchanges with a _meta.json in {}",
+        fixtures_dir().display()
+    );
     for (nn, ..) in DEVIATIONS {
         r.fixture(nn);
     }
