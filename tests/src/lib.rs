@@ -16,6 +16,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 pub mod frontend;
+pub mod kmip;
 pub use frontend::{frontend_hsmd_config, https_client, run_frontend_to_exit, Frontend, Reply};
 
 /// SoftHSMv2's module path on Debian.

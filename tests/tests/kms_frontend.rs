@@ -2,26 +2,11 @@
 //! away and coming back, configurations it refuses, oversized and broken
 //! bodies, and grants that must not outlive their key.
 
+use hsmd_e2e::kmip::{create_aes, locate_all};
 use hsmd_e2e::{frontend_hsmd_config, run_frontend_to_exit, Daemon, Frontend, Token};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
-
-fn locate_all() -> Value {
-    json!({"tag": "Locate", "value": [{"tag": "Attributes", "value": []}]})
-}
-
-fn create_aes(uid: &str) -> Value {
-    json!({"tag": "Create", "value": [
-        {"tag": "ObjectType", "type": "Enumeration", "value": "SymmetricKey"},
-        {"tag": "Attributes", "value": [
-            {"tag": "CryptographicAlgorithm", "type": "Enumeration", "value": "AES"},
-            {"tag": "CryptographicLength", "type": "Integer", "value": 256},
-            {"tag": "ObjectType", "type": "Enumeration", "value": "SymmetricKey"},
-            {"tag": "UniqueIdentifier", "type": "TextString", "value": uid},
-        ]},
-    ]})
-}
 
 fn started(token: &Token) -> (Daemon, Frontend) {
     let daemon = Daemon::start_with(token, &frontend_hsmd_config(token, ""), &[]);

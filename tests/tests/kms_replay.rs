@@ -15,6 +15,7 @@
 //! The fixtures are the repository's copy in `tests/fixtures/kmip/`
 //! (`KMIP_FIXTURES` names another directory).
 
+use hsmd_e2e::kmip::{enumeration, text};
 use hsmd_e2e::{frontend_hsmd_config, Daemon, Frontend, Reply, Token};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -151,14 +152,6 @@ fn set(v: &mut Value, tag: &str, value: Value) {
         .and_then(|items| items.iter_mut().find(|i| i["tag"] == tag))
         .unwrap_or_else(|| panic!("no {tag} to replace"));
     i["value"] = value;
-}
-
-fn text(tag: &str, v: &str) -> Value {
-    json!({"tag": tag, "type": "TextString", "value": v})
-}
-
-fn enumeration(tag: &str, v: &str) -> Value {
-    json!({"tag": tag, "type": "Enumeration", "value": v})
 }
 
 fn byte_string(tag: &str, v: &[u8]) -> Value {

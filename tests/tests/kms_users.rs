@@ -19,6 +19,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use hsmd_e2e::kmip::{create_aes, destroy, encrypt, field, locate_all, text};
 use hsmd_e2e::{frontend_hsmd_config, https_client, Daemon, Frontend, Reply, Token};
 use jsonwebtoken::get_current_timestamp;
 use rcgen::{
@@ -212,45 +213,6 @@ struct Users {
     bob: reqwest::Client,
     carol: reqwest::Client,
     refused: Vec<Refused>,
-}
-
-fn text(tag: &str, v: &str) -> Value {
-    json!({"tag": tag, "type": "TextString", "value": v})
-}
-
-fn bytes(tag: &str, hex: &str) -> Value {
-    json!({"tag": tag, "type": "ByteString", "value": hex})
-}
-
-/// The value of the first direct child `tag` of a KMIP response.
-fn field<'a>(v: &'a Value, tag: &str) -> Option<&'a Value> {
-    v["value"]
-        .as_array()
-        .and_then(|items| items.iter().find(|i| i["tag"] == tag))
-        .map(|i| &i["value"])
-}
-
-fn create_aes(uid: &str) -> Value {
-    json!({"tag": "Create", "value": [
-        {"tag": "ObjectType", "type": "Enumeration", "value": "SymmetricKey"},
-        {"tag": "Attributes", "value": [
-            {"tag": "CryptographicAlgorithm", "type": "Enumeration", "value": "AES"},
-            {"tag": "CryptographicLength", "type": "Integer", "value": 256},
-            text("UniqueIdentifier", uid),
-        ]},
-    ]})
-}
-
-fn encrypt(uid: &str, plaintext_hex: &str) -> Value {
-    json!({"tag": "Encrypt", "value": [text("UniqueIdentifier", uid), bytes("Data", plaintext_hex)]})
-}
-
-fn destroy(uid: &str) -> Value {
-    json!({"tag": "Destroy", "value": [text("UniqueIdentifier", uid)]})
-}
-
-fn locate_all() -> Value {
-    json!({"tag": "Locate", "value": [{"tag": "Attributes", "value": []}]})
 }
 
 fn access(uid: &str, user: &str) -> String {

@@ -177,13 +177,32 @@ fn data<'a>(req: &'a Ttlv, tag: &str) -> Result<&'a [u8], KmsError> {
 
 const STREAMING: &[&str] = &["CorrelationValue", "InitIndicator", "FinalIndicator"];
 
-/// KMIP Encrypt.
-pub async fn encrypt(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
+/// What every crypto operation reads first: the key's uid (checked to be an
+/// HSM uid), the parameters, the access check for `need`, and the key's
+/// kind when the parameters leave the algorithm open.
+async fn prepare<'a>(
+    ctx: &Ctx<'_>,
+    req: &'a Ttlv,
+    need: Need,
+) -> Result<(&'a str, Params<'a>, Option<KeyKind>), KmsError> {
     let uid = super::required_uid(req)?;
     super::refuse_tags(req, STREAMING, "send the whole data in one request")?;
+    if matches!(need, Need::Sign | Need::SignatureVerify) {
+        super::refuse_tags(
+            req,
+            &["DigestedData"],
+            "send the message as Data; hsmd hashes it",
+        )?;
+    }
     let p = Params::of(req)?;
     crate::uid::parse(uid)?;
-    let kind = kind_if_needed(ctx, uid, Need::Encrypt, &p, "Encrypt").await?;
+    let kind = kind_if_needed(ctx, uid, need, &p, &req.tag).await?;
+    Ok((uid, p, kind))
+}
+
+/// KMIP Encrypt.
+pub async fn encrypt(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
+    let (uid, p, kind) = prepare(ctx, req, Need::Encrypt).await?;
     let algorithm = encryption(&p, kind)?;
     let out = ctx
         .state
@@ -217,11 +236,7 @@ pub async fn encrypt(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
 
 /// KMIP Decrypt.
 pub async fn decrypt(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
-    let uid = super::required_uid(req)?;
-    super::refuse_tags(req, STREAMING, "send the whole data in one request")?;
-    let p = Params::of(req)?;
-    crate::uid::parse(uid)?;
-    let kind = kind_if_needed(ctx, uid, Need::Decrypt, &p, "Decrypt").await?;
+    let (uid, p, kind) = prepare(ctx, req, Need::Decrypt).await?;
     let algorithm = encryption(&p, kind)?;
     let iv = req.bytes_of("IVCounterNonce")?.map(<[u8]>::to_vec);
     let tag = req
@@ -261,16 +276,7 @@ pub async fn decrypt(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
 
 /// KMIP Sign (of `Data`, the message; hsmd hashes it).
 pub async fn sign(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
-    let uid = super::required_uid(req)?;
-    super::refuse_tags(req, STREAMING, "send the whole data in one request")?;
-    super::refuse_tags(
-        req,
-        &["DigestedData"],
-        "send the message as Data; hsmd hashes it",
-    )?;
-    let p = Params::of(req)?;
-    crate::uid::parse(uid)?;
-    let kind = kind_if_needed(ctx, uid, Need::Sign, &p, "Sign").await?;
+    let (uid, p, kind) = prepare(ctx, req, Need::Sign).await?;
     let algorithm = signature(&p, kind)?;
     let out = ctx
         .state
@@ -296,16 +302,7 @@ pub async fn sign(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
 
 /// KMIP SignatureVerify: `ValidityIndicator` Valid or Invalid.
 pub async fn signature_verify(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
-    let uid = super::required_uid(req)?;
-    super::refuse_tags(req, STREAMING, "send the whole data in one request")?;
-    super::refuse_tags(
-        req,
-        &["DigestedData"],
-        "send the message as Data; hsmd hashes it",
-    )?;
-    let p = Params::of(req)?;
-    crate::uid::parse(uid)?;
-    let kind = kind_if_needed(ctx, uid, Need::SignatureVerify, &p, "SignatureVerify").await?;
+    let (uid, p, kind) = prepare(ctx, req, Need::SignatureVerify).await?;
     let algorithm = signature(&p, kind)?;
     let out = ctx
         .state
