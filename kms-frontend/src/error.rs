@@ -30,7 +30,7 @@ impl KmsError {
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
-            message: message.into(),
+            message: printable(&message.into()),
         }
     }
 
@@ -62,7 +62,7 @@ impl KmsError {
     /// answers only the id.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         let id = uuid::Uuid::new_v4();
-        tracing::error!(correlation_id = %id, "internal error: {cause}");
+        tracing::error!(correlation_id = %id, "internal error: {}", printable(&cause.to_string()));
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("internal error (correlation id {id}; the cause is in the kms-frontend log)"),
@@ -81,6 +81,16 @@ impl KmsError {
                 ))
             }
             ClientError::Encode(err) => return Self::internal(format!("{what}: {err}")),
+            ClientError::TooLarge { len, max } => {
+                // Byte strings travel base64-encoded: about 3/4 of the frame.
+                return Self {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    message: format!(
+                        "{what}: the data is too large for one hsmd request ({len} bytes encoded, hsmd's max_frame_len is {max}); send at most about {} bytes of data per request",
+                        (max / 4 * 3).saturating_sub(1024)
+                    ),
+                };
+            }
             ClientError::Connect { .. } | ClientError::Handshake(_) | ClientError::Closed(_) => {
                 return Self::unavailable(e)
             }
@@ -106,6 +116,24 @@ impl KmsError {
     }
 }
 
+/// `text` with control characters (newline, NUL, ESC, ...) escaped as
+/// `\u{..}`: messages quote caller-chosen names, which must not forge log
+/// lines or terminal output.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 impl From<TtlvError> for KmsError {
     fn from(e: TtlvError) -> Self {
         Self::unprocessable(e.to_string())
@@ -120,5 +148,17 @@ impl IntoResponse for KmsError {
             self.message,
         )
             .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn caller_text_cannot_break_lines() {
+        let e = super::KmsError::unprocessable("no key hsm::1::x\n2026 INFO forged\u{1b}[31m");
+        assert_eq!(
+            e.message,
+            "no key hsm::1::x\\u{a}2026 INFO forged\\u{1b}[31m"
+        );
     }
 }

@@ -108,19 +108,40 @@ impl Hsmd {
             .acquire()
             .await
             .map_err(|_| KmsError::unavailable("the frontend is shutting down"))?;
-        let client = self.client().await?;
-        match client.call(Some(as_user), op).await {
-            Err(ClientError::Closed(_)) if idempotent(O::NAME) => {
-                let client = self.client().await?;
-                client
-                    .call(Some(as_user), op)
-                    .await
-                    .map_err(|e| KmsError::from_hsmd(what, e))
+        let limit = if idempotent(O::NAME) {
+            CALL_TIMEOUT
+        } else {
+            GENERATE_TIMEOUT
+        };
+        let attempt = async {
+            let client = self.client().await?;
+            match client.call(Some(as_user), op).await {
+                Err(ClientError::Closed(_)) if idempotent(O::NAME) => {
+                    let client = self.client().await?;
+                    client
+                        .call(Some(as_user), op)
+                        .await
+                        .map_err(|e| KmsError::from_hsmd(what, e))
+                }
+                other => other.map_err(|e| KmsError::from_hsmd(what, e)),
             }
-            other => other.map_err(|e| KmsError::from_hsmd(what, e)),
-        }
+        };
+        tokio::time::timeout(limit, attempt)
+            .await
+            .unwrap_or_else(|_| {
+                Err(KmsError::unavailable(format!(
+                    "{what}: hsmd did not answer within {} s",
+                    limit.as_secs()
+                )))
+            })
     }
 }
+
+/// How long hsmd may take to answer a request (the token may be queued
+/// behind others: a SmartCard-HSM does one thing at a time).
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a key generation or destroy may take (RSA-4096 on a card: minutes).
+const GENERATE_TIMEOUT: Duration = Duration::from_secs(300);
 
 fn idempotent(op: &str) -> bool {
     !matches!(op, "generate_key" | "generate_key_pair" | "destroy")

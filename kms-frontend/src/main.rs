@@ -25,7 +25,6 @@ fn main() {
         });
     if let Err(e) = result {
         tracing::error!("{e:#}");
-        eprintln!("kms-frontend: {e:#}");
         std::process::exit(1);
     }
 }
@@ -59,7 +58,11 @@ async fn run(config: Config) -> Result<()> {
             "{e}; requests get 503 until hsmd is back, the frontend reconnects by itself"
         );
     }
-    let state = Arc::new(AppState { hsmd, grants });
+    let state = Arc::new(AppState {
+        hsmd,
+        grants,
+        max_body_bytes: config.max_body_bytes,
+    });
     let app = http::router(state, auth, config.max_body_bytes);
     let addr = format!("{}:{}", config.hostname, config.port);
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -72,19 +75,9 @@ async fn run(config: Config) -> Result<()> {
     if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
         tracing::warn!("cannot notify systemd: {e}");
     }
-    match tls {
-        None => {
-            tracing::info!("listening on http://{local}");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
-                .context("HTTP server")?;
-        }
-        Some(tls) => {
-            tracing::info!("listening on https://{local}");
-            auth::tls::serve(listener, tls, app, shutdown).await;
-        }
-    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("listening on {scheme}://{local}");
+    http::serve::serve(listener, tls, app, config.max_connections, shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }

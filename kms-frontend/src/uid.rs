@@ -18,12 +18,17 @@ pub struct HsmUid {
 pub fn parse(uid: &str) -> Result<HsmUid, KmsError> {
     let refuse = || {
         KmsError::unprocessable(format!(
-            "`{uid}` is not an HSM key identifier: this KMS holds HSM keys only, named hsm::<slot>::<label> (e.g. hsm::0::my_key)"
+            "`{uid}` is not an HSM key identifier: this KMS holds HSM keys only, named hsm::<slot>::<label> with the slot ID in plain decimal (e.g. hsm::0::my_key)"
         ))
     };
     let rest = uid.strip_prefix("hsm::").ok_or_else(refuse)?;
     let (slot, label) = rest.split_once("::").ok_or_else(refuse)?;
-    let slot = slot.parse().map_err(|_| refuse())?;
+    // Only the canonical decimal form: `01` or `+1` would name the same key
+    // under another string, and grants are kept per uid string.
+    let slot: u64 = slot.parse().map_err(|_| refuse())?;
+    if rest.split_once("::").map(|(s, _)| s) != Some(slot.to_string().as_str()) {
+        return Err(refuse());
+    }
     if label.is_empty() {
         return Err(refuse());
     }
@@ -52,7 +57,16 @@ mod tests {
             })
         );
         assert_eq!(parse("hsm::0::a::b").map(|u| u.label), Ok("a::b".into()));
-        for bad in ["kms_key1", "hsm::x::a", "hsm::1::", "hsm::1", ""] {
+        for bad in [
+            "kms_key1",
+            "hsm::x::a",
+            "hsm::1::",
+            "hsm::1",
+            "",
+            "hsm::01::a",
+            "hsm::+1::a",
+            "hsm:: 1::a",
+        ] {
             let e = parse(bad).expect_err(bad);
             assert!(e.message.contains("hsm::<slot>::<label>"), "{e}");
         }

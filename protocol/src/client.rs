@@ -50,6 +50,15 @@ pub enum ClientError {
     /// The connection is gone; in-flight requests fail with this.
     #[error("connection to hsmd closed: {0}")]
     Closed(String),
+    /// The encoded request is longer than the server's `max_frame_len`; it
+    /// was not sent and the connection stays usable.
+    #[error("the request is {len} bytes encoded, more than hsmd's max_frame_len of {max} bytes")]
+    TooLarge {
+        /// Encoded length, bytes.
+        len: usize,
+        /// The server's limit, bytes.
+        max: usize,
+    },
     /// The request could not be encoded.
     #[error("cannot encode request: {0}")]
     Encode(#[from] serde_json::Error),
@@ -312,6 +321,14 @@ impl Client {
             as_user,
             params,
         })?;
+        // Refused here, before it is queued: sent, it would end the
+        // connection (and every request in flight on it).
+        if frame.len() > self.hello.max_frame_len {
+            return Err(ClientError::TooLarge {
+                len: frame.len(),
+                max: self.hello.max_frame_len,
+            });
+        }
         let (tx, rx) = oneshot::channel();
         {
             let mut guard = self

@@ -400,6 +400,36 @@ async fn responses_with_unknown_ids_are_ignored() {
     drop(server.await.unwrap());
 }
 
+#[tokio::test]
+async fn a_request_longer_than_max_frame_len_is_refused_unsent_and_the_connection_lives() {
+    let (client, mut rd, mut wr) = connected().await;
+    let big = Sign {
+        uid: "hsm::0::k".into(),
+        algorithm: SignatureAlgorithm::EcdsaSha256,
+        data: SecretBytes::new(vec![7; DEFAULT_MAX_FRAME_LEN]),
+    };
+    match bounded("big sign", client.call(None, &big)).await {
+        Err(ClientError::TooLarge { len, max }) => {
+            assert_eq!(max, DEFAULT_MAX_FRAME_LEN);
+            assert!(len > max, "{len} <= {max}");
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(!client.is_closed());
+    // The next request on the same connection is the first the server sees.
+    let server = tokio::spawn(async move {
+        let req = recv_request(&mut rd).await;
+        assert_eq!(req.op.name(), "sign");
+        send_json(&mut wr, &Response::ok(req.id, json!({"signature": "AQI="}))).await;
+        (rd, wr)
+    });
+    let r = bounded("small sign", client.call(None, &sign(1)))
+        .await
+        .unwrap();
+    assert_eq!(r.signature, vec![1, 2]);
+    drop(server.await.unwrap());
+}
+
 // ---------------------------------------------------------------------------
 // Connection loss
 // ---------------------------------------------------------------------------

@@ -68,6 +68,8 @@ pub struct Frontend {
     base_args: Vec<OsString>,
     /// Every stderr line of every start so far.
     pub log: Arc<Mutex<Vec<String>>>,
+    /// stderr lines of the current start not yet looked at.
+    lines: Option<mpsc::Receiver<String>>,
     http: reqwest::Client,
 }
 
@@ -92,6 +94,7 @@ impl Frontend {
             url: String::new(),
             base_args,
             log: Arc::new(Mutex::new(Vec::new())),
+            lines: None,
             http: reqwest::Client::builder()
                 .timeout(HTTP_TIMEOUT)
                 .build()
@@ -124,6 +127,17 @@ impl Frontend {
             .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
             .unwrap_or_else(|| panic!("no http:// or https:// URL in {line:?}"));
         self.url = url.to_owned();
+        self.lines = Some(lines);
+    }
+
+    /// Blocks until the current start logs a line holding `needle` (after
+    /// the lines already looked at); panics with the log when it exits or
+    /// [`START_TIMEOUT`] passes.
+    pub fn wait_for_log(&mut self, needle: &str) -> String {
+        let lines = self.lines.take().expect("kms-frontend is running");
+        let line = self.wait_for_line(&lines, needle);
+        self.lines = Some(lines);
+        line
     }
 
     /// Blocks until a line holding `needle` arrives (one deadline for the

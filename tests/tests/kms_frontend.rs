@@ -2,7 +2,7 @@
 //! away and coming back, configurations it refuses, oversized and broken
 //! bodies, and grants that must not outlive their key.
 
-use hsmd_e2e::kmip::{create_aes, locate_all};
+use hsmd_e2e::kmip::{bytes_hex, create_aes, encrypt, locate_all, text};
 use hsmd_e2e::{frontend_hsmd_config, run_frontend_to_exit, Daemon, Frontend, Token};
 use serde_json::json;
 use std::io::{Read, Write};
@@ -200,4 +200,99 @@ async fn a_destroyed_keys_grants_do_not_pass_to_its_namesake() {
     let r = fe.get(&list).await;
     assert_eq!(r.status, 200, "{r}");
     assert_eq!(r.json(), json!([]), "grants of the destroyed key: {r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_an_encrypt_only_user_could_abuse_is_refused() {
+    let token = Token::new("kms-abuse");
+    let (_daemon, fe) = started(&token);
+    let uid = format!("hsm::{}::k", token.slot);
+    assert_eq!(fe.kmip(&create_aes(&uid)).await.status, 200);
+
+    // A chosen GCM nonce would turn Encrypt into a decryption oracle.
+    let r = fe
+        .kmip(&json!({"tag": "Encrypt", "value": [
+            text("UniqueIdentifier", &uid),
+            bytes_hex("Data", "00000000"),
+            bytes_hex("IVCounterNonce", "000102030405060708090A0B"),
+        ]}))
+        .await;
+    assert_eq!(r.status, 422, "{r}");
+    assert!(r.body.contains("IVCounterNonce"), "{r}");
+
+    // One key, one name: a slot ID with a leading zero or a sign is refused,
+    // so a grant cannot hide under another spelling of the uid.
+    for alias in [
+        format!("hsm::0{}::k", token.slot),
+        format!("hsm::+{}::k", token.slot),
+    ] {
+        let r = fe.kmip(&encrypt(&alias, "00")).await;
+        assert_eq!(r.status, 422, "{alias}: {r}");
+        assert!(r.body.contains("plain decimal"), "{alias}: {r}");
+        let grant =
+            json!({"unique_identifier": alias, "user_id": "bob", "operation_types": ["encrypt"]});
+        let r = fe.post_raw("/access/grant", grant.to_string()).await;
+        assert_eq!(r.status, 422, "{alias}: {r}");
+    }
+
+    // A field the KMS does not read is named, not ignored.
+    let r = fe
+        .kmip(&json!({"tag": "Encrypt", "value": [
+            text("UniqueIdentifier", &uid), bytes_hex("Data", "00"), text("Bogus", "x"),
+        ]}))
+        .await;
+    assert_eq!(r.status, 422, "{r}");
+    assert!(r.body.contains("`Bogus`"), "{r}");
+
+    // Caller text cannot forge log lines or answer lines.
+    let forged = format!("hsm::{}::x\n2026-11-30T00:00:00Z  INFO forged", token.slot);
+    let r = fe.kmip(&encrypt(&forged, "00")).await;
+    assert_eq!(r.status, 422, "{r}");
+    assert!(!r.body.contains('\n') && r.body.contains("\\u{a}"), "{r}");
+    assert!(
+        !fe.log_text()
+            .lines()
+            .any(|l| l.starts_with("2026-11-30T00:00:00Z")),
+        "{}",
+        fe.log_text()
+    );
+
+    // Data beyond one hsmd frame is 413 naming the limit, and the
+    // connections to hsmd survive it.
+    let big = "00".repeat(1 << 20);
+    let r = fe.kmip(&encrypt(&uid, &big)).await;
+    assert_eq!(r.status, 413, "{}", &r.body[..r.body.len().min(300)]);
+    assert!(r.body.contains("max_frame_len"), "{r}");
+    let r = fe.kmip(&encrypt(&uid, "00")).await;
+    assert_eq!(r.status, 200, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_max_connections_wait_for_a_free_one() {
+    let token = Token::new("kms-conns");
+    let daemon = Daemon::start_with(&token, &frontend_hsmd_config(&token, ""), &[]);
+    let mut fe = Frontend::start(&token, &daemon.socket, &["--max-connections", "2"]);
+    // Two connections that never send a request hold both places.
+    let idle: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(fe.addr()).expect("connect"))
+        .collect();
+    let url = format!("{}/kmip/2_1", fe.base_url());
+    let third = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .body(locate_all().to_string())
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    fe.wait_for_log("2 connections open (max_connections)");
+    assert!(!third.is_finished(), "served past max_connections");
+    drop(idle);
+    let status = tokio::time::timeout(Duration::from_secs(30), third)
+        .await
+        .expect("the waiting request was served once a connection closed")
+        .expect("task")
+        .expect("HTTP");
+    assert_eq!(status, 200);
 }

@@ -113,6 +113,30 @@ pub fn visible(
             .is_empty())
 }
 
+/// The user a grant may name: `*` (every user, as the reference) or a name
+/// of 1 to 255 characters without control characters or surrounding spaces.
+///
+/// Errors: 422 saying what is wrong.
+pub fn grantee(user: &str) -> Result<(), KmsError> {
+    let bad = if user.is_empty() {
+        Some("it is empty")
+    } else if user.chars().count() > 255 {
+        Some("it is longer than 255 characters")
+    } else if user.chars().any(char::is_control) {
+        Some("it holds control characters")
+    } else if user.trim() != user {
+        Some("it begins or ends with spaces")
+    } else {
+        None
+    };
+    match bad {
+        Some(why) => Err(KmsError::unprocessable(format!(
+            "user_id {user:?} cannot be granted to: {why}; give a KMS user name (as its certificate or token names it), or * for every user"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Checks a grant's operation names against [`GRANTABLE`].
 ///
 /// Errors: 422 naming the refused operation and the accepted ones.

@@ -7,11 +7,10 @@
 use super::policy;
 use crate::auth::User;
 use crate::error::KmsError;
-use crate::http::{body, json, AppState};
+use crate::http::{json, read_body, AppState};
 use crate::kmip::attributes;
 use crate::uid;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{Extension, Path, State};
 use axum::Json;
 use hsmd_protocol::{GetKey, KeyRef, ListKeys};
@@ -28,8 +27,8 @@ struct AccessBody {
     operation_types: Vec<String>,
 }
 
-fn access_body(raw: Result<Bytes, BytesRejection>) -> Result<AccessBody, KmsError> {
-    serde_json::from_value(json(&body(raw)?)?).map_err(|e| {
+async fn access_body(state: &AppState, raw: Body) -> Result<AccessBody, KmsError> {
+    serde_json::from_value(json(&read_body(raw, state.max_body_bytes).await?)?).map_err(|e| {
         KmsError::unprocessable(format!(
             "access body: {e}; expected {{\"unique_identifier\": \"hsm::<slot>::<label>\", \"user_id\": \"...\", \"operation_types\": [\"encrypt\", ...]}}"
         ))
@@ -66,17 +65,18 @@ async fn existing(state: &AppState, user: &str, uid: &str) -> Result<(), KmsErro
 pub async fn grant(
     State(state): State<Arc<AppState>>,
     Extension(User(user)): Extension<User>,
-    raw: Result<Bytes, BytesRejection>,
+    raw: Body,
 ) -> Result<Json<Value>, KmsError> {
-    let b = access_body(raw)?;
+    let b = access_body(&state, raw).await?;
     let ops = policy::grantable(&b.operation_types)?;
+    policy::grantee(&b.user_id)?;
     require_owner(&state, &user, &b.unique_identifier).await?;
     existing(&state, &user, &b.unique_identifier).await?;
     state
         .grants
         .grant(&b.unique_identifier, &b.user_id, &ops)
         .map_err(KmsError::internal)?;
-    tracing::info!(user = %user, uid = %b.unique_identifier, to = %b.user_id, ops = ?ops, "granted");
+    tracing::info!(user = ?user, uid = ?b.unique_identifier, to = ?b.user_id, ops = ?ops, "granted");
     Ok(Json(
         json!({"success": format!("Access for {} successfully added", b.user_id)}),
     ))
@@ -86,9 +86,9 @@ pub async fn grant(
 pub async fn revoke(
     State(state): State<Arc<AppState>>,
     Extension(User(user)): Extension<User>,
-    raw: Result<Bytes, BytesRejection>,
+    raw: Body,
 ) -> Result<Json<Value>, KmsError> {
-    let b = access_body(raw)?;
+    let b = access_body(&state, raw).await?;
     uid::parse(&b.unique_identifier)?;
     require_owner(&state, &user, &b.unique_identifier).await?;
     let ops: Vec<&str> = b.operation_types.iter().map(String::as_str).collect();
@@ -96,7 +96,7 @@ pub async fn revoke(
         .grants
         .revoke(&b.unique_identifier, &b.user_id, &ops)
         .map_err(KmsError::internal)?;
-    tracing::info!(user = %user, uid = %b.unique_identifier, from = %b.user_id, ops = ?ops, "revoked");
+    tracing::info!(user = ?user, uid = ?b.unique_identifier, from = ?b.user_id, ops = ?ops, "revoked");
     Ok(Json(
         json!({"success": format!("Access for {} successfully deleted", b.user_id)}),
     ))

@@ -108,12 +108,13 @@ impl GrantStore {
         })
     }
 
-    /// Operations granted to `user` on `uid`, sorted.
+    /// Operations granted to `user` on `uid` (including those granted to
+    /// `*`, every user), sorted, each once.
     pub fn operations(&self, uid: &str, user: &str) -> Result<Vec<String>, StoreError> {
         self.with(|c| {
             let mut st = c
                 .prepare_cached(
-                    "SELECT operation FROM grants WHERE uid = ?1 AND user_id = ?2 ORDER BY operation",
+                    "SELECT DISTINCT operation FROM grants WHERE uid = ?1 AND user_id IN (?2, '*') ORDER BY operation",
                 )
                 .map_err(db("select"))?;
             let rows = st
@@ -131,10 +132,10 @@ impl GrantStore {
         )
     }
 
-    /// Every (key uid, operations) granted to `user`, by uid.
+    /// Every (key uid, operations) granted to `user` (or to `*`), by uid.
     pub fn by_user(&self, user: &str) -> Result<Vec<(String, Vec<String>)>, StoreError> {
         self.grouped(
-            "SELECT uid, operation FROM grants WHERE user_id = ?1 ORDER BY uid, operation",
+            "SELECT DISTINCT uid, operation FROM grants WHERE user_id IN (?1, '*') ORDER BY uid, operation",
             user,
         )
     }

@@ -210,8 +210,9 @@ pub async fn middleware(
 /// 401 with the reason as body; `WWW-Authenticate: Bearer` when JWTs are
 /// accepted (RFC 6750 section 3).
 fn unauthorized(auth: &Authenticator, error: AuthError) -> Response {
-    tracing::debug!("request refused: {error}");
-    let mut response = (StatusCode::UNAUTHORIZED, error.to_string()).into_response();
+    let reason = crate::error::printable(&error.to_string());
+    tracing::debug!("request refused: {reason}");
+    let mut response = (StatusCode::UNAUTHORIZED, reason).into_response();
     if auth.jwt.is_some() {
         response.headers_mut().insert(
             axum::http::header::WWW_AUTHENTICATE,

@@ -1,12 +1,9 @@
-//! HTTPS: the server's rustls configuration ([`server_config`]) and the
-//! accept loop that serves an axum app over it ([`serve`]), handing every
-//! request the client certificate of its connection as [`PeerCertificate`].
+//! HTTPS: the server's rustls configuration ([`server_config`]). The accept
+//! loop is [`crate::http::serve`]; it hands every request the client
+//! certificate of its connection as [`super::PeerCertificate`].
 
-use super::{AuthError, PeerCertificate};
+use super::AuthError;
 use crate::config::{Config, TlsIdentity};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
@@ -14,18 +11,6 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use secrecy::{ExposeSecret, SecretString};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
-
-/// How long a client may take to complete its TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long in-flight connections may take to finish after shutdown.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// How long an HTTP/1 client may take to send a request's headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The rustls server configuration of `config`: `None` for plain HTTP
 /// ([`TlsIdentity::None`]); else the server identity from PEM files
@@ -174,99 +159,4 @@ fn client_verifier(
                 ca.display()
             ))
         })
-}
-
-/// Serves `app` over TLS on `listener` until `shutdown` is cancelled.
-///
-/// Each connection runs in its own task: the TLS handshake (at most
-/// [`HANDSHAKE_TIMEOUT`], failures logged at debug), then HTTP/1.1 or HTTP/2
-/// (ALPN, keep-alive) with the verified client's end-entity certificate, if
-/// any, in every request's extensions as [`PeerCertificate`]. On shutdown it
-/// stops accepting, asks open connections to finish their requests and
-/// returns once they have, or after [`SHUTDOWN_GRACE`].
-pub async fn serve(
-    listener: TcpListener,
-    tls: Arc<ServerConfig>,
-    app: axum::Router,
-    shutdown: CancellationToken,
-) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let connections = TaskTracker::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // E.g. out of file descriptors: do not spin.
-                    tracing::warn!("accepting a connection failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let shutdown = shutdown.clone();
-        connections.spawn(async move {
-            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-            let stream = tokio::select! {
-                () = shutdown.cancelled() => return,
-                done = handshake => match done {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
-                        tracing::debug!("TLS handshake with {peer} failed: {e}");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!("TLS handshake with {peer} timed out after {HANDSHAKE_TIMEOUT:?}");
-                        return;
-                    }
-                },
-            };
-            let certificate = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(<[_]>::first)
-                .map(|c| PeerCertificate(Arc::new(c.clone().into_owned())));
-            let service = app.map_request(move |mut request: axum::http::Request<_>| {
-                if let Some(certificate) = &certificate {
-                    request.extensions_mut().insert(certificate.clone());
-                }
-                request
-            });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .keep_alive(true)
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT);
-            builder.http2().timer(TokioTimer::new());
-            let connection = builder.serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                TowerToHyperService::new(service),
-            );
-            let mut connection = std::pin::pin!(connection);
-            let ended = tokio::select! {
-                ended = connection.as_mut() => ended,
-                () = shutdown.cancelled() => {
-                    // Finish the requests in flight, take no new ones.
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(e) = ended {
-                tracing::debug!("connection with {peer} ended: {e}");
-            }
-        });
-    }
-    drop(listener);
-    connections.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open {SHUTDOWN_GRACE:?} after shutdown were abandoned");
-    }
 }

@@ -65,6 +65,10 @@ pub struct Args {
     /// HTTP requests wait [default: 256].
     #[arg(long)]
     pub hsmd_max_in_flight: Option<usize>,
+    /// HTTP connections open at once; more wait in the listen backlog
+    /// [default: 512].
+    #[arg(long)]
+    pub max_connections: Option<usize>,
     /// Largest HTTP request body in bytes; larger ones get 413 [default: 8 MiB].
     #[arg(long)]
     pub max_body_bytes: Option<usize>,

@@ -20,6 +20,8 @@ pub struct FileConfig {
     pub hsmd_connections: Option<usize>,
     /// See `--hsmd-max-in-flight`.
     pub hsmd_max_in_flight: Option<usize>,
+    /// See `--max-connections`.
+    pub max_connections: Option<usize>,
     /// See `--max-body-bytes`.
     pub max_body_bytes: Option<usize>,
     /// `[http]`.

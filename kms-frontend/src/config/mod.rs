@@ -109,6 +109,8 @@ pub struct Config {
     pub hsmd_connections: usize,
     /// Requests in flight to hsmd at once.
     pub hsmd_max_in_flight: usize,
+    /// HTTP connections open at once.
+    pub max_connections: usize,
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
 }
@@ -144,9 +146,16 @@ fn read_file(path: &Path) -> Result<file::FileConfig, ConfigError> {
 pub fn parse_file(path: &Path, text: &str) -> Result<file::FileConfig, ConfigError> {
     let parse_error = |e: toml::de::Error| ConfigError::Parse {
         path: path.to_owned(),
-        // The message only: TOML errors quote the offending line, which may
-        // hold a password.
-        message: e.message().to_owned(),
+        // The line number and the message only: TOML errors quote the
+        // offending line, which may hold a password.
+        message: match e.span() {
+            Some(span) => format!(
+                "line {}: {}",
+                text[..span.start.min(text.len())].lines().count().max(1),
+                e.message()
+            ),
+            None => e.message().to_owned(),
+        },
     };
     let table: toml::Table = toml::from_str(text).map_err(parse_error)?;
     if let Some(key) = table.keys().find(|k| k.starts_with("hsm_")) {
@@ -245,6 +254,10 @@ fn merge(args: Args, file: file::FileConfig) -> Result<Config, ConfigError> {
             args.hsmd_max_in_flight
                 .or(file.hsmd_max_in_flight)
                 .unwrap_or(256),
+        )?,
+        max_connections: positive(
+            "max_connections",
+            args.max_connections.or(file.max_connections).unwrap_or(512),
         )?,
         max_body_bytes: positive(
             "max_body_bytes",

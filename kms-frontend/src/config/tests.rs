@@ -54,6 +54,10 @@ fn sections_mirror_the_flags() {
 fn mistakes_are_named() {
     let err = parse("prot = 1").expect_err("unknown key").to_string();
     assert!(err.contains("prot"), "{err}");
+    let err = parse("[http]\nport = \"abc\"")
+        .expect_err("type")
+        .to_string();
+    assert!(err.contains("line 2"), "{err}");
     let err = parse("[db]\ndatabase_type = \"postgresql\"")
         .expect_err("pg")
         .to_string();

@@ -4,6 +4,7 @@
 //! than `max_body_bytes` are refused with 413 before they are read.
 
 pub mod health;
+pub mod serve;
 
 use crate::access::routes as access;
 use crate::access::store::GrantStore;
@@ -12,8 +13,7 @@ use crate::error::KmsError;
 use crate::hsm::Hsmd;
 use crate::kmip::{self, Ctx};
 use crate::ttlv::Ttlv;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -27,7 +27,13 @@ pub struct AppState {
     pub hsmd: Hsmd,
     /// Access rights.
     pub grants: GrantStore,
+    /// Largest request body, bytes (`max_body_bytes`).
+    pub max_body_bytes: usize,
 }
+
+/// How long a client may take to send a request's body once its headers
+/// are in.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The router of the whole API.
 pub fn router(state: Arc<AppState>, auth: Arc<Authenticator>, max_body_bytes: usize) -> Router {
@@ -43,12 +49,12 @@ pub fn router(state: Arc<AppState>, auth: Arc<Authenticator>, max_body_bytes: us
     Router::new()
         .merge(authenticated)
         .route("/health", get(health::health))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(max_body_bytes, refuse_large))
         .with_state(state)
 }
 
-fn too_large(max: usize) -> KmsError {
+fn too_large_error(max: usize) -> KmsError {
     KmsError {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         message: format!(
@@ -71,39 +77,56 @@ async fn refuse_large(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match announced {
-        Some(len) if len > max as u64 => too_large(max).into_response(),
+        Some(len) if len > max as u64 => too_large_error(max).into_response(),
         _ => next.run(request).await,
     }
 }
 
-/// A request body, or the refusal of one that is too large (413) or broken.
-pub fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, KmsError> {
-    body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            KmsError {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                message: "request body too large: it exceeds max_body_bytes (see --max-body-bytes)"
-                    .into(),
+/// Reads a request body of at most `max` bytes within [`BODY_READ_TIMEOUT`].
+///
+/// Errors: 413 past `max` (a `Content-Length` above it was already refused
+/// by [`refuse_large`]), 408 when the body does not arrive in time, 400
+/// when the connection breaks.
+pub async fn read_body(body: Body, max: usize) -> Result<Bytes, KmsError> {
+    match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, max)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                Err(too_large_error(max))
+            } else {
+                Err(KmsError::bad_request(format!(
+                    "cannot read the request body: {e}"
+                )))
             }
-        } else {
-            KmsError::bad_request(format!("cannot read the request body: {r}"))
         }
-    })
+        Err(_) => Err(KmsError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: format!(
+                "the request body did not arrive within {} s",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        }),
+    }
 }
 
 /// Parses a JSON body.
 pub fn json(bytes: &[u8]) -> Result<serde_json::Value, KmsError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| KmsError::bad_request(format!("the body is not JSON: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| {
+        KmsError::bad_request(format!(
+            "the body is not JSON, or nests deeper than 128 levels: {e}"
+        ))
+    })
 }
 
 async fn kmip_route(
     State(state): State<Arc<AppState>>,
     Extension(User(user)): Extension<User>,
-    raw: Result<Bytes, BytesRejection>,
+    raw: Body,
 ) -> Response {
     let result = async {
-        let value = json(&body(raw)?)?;
+        let value = json(&read_body(raw, state.max_body_bytes).await?)?;
         let req = Ttlv::from_json(&value)?;
         let ctx = Ctx {
             state: &state,
@@ -119,7 +142,7 @@ async fn kmip_route(
         )
             .into_response(),
         Err(e) => {
-            tracing::info!(user = %user, status = e.status.as_u16(), "KMIP request refused: {e}");
+            tracing::info!(user = ?user, status = e.status.as_u16(), "KMIP request refused: {e}");
             e.into_response()
         }
     }

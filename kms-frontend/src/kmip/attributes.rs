@@ -144,6 +144,7 @@ pub async fn key_info(
 /// those named by `AttributeReference`.
 pub async fn get_attributes(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     let uid = super::required_uid(req)?;
+    super::allow_only(req, &["UniqueIdentifier", "AttributeReference"])?;
     let info = key_info(ctx, uid, Need::GetAttributes, "GetAttributes").await?;
     let wanted: Vec<&str> = req
         .children("AttributeReference")

@@ -31,10 +31,30 @@ fn extractable(layers: &[&Ttlv]) -> Result<bool, KmsError> {
         (Some(true), Some(true)) => Err(KmsError::unprocessable(
             "Sensitive = true and Extractable = true contradict each other: a sensitive key never leaves the HSM",
         )),
-        (Some(false), _) | (_, Some(true)) => Ok(true),
-        _ => Ok(false),
+        (_, Some(e)) => Ok(e),
+        (Some(false), None) => Ok(true),
+        (_, None) => Ok(false),
     }
 }
+
+/// The attributes Create and CreateKeyPair read (or knowingly ignore:
+/// `ActivationDate`, `CryptographicUsageMask`, `KeyFormatType`, the
+/// reference's vendor `Attribute`; HSM keys get the fixed usages of their
+/// kind and are active at once).
+const ATTRIBUTES: &[&str] = &[
+    "ActivationDate",
+    "Attribute",
+    "CryptographicAlgorithm",
+    "CryptographicDomainParameters",
+    "CryptographicLength",
+    "CryptographicUsageMask",
+    "Extractable",
+    "KeyFormatType",
+    "ObjectType",
+    "RecommendedCurve",
+    "Sensitive",
+    "UniqueIdentifier",
+];
 
 async fn require_admin(ctx: &Ctx<'_>, what: &str) -> Result<(), KmsError> {
     let admins = ctx.admins().await?;
@@ -65,6 +85,8 @@ pub async fn create(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     let attrs = req.struct_of("Attributes")?.ok_or_else(|| {
         KmsError::unprocessable("Create: Attributes is missing (CryptographicAlgorithm AES, CryptographicLength, UniqueIdentifier)")
     })?;
+    super::allow_only(req, &["ObjectType", "Attributes"])?;
+    super::allow_only(attrs, ATTRIBUTES)?;
     let object_type = req.enum_of("ObjectType")?.or(attrs.enum_of("ObjectType")?);
     if object_type != Some("SymmetricKey") {
         return Err(KmsError::unprocessable(format!(
@@ -127,6 +149,17 @@ pub async fn create_key_pair(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError
     let common = req.struct_of("CommonAttributes")?;
     let private = req.struct_of("PrivateKeyAttributes")?;
     let public = req.struct_of("PublicKeyAttributes")?;
+    super::allow_only(
+        req,
+        &[
+            "CommonAttributes",
+            "PrivateKeyAttributes",
+            "PublicKeyAttributes",
+        ],
+    )?;
+    for part in [common, private, public].into_iter().flatten() {
+        super::allow_only(part, ATTRIBUTES)?;
+    }
     let layers: Vec<&Ttlv> = [private, common].into_iter().flatten().collect();
     let uid_text = first(&layers, |l| l.text_of("UniqueIdentifier"))?;
     let target = uid_required(uid_text, "CreateKeyPair")?;

@@ -26,6 +26,18 @@ struct Params<'a> {
 impl<'a> Params<'a> {
     fn of(req: &'a Ttlv) -> Result<Self, KmsError> {
         let p = req.struct_of("CryptographicParameters")?;
+        if let Some(p) = p {
+            super::allow_only(
+                p,
+                &[
+                    "BlockCipherMode",
+                    "CryptographicAlgorithm",
+                    "DigitalSignatureAlgorithm",
+                    "HashingAlgorithm",
+                    "PaddingMethod",
+                ],
+            )?;
+        }
         let get = |tag: &str| -> Result<Option<&'a str>, KmsError> {
             Ok(match p {
                 Some(p) => p.enum_of(tag)?,
@@ -187,6 +199,39 @@ async fn prepare<'a>(
 ) -> Result<(&'a str, Params<'a>, Option<KeyKind>), KmsError> {
     let uid = super::required_uid(req)?;
     super::refuse_tags(req, STREAMING, "send the whole data in one request")?;
+    super::allow_only(
+        req,
+        match need {
+            Need::Encrypt => &[
+                "UniqueIdentifier",
+                "CryptographicParameters",
+                "Data",
+                "IVCounterNonce",
+                "AuthenticatedEncryptionAdditionalData",
+            ],
+            Need::Decrypt => &[
+                "UniqueIdentifier",
+                "CryptographicParameters",
+                "Data",
+                "IVCounterNonce",
+                "AuthenticatedEncryptionTag",
+                "AuthenticatedEncryptionAdditionalData",
+            ],
+            Need::Sign => &[
+                "UniqueIdentifier",
+                "CryptographicParameters",
+                "Data",
+                "DigestedData",
+            ],
+            _ => &[
+                "UniqueIdentifier",
+                "CryptographicParameters",
+                "Data",
+                "DigestedData",
+                "SignatureData",
+            ],
+        },
+    )?;
     if matches!(need, Need::Sign | Need::SignatureVerify) {
         super::refuse_tags(
             req,
@@ -202,6 +247,13 @@ async fn prepare<'a>(
 
 /// KMIP Encrypt.
 pub async fn encrypt(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
+    // A caller-chosen IV/nonce would let anyone with only `encrypt` decrypt:
+    // with a victim's GCM nonce, encrypting zeros yields the key stream.
+    super::refuse_tags(
+        req,
+        &["IVCounterNonce"],
+        "the HSM picks a fresh IV/nonce for every Encrypt and returns it",
+    )?;
     let (uid, p, kind) = prepare(ctx, req, Need::Encrypt).await?;
     let algorithm = encryption(&p, kind)?;
     let out = ctx
@@ -217,7 +269,7 @@ pub async fn encrypt(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
                 aad: req
                     .bytes_of("AuthenticatedEncryptionAdditionalData")?
                     .map(<[u8]>::to_vec),
-                iv: req.bytes_of("IVCounterNonce")?.map(<[u8]>::to_vec),
+                iv: None,
             },
         )
         .await?;

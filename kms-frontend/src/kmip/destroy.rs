@@ -14,6 +14,7 @@ use hsmd_protocol::{Destroy, GetKey, KeyKind, KeyRef};
 /// Errors: 401 (not an admin), 422 (not found, ExpectedObjectType differs), 503.
 pub async fn destroy(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     let id = super::required_uid(req)?;
+    super::allow_only(req, &["UniqueIdentifier", "Cascade", "ExpectedObjectType"])?;
     uid::parse(id)?;
     if !ctx.is_admin().await? {
         return Err(KmsError::admin_only(format!(

@@ -20,6 +20,16 @@ use zeroize::Zeroizing;
 /// this key), 503.
 pub async fn get(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     let uid = super::required_uid(req)?;
+    super::allow_only(
+        req,
+        &[
+            "UniqueIdentifier",
+            "KeyFormatType",
+            "KeyWrapType",
+            "KeyCompressionType",
+            "KeyWrappingSpecification",
+        ],
+    )?;
     super::refuse_tags(
         req,
         &["KeyWrappingSpecification", "KeyCompressionType"],

@@ -22,6 +22,15 @@ const FILTERS: &[&str] = &[
 ///
 /// Errors: 422 naming an attribute it cannot filter on, 503.
 pub async fn locate(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
+    super::allow_only(
+        req,
+        &[
+            "Attributes",
+            "MaximumItems",
+            "OffsetItems",
+            "StorageStatusMask",
+        ],
+    )?;
     let empty = Ttlv::structure("Attributes", vec![]);
     let filter = req.struct_of("Attributes")?.unwrap_or(&empty);
     for a in filter.items() {
@@ -34,8 +43,16 @@ pub async fn locate(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
             )));
         }
     }
-    let max = req.int_of("MaximumItems")?.map(|m| m.max(0) as usize);
-    let offset = req.int_of("OffsetItems")?.unwrap_or(0).max(0) as usize;
+    let count = |tag: &str| -> Result<Option<usize>, KmsError> {
+        match req.int_of(tag)? {
+            Some(n) if n < 0 => Err(KmsError::unprocessable(format!(
+                "Locate: {tag} is {n}; give a count of 0 or more"
+            ))),
+            n => Ok(n.map(|n| n as usize)),
+        }
+    };
+    let max = count("MaximumItems")?;
+    let offset = count("OffsetItems")?.unwrap_or(0);
     let keys = ctx
         .state
         .hsmd

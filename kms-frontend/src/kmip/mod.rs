@@ -101,6 +101,26 @@ pub fn required_uid(req: &Ttlv) -> Result<&str, KmsError> {
     })
 }
 
+/// Refuses any child of `item` whose tag is not in `allowed` (the fields
+/// this KMS reads, or knowingly ignores, for that item).
+///
+/// Errors: 422 naming the tag and the accepted ones.
+pub fn allow_only(item: &Ttlv, allowed: &[&str]) -> Result<(), KmsError> {
+    match item
+        .items()
+        .iter()
+        .find(|c| !allowed.contains(&c.tag.as_str()))
+    {
+        Some(c) => Err(KmsError::unprocessable(format!(
+            "{}: `{}` is not supported here; accepted: {}",
+            item.tag,
+            c.tag,
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Refuses fields a request may carry in KMIP but this KMS does not do.
 ///
 /// Errors: 422 naming the tag.

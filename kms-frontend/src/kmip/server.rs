@@ -12,6 +12,7 @@ const VERSION: (i64, i64) = (2, 1);
 /// are answered; other query functions have nothing to report. No
 /// QueryFunction at all answers operations and objects.
 pub fn query(req: &Ttlv) -> Result<Ttlv, KmsError> {
+    super::allow_only(req, &["QueryFunction"])?;
     let mut functions: Vec<&str> = Vec::new();
     for f in req.children("QueryFunction") {
         match &f.value {
@@ -48,6 +49,7 @@ pub fn query(req: &Ttlv) -> Result<Ttlv, KmsError> {
 
 /// KMIP DiscoverVersions: 2.1 when the client lists it or lists nothing.
 pub fn discover_versions(req: &Ttlv) -> Result<Ttlv, KmsError> {
+    super::allow_only(req, &["ProtocolVersion"])?;
     let mut offered = Vec::new();
     for pv in req.children("ProtocolVersion") {
         let major = pv.int_of("ProtocolVersionMajor")?;

@@ -1,9 +1,10 @@
 //! `serve` end to end: a TLS client with and without a client certificate.
 
-use super::super::tls::{serve, server_config};
+use super::super::tls::server_config;
 use super::super::{middleware, Authenticator, PeerCertificate, User};
 use super::{base_config, pki};
 use crate::config::TlsIdentity;
+use crate::http::serve::serve;
 use axum::{routing::get, Extension, Router};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use std::sync::Arc;
@@ -85,7 +86,7 @@ async fn serve_hands_the_client_certificate_to_the_middleware() {
         .expect("bind");
     let port = listener.local_addr().expect("address").port();
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(serve(listener, tls, app, shutdown.clone()));
+    let server = tokio::spawn(serve(listener, Some(tls), app, 16, shutdown.clone()));
 
     // A client that connects and never handshakes does not block others.
     let _idle = tokio::net::TcpStream::connect(("127.0.0.1", port))
