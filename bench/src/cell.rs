@@ -2,7 +2,7 @@
 //! warm-up and then a fixed measuring window. Throughput counts the
 //! operations that completed inside the window; latencies are those of the
 //! same operations; CPU time is read from `/proc/<pid>/stat` at both ends of
-//! the window, for the bench process and for hsmd.
+//! the window, for the bench process, hsmd and the KMS frontend.
 
 use crate::procstat;
 use crate::workload::Workload;
@@ -101,15 +101,20 @@ pub enum Mode {
     Direct,
     /// Through hsmd's socket.
     Hsmd,
+    /// Through kms-frontend (KMIP over HTTP/1.1) and hsmd.
+    Frontend,
 }
 
 /// CPU time per operation, in microseconds, of each process of the cell.
 #[derive(Debug, Clone, Serialize)]
 pub struct CpuPerOp {
-    /// The bench process: the direct mode's token work, or the hsmd clients.
+    /// The bench process: the direct mode's token work, or the hsmd or
+    /// HTTP clients.
     pub bench_us: f64,
     /// hsmd (null in direct cells).
     pub hsmd_us: Option<f64>,
+    /// kms-frontend (frontend cells only).
+    pub frontend_us: Option<f64>,
 }
 
 /// One measured cell.
@@ -121,9 +126,9 @@ pub struct Cell {
     pub name: &'static str,
     /// Mode.
     pub mode: Mode,
-    /// Threads (direct) or client connections (hsmd).
+    /// Threads (direct), client connections (hsmd) or HTTP connections (frontend).
     pub n: usize,
-    /// Requests in flight per connection (hsmd only).
+    /// Requests in flight per connection (hsmd and frontend cells).
     pub depth: Option<usize>,
     /// Operations completed in the window.
     pub ops: u64,
@@ -139,8 +144,10 @@ pub struct Cell {
     pub cpu_per_op: CpuPerOp,
     /// ops/s divided by the direct cell's ops/s at the same N.
     pub ratio_to_direct: Option<f64>,
-    /// hsmd's resident set at the end of the window, KiB (hsmd cells).
+    /// hsmd's resident set at the end of the window, KiB (hsmd and frontend cells).
     pub hsmd_rss_kib: Option<u64>,
+    /// kms-frontend's resident set at the end of the window, KiB (frontend cells).
+    pub frontend_rss_kib: Option<u64>,
     /// Failed operations in the window.
     pub errors: u64,
     /// The first failure's message, if any.
@@ -152,37 +159,51 @@ pub struct Window {
     seconds: f64,
     cpu_bench: f64,
     cpu_hsmd: Option<f64>,
+    cpu_frontend: Option<f64>,
     rss_hsmd_kib: Option<u64>,
+    rss_frontend_kib: Option<u64>,
+}
+
+/// The server processes of a cell, whose CPU time and RSS it reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Servers {
+    /// hsmd's pid (hsmd and frontend cells).
+    pub hsmd: Option<i32>,
+    /// kms-frontend's pid (frontend cells).
+    pub frontend: Option<i32>,
 }
 
 /// Warms up for `warmup`, opens the window for `duration`, then stops the
-/// workers; reads CPU time of the bench and of `hsmd_pid` around the window.
+/// workers; reads CPU time of the bench and of the `servers` around the
+/// window, and their RSS at its end.
 pub fn window(
     phase: &Phase,
     warmup: Duration,
     duration: Duration,
-    hsmd_pid: Option<i32>,
+    servers: Servers,
 ) -> Result<Window> {
     let own = procstat::own_pid();
+    let cpu = |pid: Option<i32>| pid.map(procstat::cpu_seconds).transpose();
+    let rss = |pid: Option<i32>| -> Result<Option<u64>> {
+        Ok(pid.map(procstat::rss_kib).transpose()?.map(|(rss, _)| rss))
+    };
     std::thread::sleep(warmup);
     let b0 = procstat::cpu_seconds(own)?;
-    let h0 = hsmd_pid.map(procstat::cpu_seconds).transpose()?;
+    let (h0, f0) = (cpu(servers.hsmd)?, cpu(servers.frontend)?);
     let t0 = Instant::now();
     phase.set(MEASURE);
     std::thread::sleep(duration);
     phase.set(STOP);
     let seconds = t0.elapsed().as_secs_f64();
     let b1 = procstat::cpu_seconds(own)?;
-    let h1 = hsmd_pid.map(procstat::cpu_seconds).transpose()?;
-    let rss_hsmd_kib = hsmd_pid
-        .map(procstat::rss_kib)
-        .transpose()?
-        .map(|(rss, _)| rss);
+    let (h1, f1) = (cpu(servers.hsmd)?, cpu(servers.frontend)?);
     Ok(Window {
         seconds,
         cpu_bench: b1 - b0,
         cpu_hsmd: h0.zip(h1).map(|(a, b)| b - a),
-        rss_hsmd_kib,
+        cpu_frontend: f0.zip(f1).map(|(a, b)| b - a),
+        rss_hsmd_kib: rss(servers.hsmd)?,
+        rss_frontend_kib: rss(servers.frontend)?,
     })
 }
 
@@ -224,9 +245,11 @@ pub fn finish(
         cpu_per_op: CpuPerOp {
             bench_us: per_op(w.cpu_bench),
             hsmd_us: w.cpu_hsmd.map(per_op),
+            frontend_us: w.cpu_frontend.map(per_op),
         },
         ratio_to_direct: None,
         hsmd_rss_kib: w.rss_hsmd_kib,
+        frontend_rss_kib: w.rss_frontend_kib,
         errors: stats.errors,
         first_error: stats.first_error,
     }

@@ -30,9 +30,18 @@ pub struct HsmdOptions<'a> {
     pub sessions: usize,
     /// `HSMD_LOG` (hsmd's default is `info`: one audit line per request).
     pub log_level: &'a str,
-    /// Client connections the run opens at once (`max_connections_per_user`
-    /// is raised to it when hsmd's default, 32, is lower).
+    /// Client connections the run opens at once, the frontend's included
+    /// (`max_connections_per_user` is raised to it when hsmd's default, 32,
+    /// is lower).
     pub connections: usize,
+}
+
+/// `frontends = ["<the bench's unix user>"]`: the kms-frontend the bench
+/// starts runs as the bench's user and acts for its KMS user (`as_user`).
+fn frontends() -> Result<String> {
+    use nix::unistd::{geteuid, User};
+    let me = User::from_uid(geteuid())?.context("the bench's uid has no user name")?;
+    Ok(format!("frontends = [\"{}\"]\n", me.name))
 }
 
 /// When the bench runs as root, hsmd drops to `nobody` after logging in (as
@@ -69,7 +78,8 @@ impl Hsmd {
     ///
     /// The configuration: model softhsm2, the token's slot and PIN, every
     /// acting identity an admin (the bench creates its keys through hsmd),
-    /// a socket in the bench directory, `sessions_per_slot` from `opts`,
+    /// the bench's own user as a frontend (for kms-frontend), a socket in
+    /// the bench directory, `sessions_per_slot` from `opts`,
     /// `max_connections_per_user` at least N, as root the user `nobody` to
     /// drop to, and hsmd's defaults for everything else (`max_in_flight` 64,
     /// `max_in_flight_bytes` 4 MiB, `queue_depth` 256).
@@ -81,11 +91,12 @@ impl Hsmd {
         std::fs::write(
             &config,
             format!(
-                "hsm_model = \"softhsm2\"\nhsm_admin = \"*\"\nhsm_slot = [{}]\nhsm_password = [\"{PIN}\"]\nsocket_path = \"{}\"\nsocket_mode = \"0600\"\nsessions_per_slot = {}\nmax_connections_per_user = {}\n{}",
+                "hsm_model = \"softhsm2\"\nhsm_admin = \"*\"\nhsm_slot = [{}]\nhsm_password = [\"{PIN}\"]\nsocket_path = \"{}\"\nsocket_mode = \"0600\"\nsessions_per_slot = {}\nmax_connections_per_user = {}\n{}{}",
                 token.slot,
                 socket.display(),
                 opts.sessions,
                 opts.connections.max(32),
+                frontends()?,
                 drop_to(token)?
             ),
         )?;

@@ -1,18 +1,20 @@
-//! `hsmd-bench`: what hsmd (and, once it serves operations, the KMS frontend)
-//! costs on top of the PKCS#11 token, measured side by side in one run on one
-//! SoftHSMv2 token.
+//! `hsmd-bench`: what hsmd and the KMS frontend cost on top of the PKCS#11
+//! token, measured side by side in one run on one SoftHSMv2 token.
 //!
 //! For every workload and every N it measures **direct** (in-process cryptoki
-//! calls from N threads, each with its own logged-in session: the limit) and
-//! **via hsmd** (N client connections, each pipelining up to D requests), and
-//! reports operations per second, p50/p99 latency, CPU time per operation of
-//! each process, the ratio to direct at the same N, and hsmd's RSS. The table
-//! goes to stdout, the same data as JSON to `--out` (default
-//! `target/bench/latest.json`). See `docs/performance.md`.
+//! calls from N threads, each with its own logged-in session: the limit),
+//! **via hsmd** (N client connections, each pipelining up to D requests) and
+//! **via the frontend** (N HTTP/1.1 keep-alive connections to kms-frontend,
+//! one KMIP request at a time each), and reports operations per second,
+//! p50/p99 latency, CPU time per operation of each process, the ratio to
+//! direct at the same N, and the servers' RSS. The table goes to stdout, the
+//! same data as JSON to `--out` (default `target/bench/latest.json`). See
+//! `docs/performance.md`.
 
 mod cell;
 mod daemon;
 mod direct;
+mod frontend;
 mod procstat;
 mod remote;
 mod report;
@@ -20,7 +22,7 @@ mod token;
 mod workload;
 
 use anyhow::{bail, Context, Result};
-use cell::{Cell, Mode, Phase, ThreadStats};
+use cell::{Cell, Mode, Phase, Servers, ThreadStats};
 use clap::Parser;
 use daemon::{Hsmd, HsmdOptions};
 use std::path::PathBuf;
@@ -45,10 +47,10 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     workload: Vec<Workload>,
     /// Measuring window of each cell, in milliseconds.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 800)]
     duration_ms: u64,
     /// Warm-up before each window, in milliseconds.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 200)]
     warmup_ms: u64,
     /// hsmd's `sessions_per_slot`; default: N, the direct mode's session count.
     #[arg(long)]
@@ -65,6 +67,12 @@ struct Args {
     /// The hsmd binary (default: `hsmd` beside this program).
     #[arg(long)]
     hsmd: Option<PathBuf>,
+    /// The kms-frontend binary (default: `kms-frontend` beside this program).
+    #[arg(long)]
+    kms_frontend: Option<PathBuf>,
+    /// Skip the frontend mode.
+    #[arg(long)]
+    no_frontend: bool,
     /// Where to write the JSON report.
     #[arg(long, default_value = "target/bench/latest.json")]
     out: PathBuf,
@@ -93,19 +101,12 @@ fn main() -> Result<()> {
     } else {
         args.workload.clone()
     };
-    let hsmd_bin = match &args.hsmd {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("no directory beside this program")?
-            .join("hsmd"),
+    let hsmd_bin = binary(args.hsmd.as_ref(), "hsmd")?;
+    let frontend_bin = if args.no_frontend {
+        None
+    } else {
+        Some(binary(args.kms_frontend.as_ref(), "kms-frontend")?)
     };
-    if !hsmd_bin.is_file() {
-        bail!(
-            "{} is not built: cargo build --release -p hsmd (scripts/bench does)",
-            hsmd_bin.display()
-        );
-    }
     let warmup = Duration::from_millis(args.warmup_ms);
     let duration = Duration::from_millis(args.duration_ms);
 
@@ -124,6 +125,7 @@ fn main() -> Result<()> {
 
     let mut cells: Vec<Cell> = Vec::new();
     let mut memory = Memory::default();
+    let mut fe_memory = report::FrontendMemory::default();
     let mut direct: Option<direct::Direct> = None;
     for (i, &n) in args.n.iter().enumerate() {
         let sessions = args.sessions_per_slot.unwrap_or(n);
@@ -133,7 +135,8 @@ fn main() -> Result<()> {
                 binary: &hsmd_bin,
                 sessions,
                 log_level: &args.hsmd_log,
-                connections: n,
+                // The frontend's connections, and one spare (the key creation's).
+                connections: n + frontend::HSMD_CONNECTIONS + 1,
             },
         )?;
         std::thread::sleep(Duration::from_millis(200));
@@ -148,6 +151,15 @@ fn main() -> Result<()> {
             None => direct.insert(direct::Direct::open(&args.module, token.slot)?),
         };
         let clients = rt.block_on(remote::connect(&hsmd.socket, n))?;
+        let mut kms = match &frontend_bin {
+            Some(bin) => {
+                let f = frontend::Frontend::start(bin, &token, &hsmd.socket, n)?;
+                fe_memory.idle_kib.push((n, procstat::rss_kib(f.pid)?.0));
+                let conns = rt.block_on(frontend::connect(f.addr, n))?;
+                Some((f, Some(conns)))
+            }
+            None => None,
+        };
         for &w in &workloads {
             let d = run_direct(direct, w, n, warmup, duration)?;
             report::print_cell(&d);
@@ -166,6 +178,35 @@ fn main() -> Result<()> {
                 report::print_cell(&c);
                 cells.push(c);
             }
+            if let Some((f, conns)) = kms.as_mut() {
+                if !frontend::serves(w) {
+                    report::print_na(w, n, frontend::RANDOM_NOTE);
+                    continue;
+                }
+                let servers = Servers {
+                    hsmd: Some(hsmd.pid),
+                    frontend: Some(f.pid),
+                };
+                let taken = conns.take().context("frontend connections")?;
+                let (mut c, back) =
+                    run_frontend(&rt, taken, servers, token.slot, w, warmup, duration)?;
+                *conns = Some(back);
+                c.ratio_to_direct = Some(if base > 0.0 {
+                    c.ops_per_sec / base
+                } else {
+                    0.0
+                });
+                report::print_cell(&c);
+                cells.push(c);
+            }
+        }
+        if let Some((f, conns)) = kms {
+            drop(conns);
+            std::thread::sleep(Duration::from_millis(100));
+            let (rss, hwm) = procstat::rss_kib(f.pid)?;
+            fe_memory.after_kib.push((n, rss));
+            fe_memory.peak_kib.push((n, hwm));
+            f.stop()?;
         }
         drop(clients);
         std::thread::sleep(Duration::from_millis(200));
@@ -176,11 +217,30 @@ fn main() -> Result<()> {
         }
         hsmd.stop()?;
     }
-    let report = report::Report::new(meta, cells, memory, started.elapsed());
+    let frontend = report::Frontend::new(frontend_bin.is_some(), fe_memory);
+    let report = report::Report::new(meta, frontend, cells, memory, started.elapsed());
     report.print_summary();
     report.write(&args.out)?;
     println!("JSON report: {}", args.out.display());
     Ok(())
+}
+
+/// `given`, or `name` beside this program; it must exist.
+fn binary(given: Option<&PathBuf>, name: &str) -> Result<PathBuf> {
+    let path = match given {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no directory beside this program")?
+            .join(name),
+    };
+    if !path.is_file() {
+        bail!(
+            "{} is not built: cargo build --release -p {name} (scripts/bench does)",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 fn run_direct(
@@ -194,7 +254,7 @@ fn run_direct(
     let ready = Arc::new(Barrier::new(n + 1));
     let threads = direct.spawn(w, n, phase.clone(), ready.clone());
     ready.wait();
-    let window = cell::window(&phase, warmup, duration, None)?;
+    let window = cell::window(&phase, warmup, duration, Servers::default())?;
     let mut stats = ThreadStats::new();
     for t in threads {
         let s = t
@@ -218,7 +278,11 @@ fn run_hsmd(
 ) -> Result<Cell> {
     let phase = Arc::new(Phase::default());
     let lanes = remote::spawn(rt, clients, depth, w, slot, phase.clone());
-    let window = cell::window(&phase, warmup, duration, Some(hsmd.pid))?;
+    let servers = Servers {
+        hsmd: Some(hsmd.pid),
+        frontend: None,
+    };
+    let window = cell::window(&phase, warmup, duration, servers)?;
     let mut stats = ThreadStats::new();
     for lane in lanes {
         stats.merge(rt.block_on(lane)??);
@@ -231,4 +295,29 @@ fn run_hsmd(
         window,
         stats,
     ))
+}
+
+/// One frontend cell: a lane per connection; gives the connections back.
+fn run_frontend(
+    rt: &tokio::runtime::Runtime,
+    connections: Vec<frontend::Connection>,
+    servers: Servers,
+    slot: u64,
+    w: Workload,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<(Cell, Vec<frontend::Connection>)> {
+    let n = connections.len();
+    let phase = Arc::new(Phase::default());
+    let lanes = frontend::spawn(rt, connections, w, slot, phase.clone());
+    let window = cell::window(&phase, warmup, duration, servers)?;
+    let mut stats = ThreadStats::new();
+    let mut back = Vec::with_capacity(n);
+    for lane in lanes {
+        let (c, s) = rt.block_on(lane)??;
+        back.push(c);
+        stats.merge(s);
+    }
+    let cell = cell::finish(w, Mode::Frontend, n, Some(1), window, stats);
+    Ok((cell, back))
 }

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-/// Why the frontend column is empty.
-pub const FRONTEND_NOTE: &str = "via the frontend: not measured: kms-frontend does not serve key operations yet (it only checks that it can reach hsmd); this bench gains a frontend mode when it does";
+/// How the frontend mode is run.
+pub const FRONTEND_NOTE: &str = "via the frontend: kms-frontend in front of the same hsmd (no authentication, its default 4 connections to hsmd), N HTTP/1.1 keep-alive connections, one KMIP request at a time each (D = 1); random bytes: n/a (no KMIP operation for them)";
 
 /// Where and how the run was made.
 #[derive(Debug, Clone, Serialize)]
@@ -46,6 +46,17 @@ pub struct Meta {
     pub hsmd_log: String,
     /// Worker threads of the clients' runtime.
     pub client_threads: usize,
+    /// `/proc/loadavg` when the run started (other work on the machine).
+    pub loadavg_start: String,
+    /// `/proc/loadavg` when the run ended.
+    pub loadavg_end: String,
+}
+
+/// `/proc/loadavg` (1, 5, 15 minute load averages, runnable/total tasks, last pid).
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
 }
 
 fn command_line(cmd: &str, args: &[&str]) -> Option<String> {
@@ -96,6 +107,8 @@ impl Meta {
                 .map_or_else(|| "N".to_owned(), |s| s.to_string()),
             hsmd_log: args.hsmd_log.clone(),
             client_threads: args.client_threads.unwrap_or(cores),
+            loadavg_start: loadavg(),
+            loadavg_end: String::new(),
         }
     }
 }
@@ -120,10 +133,21 @@ pub fn print_header(m: &Meta) {
         m.warmup_ms, m.duration_ms, m.sessions_per_slot, m.hsmd_log, m.client_threads
     );
     println!("{FRONTEND_NOTE}");
+    println!("load average at the start: {}", m.loadavg_start);
     println!();
     println!(
-        "{:<19} {:>3} {:<6} {:>3} {:>10} {:>9} {:>9} {:>11} {:>10} {:>7}",
-        "workload", "N", "path", "D", "ops/s", "p50 µs", "p99 µs", "cpu/op µs", "hsmd µs", "vs dir"
+        "{:<19} {:>3} {:<8} {:>3} {:>10} {:>9} {:>9} {:>11} {:>9} {:>9} {:>7}",
+        "workload",
+        "N",
+        "path",
+        "D",
+        "ops/s",
+        "p50 µs",
+        "p99 µs",
+        "cpu/op µs",
+        "hsmd µs",
+        "kms µs",
+        "vs dir"
     );
 }
 
@@ -136,12 +160,10 @@ pub fn print_cell(c: &Cell) {
     let mode = match c.mode {
         Mode::Direct => "direct",
         Mode::Hsmd => "hsmd",
+        Mode::Frontend => "frontend",
     };
     let depth = c.depth.map_or_else(|| "-".to_owned(), |d| d.to_string());
-    let hsmd = c
-        .cpu_per_op
-        .hsmd_us
-        .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+    let us = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
     let ratio = c
         .ratio_to_direct
         .map_or_else(|| "1".to_owned(), |r| format!("{r:.3}"));
@@ -155,7 +177,7 @@ pub fn print_cell(c: &Cell) {
         String::new()
     };
     println!(
-        "{:<19} {:>3} {:<6} {:>3} {:>10.0} {:>9.1} {:>9.1} {:>11.1} {:>10} {:>7}{errors}",
+        "{:<19} {:>3} {:<8} {:>3} {:>10.0} {:>9.1} {:>9.1} {:>11.1} {:>9} {:>9} {:>7}{errors}",
         c.name,
         c.n,
         mode,
@@ -164,9 +186,15 @@ pub fn print_cell(c: &Cell) {
         c.p50_us,
         c.p99_us,
         c.cpu_per_op.bench_us,
-        hsmd,
+        us(c.cpu_per_op.hsmd_us),
+        us(c.cpu_per_op.frontend_us),
         ratio
     );
+}
+
+/// Prints the row of a cell that cannot be measured, with why.
+pub fn print_na(w: Workload, n: usize, why: &str) {
+    println!("{:<19} {:>3} {:<8} {:>3} {why}", w.name(), n, "frontend", 1);
 }
 
 /// One target of the issue and how the run did.
@@ -187,7 +215,7 @@ pub struct Target {
 pub struct Report {
     /// The run.
     pub meta: Meta,
-    /// The frontend mode (not measured yet).
+    /// The frontend mode: how it ran, its memory (its cells are in `cells`).
     pub frontend: Frontend,
     /// Every cell, in run order.
     pub cells: Vec<Cell>,
@@ -199,13 +227,50 @@ pub struct Report {
     pub wall_seconds: f64,
 }
 
-/// The frontend mode's state.
+/// The frontend mode.
 #[derive(Debug, Clone, Serialize)]
 pub struct Frontend {
-    /// False until kms-frontend serves operations.
+    /// False when the run skipped it (`--no-frontend`).
     pub measured: bool,
-    /// Why not.
-    pub reason: &'static str,
+    /// How it is run.
+    pub note: &'static str,
+    /// The frontend's `--hsmd-connections`.
+    pub hsmd_connections: usize,
+    /// Requests per HTTP connection at a time.
+    pub depth: usize,
+    /// Workloads without a frontend cell, and why.
+    pub not_measured: Vec<(Workload, &'static str)>,
+    /// kms-frontend's RSS.
+    pub memory: FrontendMemory,
+}
+
+impl Frontend {
+    /// The frontend mode's description and memory.
+    pub fn new(measured: bool, memory: FrontendMemory) -> Self {
+        Self {
+            measured,
+            note: FRONTEND_NOTE,
+            hsmd_connections: crate::frontend::HSMD_CONNECTIONS,
+            depth: 1,
+            not_measured: Workload::ALL
+                .into_iter()
+                .filter(|w| !crate::frontend::serves(*w))
+                .map(|w| (w, crate::frontend::RANDOM_NOTE))
+                .collect(),
+            memory,
+        }
+    }
+}
+
+/// kms-frontend's memory over the run, KiB, per instance (one per N), as (N, KiB).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FrontendMemory {
+    /// `VmRSS` once listening, before any HTTP connection.
+    pub idle_kib: Vec<(usize, u64)>,
+    /// `VmRSS` after its HTTP clients disconnected.
+    pub after_kib: Vec<(usize, u64)>,
+    /// `VmHWM` (peak RSS) when it stopped.
+    pub peak_kib: Vec<(usize, u64)>,
 }
 
 fn ratio_targets(cells: &[Cell], w: Workload, n: Option<usize>, goal: f64) -> Vec<Target> {
@@ -228,7 +293,14 @@ fn ratio_targets(cells: &[Cell], w: Workload, n: Option<usize>, goal: f64) -> Ve
 
 impl Report {
     /// Assembles the report and evaluates the targets.
-    pub fn new(meta: Meta, cells: Vec<Cell>, memory: Memory, wall: Duration) -> Self {
+    pub fn new(
+        mut meta: Meta,
+        frontend: Frontend,
+        cells: Vec<Cell>,
+        memory: Memory,
+        wall: Duration,
+    ) -> Self {
+        meta.loadavg_end = loadavg();
         let mut targets = ratio_targets(&cells, Workload::AesGcm1k, Some(8), 0.90);
         targets.extend(ratio_targets(&cells, Workload::EcdsaP256, None, 0.97));
         for &(n, sessions, kib) in &memory.idle_kib {
@@ -249,10 +321,7 @@ impl Report {
         }
         Self {
             meta,
-            frontend: Frontend {
-                measured: false,
-                reason: FRONTEND_NOTE,
-            },
+            frontend,
             cells,
             hsmd_memory: memory,
             targets,
@@ -283,6 +352,21 @@ impl Report {
                 peak as f64 / 1024.0
             );
         }
+        let f = &self.frontend.memory;
+        for ((n, idle), ((_, after), (_, peak))) in
+            f.idle_kib.iter().zip(f.after_kib.iter().zip(&f.peak_kib))
+        {
+            println!(
+                "kms-frontend RSS for N = {n:<2}: idle {:.1} MiB, peak {:.1} MiB, after its clients left {:.1} MiB",
+                *idle as f64 / 1024.0,
+                *peak as f64 / 1024.0,
+                *after as f64 / 1024.0
+            );
+        }
+        let failed: u64 = self.cells.iter().map(|c| c.errors).sum();
+        if failed > 0 {
+            println!("FAILED operations in the windows: {failed} (see the rows marked errors)");
+        }
         println!();
         println!("targets:");
         for t in &self.targets {
@@ -294,7 +378,10 @@ impl Report {
                 t.goal
             );
         }
-        println!("run took {:.0} s", self.wall_seconds);
+        println!(
+            "run took {:.0} s; load average at the start {}, at the end {}",
+            self.wall_seconds, self.meta.loadavg_start, self.meta.loadavg_end
+        );
     }
 
     /// Writes the JSON report to `path`, creating its directory.

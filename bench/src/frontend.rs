@@ -1,0 +1,359 @@
+//! Through the KMS frontend: `kms-frontend` (the release build beside this
+//! program) started in front of the bench's hsmd, and N HTTP/1.1 keep-alive
+//! connections sending KMIP 2.1 JSON TTLV requests to `POST /kmip/2_1`, one
+//! at a time each (D = 1: HTTP/1.1 without pipelining).
+//!
+//! The frontend runs without authentication as [`KMS_USER`] (every user is
+//! an hsm_admin of the bench's hsmd, `hsm_admin = "*"`), listens on
+//! 127.0.0.1 on a port of the kernel's choice, keeps its grants database in
+//! the bench directory and its hsmd connections at its default
+//! ([`HSMD_CONNECTIONS`]). Every answer is checked: status 200, the
+//! expected response tag, and its result ([`check_hex`]).
+
+use crate::cell::{Phase, ThreadStats};
+use crate::token::Token;
+use crate::workload::{Workload, AES_LABEL, EC_LABEL, RSA_LABEL};
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{CONTENT_TYPE, HOST};
+use hyper::StatusCode;
+use hyper_util::rt::TokioIo;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// Connections the frontend keeps to hsmd: its default `--hsmd-connections`.
+pub const HSMD_CONNECTIONS: usize = 4;
+/// The KMS user of every request (`--default-username`).
+pub const KMS_USER: &str = "bench";
+/// Why the random workload has no frontend cell.
+pub const RANDOM_NOTE: &str =
+    "n/a: kms-frontend has no KMIP operation for random bytes (RNGRetrieve is not served)";
+/// How long the frontend may take to listen or to stop.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// What the frontend logs once it listens (followed by the address).
+const LISTENING: &str = "listening on http://";
+
+/// A running kms-frontend.
+pub struct Frontend {
+    child: Option<Child>,
+    /// Its process id.
+    pub pid: i32,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Frontend {
+    /// Starts `binary` in front of the hsmd at `socket` and waits for its
+    /// "listening on http://ADDR" log line (read from its stderr, which is
+    /// then copied to `kms-frontend-<n>.log` in the bench directory).
+    pub fn start(binary: &Path, token: &Token, socket: &Path, n: usize) -> Result<Self> {
+        let log = token.path(&format!("kms-frontend-{n}.log"));
+        let mut child = Command::new(binary)
+            .args(["--hostname", "127.0.0.1", "--port", "0"])
+            .args(["--default-username", KMS_USER])
+            .arg("--sqlite-path")
+            .arg(token.path("kms-sqlite"))
+            .arg("--hsmd-socket")
+            .arg(socket)
+            .arg("--hsmd-connections")
+            .arg(HSMD_CONNECTIONS.to_string())
+            .env("KMS_LOG", "info")
+            .env_remove("COSMIAN_KMS_CONF")
+            .env_remove("KMS_TLS_P12_PASSWORD")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let pid = child.id() as i32;
+        let stderr = child.stderr.take().context("kms-frontend's stderr")?;
+        let file = std::fs::File::create(&log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || copy_log(stderr, file, tx));
+        let mut frontend = Self {
+            child: Some(child),
+            pid,
+            addr: "127.0.0.1:0".parse()?,
+            log,
+        };
+        match rx.recv_timeout(TIMEOUT) {
+            Ok(addr) => frontend.addr = addr,
+            Err(mpsc::RecvTimeoutError::Disconnected) => bail!(
+                "kms-frontend exited before listening; its log:\n{}",
+                frontend.log_text()
+            ),
+            Err(mpsc::RecvTimeoutError::Timeout) => bail!(
+                "kms-frontend did not listen within {TIMEOUT:?}; its log:\n{}",
+                frontend.log_text()
+            ),
+        }
+        Ok(frontend)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the frontend to exit (SIGKILL after the timeout).
+    pub fn stop(mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let _ = kill(Pid::from_raw(self.pid), Signal::SIGTERM);
+        let start = Instant::now();
+        while child.try_wait()?.is_none() {
+            if start.elapsed() > TIMEOUT {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("kms-frontend did not stop within {TIMEOUT:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Frontend {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Copies the frontend's stderr to `file` until it closes; sends the address
+/// of the first "listening on http://ADDR" line to `tx`.
+fn copy_log(stderr: impl std::io::Read, mut file: std::fs::File, tx: mpsc::Sender<SocketAddr>) {
+    let mut tx = Some(tx);
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        let _ = writeln!(file, "{line}");
+        if let Some(addr) = line
+            .split(LISTENING)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+        {
+            if let Some(tx) = tx.take() {
+                let _ = tx.send(addr);
+            }
+        }
+    }
+}
+
+/// One HTTP/1.1 keep-alive connection to the frontend.
+pub type Connection = SendRequest<Full<Bytes>>;
+
+/// Opens `n` connections to the frontend at `addr` (`TCP_NODELAY`, as a
+/// client that waits for each answer should).
+pub async fn connect(addr: SocketAddr, n: usize) -> Result<Vec<Connection>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("cannot connect to kms-frontend at {addr}"))?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        out.push(sender);
+    }
+    Ok(out)
+}
+
+/// One workload as a KMIP request: the JSON body, built once, and what its
+/// answer must be.
+struct Kmip {
+    body: Bytes,
+    /// Tag of the response payload.
+    response: &'static str,
+    /// Tag of the result in it (a ByteString).
+    result: &'static str,
+}
+
+/// The KMIP request of `workload` on the bench keys of `slot` (None for
+/// random bytes, which the frontend does not serve).
+///
+/// Signatures send the 64-byte message as `Data` (the frontend has hsmd hash
+/// it, as the hsmd mode does); the parameters are explicit, so the frontend
+/// does not ask hsmd for the key's kind first.
+fn kmip(workload: Workload, slot: u64) -> Option<Kmip> {
+    let uid = |label: &str| format!("hsm::{slot}::{label}");
+    let data = hex::encode_upper(workload.input());
+    let (op, uid, params, response, result) = match workload {
+        Workload::AesGcm64 | Workload::AesGcm1k | Workload::AesGcm64k => (
+            "Encrypt",
+            uid(AES_LABEL),
+            serde_json::json!([
+                {"tag": "BlockCipherMode", "type": "Enumeration", "value": "GCM"},
+                {"tag": "CryptographicAlgorithm", "type": "Enumeration", "value": "AES"},
+            ]),
+            "EncryptResponse",
+            "Data",
+        ),
+        Workload::EcdsaP256 => (
+            "Sign",
+            uid(EC_LABEL),
+            serde_json::json!([
+                {"tag": "CryptographicAlgorithm", "type": "Enumeration", "value": "EC"},
+                {"tag": "HashingAlgorithm", "type": "Enumeration", "value": "SHA256"},
+            ]),
+            "SignResponse",
+            "SignatureData",
+        ),
+        Workload::Rsa2048 => (
+            "Sign",
+            uid(RSA_LABEL),
+            serde_json::json!([
+                {"tag": "PaddingMethod", "type": "Enumeration", "value": "PKCS1v15"},
+                {"tag": "HashingAlgorithm", "type": "Enumeration", "value": "SHA256"},
+            ]),
+            "SignResponse",
+            "SignatureData",
+        ),
+        Workload::Random32 => return None,
+    };
+    let body = serde_json::json!({"tag": op, "value": [
+        {"tag": "UniqueIdentifier", "type": "TextString", "value": uid},
+        {"tag": "CryptographicParameters", "value": params},
+        {"tag": "Data", "type": "ByteString", "value": data},
+    ]});
+    Some(Kmip {
+        body: Bytes::from(body.to_string()),
+        response,
+        result,
+    })
+}
+
+/// True when the frontend serves `workload`.
+pub fn serves(workload: Workload) -> bool {
+    workload != Workload::Random32
+}
+
+/// An Encrypt or Sign response payload in JSON TTLV: its tag and its
+/// items, all text or hex strings (borrowed from the body: no copies).
+#[derive(serde::Deserialize)]
+struct Answer<'a> {
+    tag: &'a str,
+    #[serde(borrow)]
+    value: Vec<Item<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Item<'a> {
+    tag: &'a str,
+    value: &'a str,
+}
+
+/// Checks a result given in hex: ciphertexts by their length and digits (as
+/// cheaply as the hsmd mode checks its results), signatures decoded and
+/// checked by [`Workload::check`].
+fn check_hex(workload: Workload, hex: &str) -> bool {
+    match workload {
+        Workload::AesGcm64 | Workload::AesGcm1k | Workload::AesGcm64k => {
+            hex.len() == 2 * workload.input_len() && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        }
+        _ => hex::decode(hex).is_ok_and(|out| workload.check(&out)),
+    }
+}
+
+impl Kmip {
+    /// Sends the request on `c` and checks the answer. `Ok(None)`: the
+    /// operation succeeded; `Ok(Some(message))`: the frontend answered with
+    /// an error status (counted as a failed operation); `Err`: the
+    /// connection failed or a 200 answer is not the expected one.
+    async fn send(&self, c: &mut Connection, workload: Workload) -> Result<Option<String>> {
+        let request = hyper::Request::post("/kmip/2_1")
+            .header(HOST, "127.0.0.1")
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(self.body.clone()))?;
+        c.ready().await.context("kms-frontend connection")?;
+        let response = c.send_request(request).await.context("kms-frontend")?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        if status != StatusCode::OK {
+            let text = String::from_utf8_lossy(&body);
+            return Ok(Some(format!(
+                "HTTP {status}: {}",
+                text.chars().take(300).collect::<String>()
+            )));
+        }
+        let answer: Answer = serde_json::from_slice(&body).with_context(|| {
+            format!(
+                "kms-frontend's answer is not a KMIP payload: {}",
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            )
+        })?;
+        if answer.tag != self.response {
+            bail!(
+                "kms-frontend answered {} instead of {}",
+                answer.tag,
+                self.response
+            );
+        }
+        let result = answer
+            .value
+            .iter()
+            .find(|i| i.tag == self.result)
+            .ok_or_else(|| anyhow!("{} has no {}", self.response, self.result))?;
+        if !check_hex(workload, result.value) {
+            bail!(
+                "{} via kms-frontend gave a wrong result ({} hex digits)",
+                workload.name(),
+                result.value.len()
+            );
+        }
+        Ok(None)
+    }
+}
+
+/// A lane: one connection sending requests one after the other; gives the
+/// connection back with its statistics.
+pub type Lane = JoinHandle<Result<(Connection, ThreadStats)>>;
+
+/// Starts one lane per connection, each sending `workload` requests until
+/// `phase` says stop. Panics if the frontend does not serve `workload`
+/// ([`serves`]).
+pub fn spawn(
+    rt: &tokio::runtime::Runtime,
+    connections: Vec<Connection>,
+    workload: Workload,
+    slot: u64,
+    phase: Arc<Phase>,
+) -> Vec<Lane> {
+    let request = Arc::new(kmip(workload, slot).expect("a workload the frontend serves"));
+    connections
+        .into_iter()
+        .map(|mut c| {
+            let (request, phase) = (request.clone(), phase.clone());
+            rt.spawn(async move {
+                let mut stats = ThreadStats::new();
+                let mut first = true;
+                while !phase.stopped() {
+                    let t0 = Instant::now();
+                    let out = request.send(&mut c, workload).await?;
+                    let elapsed = t0.elapsed();
+                    match out {
+                        None => stats.record(phase.measuring(), elapsed),
+                        // The first request shows whether the set-up works at all.
+                        Some(e) if first => bail!("{} via kms-frontend: {e}", workload.name()),
+                        Some(e) => stats.error(phase.measuring(), &e),
+                    }
+                    first = false;
+                }
+                Ok((c, stats))
+            })
+        })
+        .collect()
+}
