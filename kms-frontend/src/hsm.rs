@@ -86,7 +86,7 @@ impl Hsmd {
     ///
     /// Errors: 503 when hsmd is unreachable.
     pub async fn hello(&self) -> Result<Arc<ServerHello>, KmsError> {
-        Ok(Arc::new(self.client().await?.server_hello().clone()))
+        Ok(self.client().await?.shared_hello())
     }
 
     /// Runs `op` for KMS user `as_user`; `what` names the request in errors

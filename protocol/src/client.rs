@@ -261,6 +261,12 @@ impl Client {
         &self.hello
     }
 
+    /// The server's hello, shared (no copy): for callers that keep it past
+    /// the client's borrow.
+    pub fn shared_hello(&self) -> Arc<ServerHello> {
+        self.hello.clone()
+    }
+
     /// True once the connection is gone (the server closed it or an I/O
     /// error ended it): every further call fails with [`ClientError::Closed`],
     /// so a pool should connect anew.

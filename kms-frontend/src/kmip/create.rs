@@ -57,8 +57,9 @@ const ATTRIBUTES: &[&str] = &[
 ];
 
 async fn require_admin(ctx: &Ctx<'_>, what: &str) -> Result<(), KmsError> {
-    let admins = ctx.admins().await?;
-    if crate::access::policy::is_admin(ctx.user, &admins) {
+    let hello = ctx.hello().await?;
+    let admins = &hello.admins;
+    if crate::access::policy::is_admin(ctx.user, admins) {
         return Ok(());
     }
     Err(KmsError::admin_only(format!(

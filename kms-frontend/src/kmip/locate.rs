@@ -59,10 +59,11 @@ pub async fn locate(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
         .call(ctx.user, "Locate", &ListKeys::default())
         .await?
         .keys;
-    let admins = ctx.admins().await?;
+    let hello = ctx.hello().await?;
+    let admins = &hello.admins;
     let mut found = Vec::new();
     for k in keys {
-        if matches(&k, filter)? && policy::visible(&ctx.state.grants, ctx.user, &admins, &k.uid)? {
+        if matches(&k, filter)? && policy::visible(&ctx.state.grants, ctx.user, admins, &k.uid)? {
             found.push(k.uid);
         }
     }

@@ -16,6 +16,8 @@ use crate::access::policy::{self, Need};
 use crate::error::KmsError;
 use crate::http::AppState;
 use crate::ttlv::Ttlv;
+use hsmd_protocol::ServerHello;
+use std::sync::Arc;
 
 /// Operations this KMS serves (KMIP 2.1 section 11.29 names).
 pub const OPERATIONS: &[&str] = &[
@@ -44,22 +46,22 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// hsmd's admins (from its hello).
+    /// hsmd's hello, whose `admins` are the HSM admins.
     ///
     /// Errors: 503 when hsmd is unreachable.
-    pub async fn admins(&self) -> Result<Vec<String>, KmsError> {
-        Ok(self.state.hsmd.hello().await?.admins.clone())
+    pub async fn hello(&self) -> Result<Arc<ServerHello>, KmsError> {
+        self.state.hsmd.hello().await
     }
 
     /// True when the caller is an HSM admin.
     pub async fn is_admin(&self) -> Result<bool, KmsError> {
-        Ok(policy::is_admin(self.user, &self.admins().await?))
+        Ok(policy::is_admin(self.user, &self.hello().await?.admins))
     }
 
     /// Checks the caller may do `need` on `uid` ([`policy::check`]).
     pub async fn check(&self, uid: &str, need: Need) -> Result<(), KmsError> {
-        let admins = self.admins().await?;
-        policy::check(&self.state.grants, self.user, &admins, uid, need)
+        let hello = self.hello().await?;
+        policy::check(&self.state.grants, self.user, &hello.admins, uid, need)
     }
 }
 
