@@ -103,6 +103,47 @@ impl Hsmd {
         what: &str,
         op: &O,
     ) -> Result<O::Output, KmsError> {
+        self.run(Some(as_user), what, op).await
+    }
+
+    /// [`Hsmd::call`], with hsmd's error code beside the answer when hsmd
+    /// refused the request (for callers that branch on it, e.g. not found).
+    pub async fn call_code<O: Op>(
+        &self,
+        as_user: &str,
+        what: &str,
+        op: &O,
+    ) -> Result<O::Output, (Option<hsmd_protocol::ErrorCode>, KmsError)> {
+        let mut code = None;
+        let result = self.run_with(Some(as_user), what, op, &mut code).await;
+        result.map_err(|e| (code, e))
+    }
+
+    /// hsmd's `status`, asked as the frontend itself, with the same bounds
+    /// as [`Hsmd::call`] (for `/health`).
+    ///
+    /// Errors: [`KmsError::from_hsmd`].
+    pub async fn status(&self) -> Result<hsmd_protocol::StatusResult, KmsError> {
+        self.run(None, "status", &hsmd_protocol::Status {}).await
+    }
+
+    async fn run<O: Op>(
+        &self,
+        as_user: Option<&str>,
+        what: &str,
+        op: &O,
+    ) -> Result<O::Output, KmsError> {
+        self.run_with(as_user, what, op, &mut None).await
+    }
+
+    /// Runs `op`; when hsmd refuses it, `code` gets hsmd's error code.
+    async fn run_with<O: Op>(
+        &self,
+        as_user: Option<&str>,
+        what: &str,
+        op: &O,
+        code: &mut Option<hsmd_protocol::ErrorCode>,
+    ) -> Result<O::Output, KmsError> {
         let _permit = self
             .in_flight
             .acquire()
@@ -115,16 +156,17 @@ impl Hsmd {
         };
         let attempt = async {
             let client = self.client().await?;
-            match client.call(Some(as_user), op).await {
+            let first = client.call(as_user, op).await;
+            let answer = match first {
                 Err(ClientError::Closed(_)) if idempotent(O::NAME) => {
-                    let client = self.client().await?;
-                    client
-                        .call(Some(as_user), op)
-                        .await
-                        .map_err(|e| KmsError::from_hsmd(what, e))
+                    self.client().await?.call(as_user, op).await
                 }
-                other => other.map_err(|e| KmsError::from_hsmd(what, e)),
-            }
+                other => other,
+            };
+            answer.map_err(|e| {
+                *code = e.code();
+                KmsError::from_hsmd(what, e)
+            })
         };
         tokio::time::timeout(limit, attempt)
             .await

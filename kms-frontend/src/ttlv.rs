@@ -95,7 +95,7 @@ impl Ttlv {
     ///
     /// Errors: [`TtlvError`] naming the path and the expected shape.
     pub fn from_json(v: &Value) -> Result<Self, TtlvError> {
-        parse(v, "")
+        parse(v, &mut Vec::new())
     }
 
     /// The JSON encoding (structures without `type`, as the reference sends).
@@ -211,55 +211,74 @@ impl Ttlv {
     }
 }
 
-fn parse(v: &Value, parent: &str) -> Result<Ttlv, TtlvError> {
+/// Longest tag accepted, in bytes (KMIP tag names are far shorter).
+const MAX_TAG_LEN: usize = 128;
+
+/// The `/`-joined path of `parents` and `last` (built only for errors: the
+/// parser passes the tags down as a stack, not as strings).
+fn path_of(parents: &[&str], last: &str) -> String {
+    let mut p = parents.join("/");
+    if !p.is_empty() {
+        p.push('/');
+    }
+    p.push_str(last);
+    p
+}
+
+fn parse<'a>(v: &'a Value, parents: &mut Vec<&'a str>) -> Result<Ttlv, TtlvError> {
     let err = |path: String, reason: &str| TtlvError {
         path,
         reason: reason.into(),
     };
     let obj = v.as_object().ok_or_else(|| {
         err(
-            format!("{parent}/?"),
+            path_of(parents, "?"),
             "an item must be an object {\"tag\", \"type\", \"value\"}",
         )
     })?;
     let tag = obj
         .get("tag")
         .and_then(Value::as_str)
-        .ok_or_else(|| err(format!("{parent}/?"), "missing text field \"tag\""))?;
-    let path = if parent.is_empty() {
-        tag.to_owned()
-    } else {
-        format!("{parent}/{tag}")
-    };
+        .ok_or_else(|| err(path_of(parents, "?"), "missing text field \"tag\""))?;
+    if tag.len() > MAX_TAG_LEN {
+        return Err(err(
+            path_of(parents, "?"),
+            &format!(
+                "a tag is at most {MAX_TAG_LEN} bytes long (KMIP tag names, e.g. UniqueIdentifier)"
+            ),
+        ));
+    }
+    let here = |parents: &[&str]| path_of(parents, tag);
     if let Some(k) = obj
         .keys()
         .find(|k| !matches!(k.as_str(), "tag" | "type" | "value"))
     {
         return Err(err(
-            path,
+            here(parents),
             &format!("unknown field {k:?} (allowed: tag, type, value)"),
         ));
     }
     let ty = match obj.get("type") {
         None => "Structure",
         Some(Value::String(t)) => t.as_str(),
-        Some(_) => return Err(err(path, "\"type\" must be a string")),
+        Some(_) => return Err(err(here(parents), "\"type\" must be a string")),
     };
     let value = obj
         .get("value")
-        .ok_or_else(|| err(path.clone(), "missing field \"value\""))?;
-    let bad = |what: &str| err(path.clone(), what);
+        .ok_or_else(|| err(here(parents), "missing field \"value\""))?;
+    let bad = |what: &str| err(here(parents), what);
     let value = match ty {
         "Structure" => {
             let items = value
                 .as_array()
                 .ok_or_else(|| bad("a Structure's value must be an array of items"))?;
-            TtlvValue::Structure(
-                items
-                    .iter()
-                    .map(|i| parse(i, &path))
-                    .collect::<Result<_, _>>()?,
-            )
+            parents.push(tag);
+            let children = items
+                .iter()
+                .map(|i| parse(i, parents))
+                .collect::<Result<_, _>>();
+            parents.pop();
+            TtlvValue::Structure(children?)
         }
         "Integer" => TtlvValue::Integer(
             number(value)
@@ -354,6 +373,12 @@ mod tests {
         assert_eq!(e.path, "Get/UniqueIdentifier");
         let v = serde_json::json!({"tag":"Get","value":[{"tag":"Data","type":"ByteString","value":"zz"}]});
         assert!(Ttlv::from_json(&v).expect_err("hex").reason.contains("hex"));
+        let v = serde_json::json!({"tag":"Get","value":[{"tag":"Attributes","value":[{"tag":"X".repeat(129),"value":[]}]}]});
+        let e = Ttlv::from_json(&v).expect_err("long tag");
+        assert_eq!(
+            (e.path.as_str(), e.reason.contains("at most 128")),
+            ("Get/Attributes/?", true)
+        );
         let v = serde_json::json!({"tag":"Get","value":{"x":1}});
         assert!(Ttlv::from_json(&v)
             .expect_err("array")

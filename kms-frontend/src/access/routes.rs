@@ -90,8 +90,15 @@ pub async fn revoke(
 ) -> Result<Json<Value>, KmsError> {
     let b = access_body(&state, raw).await?;
     uid::parse(&b.unique_identifier)?;
+    let mut ops = policy::grantable(&b.operation_types)?;
+    policy::grantee(&b.user_id)?;
     require_owner(&state, &user, &b.unique_identifier).await?;
-    let ops: Vec<&str> = b.operation_types.iter().map(String::as_str).collect();
+    // `get` and `export` imply each other: revoking one revokes both.
+    if ops.iter().any(|o| matches!(*o, "get" | "export")) {
+        ops.extend(["get", "export"]);
+        ops.sort_unstable();
+        ops.dedup();
+    }
     state
         .grants
         .revoke(&b.unique_identifier, &b.user_id, &ops)

@@ -3,7 +3,13 @@
 //! them over the TOML file and applies the defaults.
 
 use clap::Parser;
+use secrecy::SecretString;
 use std::path::PathBuf;
+
+/// Keeps a password flag out of `Debug` output.
+fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value))
+}
 
 /// `kms-frontend`: the unprivileged KMS (KMIP 2.1 JSON over HTTP) whose
 /// keys live in hsmd's tokens.
@@ -30,8 +36,8 @@ pub struct Args {
     #[arg(long)]
     pub tls_p12_file: Option<PathBuf>,
     /// Password of `--tls-p12-file`.
-    #[arg(long, env = "KMS_TLS_P12_PASSWORD", hide_env_values = true)]
-    pub tls_p12_password: Option<String>,
+    #[arg(long, env = "KMS_TLS_P12_PASSWORD", hide_env_values = true, value_parser = secret)]
+    pub tls_p12_password: Option<SecretString>,
     /// Server certificate, PEM (enables HTTPS; with `--tls-key-file`).
     #[arg(long)]
     pub tls_cert_file: Option<PathBuf>,
@@ -69,7 +75,7 @@ pub struct Args {
     /// [default: 512].
     #[arg(long)]
     pub max_connections: Option<usize>,
-    /// Largest HTTP request body in bytes; larger ones get 413 [default: 8 MiB].
+    /// Largest HTTP request body in bytes; larger ones get 413 [default: 2 MiB].
     #[arg(long)]
     pub max_body_bytes: Option<usize>,
 }

@@ -51,7 +51,7 @@ pub struct TlsSection {
     /// See `--tls-p12-file`.
     pub tls_p12_file: Option<PathBuf>,
     /// See `--tls-p12-password`.
-    pub tls_p12_password: Option<String>,
+    pub tls_p12_password: Option<secrecy::SecretString>,
     /// See `--tls-cert-file`.
     pub tls_cert_file: Option<PathBuf>,
     /// See `--tls-key-file`.

@@ -149,11 +149,22 @@ pub fn parse_file(path: &Path, text: &str) -> Result<file::FileConfig, ConfigErr
         // The line number and the message only: TOML errors quote the
         // offending line, which may hold a password.
         message: match e.span() {
-            Some(span) => format!(
-                "line {}: {}",
-                text[..span.start.min(text.len())].lines().count().max(1),
-                e.message()
-            ),
+            Some(span) => {
+                let start = span.start.min(text.len());
+                let line = text[..start].lines().count().max(1);
+                // A type error quotes the value: never when it is a password.
+                let on_password = text[start..]
+                    .lines()
+                    .next()
+                    .into_iter()
+                    .chain(text[..start].lines().last())
+                    .any(|l| l.contains("password"));
+                if on_password {
+                    format!("line {line}: tls_p12_password must be a string (in quotes)")
+                } else {
+                    format!("line {line}: {}", e.message())
+                }
+            }
             None => e.message().to_owned(),
         },
     };
@@ -263,14 +274,14 @@ fn merge(args: Args, file: file::FileConfig) -> Result<Config, ConfigError> {
             "max_body_bytes",
             args.max_body_bytes
                 .or(file.max_body_bytes)
-                .unwrap_or(8 << 20),
+                .unwrap_or(2 << 20),
         )?,
     })
 }
 
 fn tls_identity(
     p12: Option<PathBuf>,
-    p12_password: Option<String>,
+    p12_password: Option<SecretString>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     chain: Option<PathBuf>,
@@ -281,7 +292,7 @@ fn tls_identity(
         )),
         (Some(file), None, None) => Ok(TlsIdentity::P12 {
             file,
-            password: SecretString::from(p12_password.unwrap_or_default()),
+            password: p12_password.unwrap_or_else(|| SecretString::from("")),
         }),
         (None, Some(cert), Some(key)) => Ok(TlsIdentity::Pem { cert, key, chain }),
         (None, Some(_), None) => Err(ConfigError::Invalid(

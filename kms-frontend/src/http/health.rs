@@ -6,22 +6,12 @@ use super::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use hsmd_protocol::Status;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// The health handler.
 pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
-    let client = match state.hsmd.client().await {
-        Ok(c) => c,
-        Err(e) => {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"hsmd": "unreachable", "reason": e.message})),
-            )
-        }
-    };
-    match client.call(None, &Status {}).await {
+    match state.hsmd.status().await {
         Ok(status) => {
             let slots: Vec<Value> = status
                 .slots
@@ -41,7 +31,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
         }
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"hsmd": "unreachable", "reason": e.to_string()})),
+            Json(json!({"hsmd": "unreachable", "reason": e.message})),
         ),
     }
 }

@@ -7,7 +7,7 @@ use super::{attributes, Ctx};
 use crate::error::KmsError;
 use crate::ttlv::Ttlv;
 use crate::uid;
-use hsmd_protocol::{Destroy, GetKey, KeyKind, KeyRef};
+use hsmd_protocol::{Destroy, ErrorCode, GetKey, KeyKind, KeyRef};
 
 /// KMIP Destroy.
 ///
@@ -48,34 +48,54 @@ pub async fn destroy(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     tracing::info!(user = ctx.user, uid = id, "destroyed key");
     let cascade = req.bool_of("Cascade")?.unwrap_or(false);
     if cascade && matches!(info.kind, KeyKind::RsaPrivate | KeyKind::EcPrivate) {
-        let public = uid::public_of(id);
-        let what = format!("Destroy (cascade) {public}");
-        match hsmd
-            .call(
-                ctx.user,
-                &what,
-                &Destroy(KeyRef {
-                    uid: public.clone(),
-                }),
-            )
-            .await
-        {
-            Ok(_) => {
-                forget(ctx, &public)?;
-                tracing::info!(user = ctx.user, uid = %public, "destroyed public key (cascade)");
-            }
-            Err(e) if e.message.starts_with("Item not found") => {}
-            Err(e) => {
-                return Err(KmsError::unprocessable(format!(
-                    "Destroy: {id} was destroyed but its public key {public} was not: {e}"
-                )))
-            }
-        }
+        cascade_public(ctx, id).await?;
     }
     Ok(Ttlv::structure(
         "DestroyResponse",
         vec![Ttlv::text("UniqueIdentifier", id)],
     ))
+}
+
+/// Destroys the public key of the pair whose private key `id` was just
+/// destroyed: `id` + `_pk`, when it exists and is a public key (an AES key
+/// that merely carries that name is left alone).
+async fn cascade_public(ctx: &Ctx<'_>, id: &str) -> Result<(), KmsError> {
+    let public = uid::public_of(id);
+    let what = format!("Destroy (cascade) {public}");
+    let hsmd = &ctx.state.hsmd;
+    let info = match hsmd
+        .call_code(
+            ctx.user,
+            &what,
+            &GetKey(KeyRef {
+                uid: public.clone(),
+            }),
+        )
+        .await
+    {
+        Ok(info) => info,
+        Err((Some(ErrorCode::NotFound), _)) => return Ok(()),
+        Err((_, e)) => return Err(e),
+    };
+    if !matches!(info.kind, KeyKind::RsaPublic | KeyKind::EcPublic) {
+        return Ok(());
+    }
+    hsmd.call(
+        ctx.user,
+        &what,
+        &Destroy(KeyRef {
+            uid: public.clone(),
+        }),
+    )
+    .await
+    .map_err(|e| {
+        KmsError::unprocessable(format!(
+            "Destroy: {id} was destroyed but its public key {public} was not: {e}"
+        ))
+    })?;
+    forget(ctx, &public)?;
+    tracing::info!(user = ctx.user, uid = %public, "destroyed public key (cascade)");
+    Ok(())
 }
 
 /// Removes the grants of destroyed key `id`. A failure is a 500: stale
