@@ -37,11 +37,6 @@ impl Hsmd {
         }
     }
 
-    /// hsmd's socket path.
-    pub fn socket(&self) -> &std::path::Path {
-        &self.socket
-    }
-
     /// A live connection: the next one round-robin, (re)connected if it is
     /// closed or was never opened.
     ///

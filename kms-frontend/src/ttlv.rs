@@ -79,11 +79,6 @@ impl Ttlv {
     pub fn boolean(tag: &str, v: bool) -> Self {
         Self::new(tag, TtlvValue::Boolean(v))
     }
-    /// An interval, seconds.
-    pub fn interval(tag: &str, v: i64) -> Self {
-        Self::new(tag, TtlvValue::Interval(v))
-    }
-
     fn new(tag: &str, value: TtlvValue) -> Self {
         Self {
             tag: tag.into(),

@@ -99,20 +99,6 @@ pub fn check(
     )))
 }
 
-/// True when `user` may see `uid` (in `Locate`): an admin, or any grant.
-pub fn visible(
-    grants: &GrantStore,
-    user: &str,
-    admins: &[String],
-    uid: &str,
-) -> Result<bool, KmsError> {
-    Ok(is_admin(user, admins)
-        || !grants
-            .operations(uid, user)
-            .map_err(KmsError::internal)?
-            .is_empty())
-}
-
 /// The user a grant may name: `*` (every user, as the reference) or a name
 /// of 1 to 255 characters without control characters or surrounding spaces.
 ///
@@ -196,9 +182,6 @@ mod tests {
         );
         let e = check(&g, "carol", &admins, "hsm::1::k", Need::GetAttributes).expect_err("carol");
         assert!(e.message.contains("not shared with carol"), "{e}");
-        assert!(visible(&g, "bob", &admins, "hsm::1::k").expect("v"));
-        assert!(!visible(&g, "carol", &admins, "hsm::1::k").expect("v"));
-        assert!(visible(&g, "carol", &["*".to_owned()], "hsm::1::k").expect("v"));
         assert!(grantable(&["destroy".into()])
             .expect_err("destroy")
             .message

@@ -115,13 +115,6 @@ pub struct Config {
     pub max_body_bytes: usize,
 }
 
-impl Config {
-    /// True when callers authenticate (client certificates or JWT).
-    pub fn authentication_configured(&self) -> bool {
-        self.clients_ca_cert_file.is_some() || !self.jwt_providers.is_empty()
-    }
-}
-
 /// Reads `args.config` (when given) and merges the flags over it.
 ///
 /// Errors: [`ConfigError`], one sentence each.

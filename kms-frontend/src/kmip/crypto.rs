@@ -106,6 +106,10 @@ fn encryption(p: &Params<'_>, kind: Option<KeyKind>) -> Result<Enc, KmsError> {
     };
     match (p.algorithm, kind) {
         (Some("AES"), _) | (None, Some(KeyKind::Aes)) if p.padding.is_none() => Ok(Enc::AesGcm),
+        (Some("AES"), _) | (None, Some(KeyKind::Aes)) => Err(unsupported(format!(
+            "AES with PaddingMethod {} needs a BlockCipherMode: give CBC (PKCS5 padding) or GCM (no padding)",
+            p.padding.unwrap_or_default()
+        ))),
         (Some("RSA"), _) | (None, Some(KeyKind::RsaPrivate | KeyKind::RsaPublic)) => rsa_default(),
         (None, None) if p.padding.is_some() => rsa_default(),
         (Some(a), _) => Err(unsupported(format!(
