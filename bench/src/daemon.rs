@@ -163,21 +163,27 @@ impl Hsmd {
 
     /// Sends SIGTERM and waits for hsmd to exit (SIGKILL after the timeout).
     pub fn stop(mut self) -> Result<()> {
-        let Some(mut child) = self.child.take() else {
-            return Ok(());
-        };
-        let _ = kill(Pid::from_raw(self.pid), Signal::SIGTERM);
-        let start = Instant::now();
-        while child.try_wait()?.is_none() {
-            if start.elapsed() > TIMEOUT {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("hsmd did not stop within {TIMEOUT:?} of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        match self.child.take() {
+            Some(child) => stop_child(child, self.pid, "hsmd"),
+            None => Ok(()),
         }
-        Ok(())
     }
+}
+
+/// Sends SIGTERM to `child` (`pid`, named `name` in errors) and waits for
+/// it to exit; SIGKILL and an error after [`TIMEOUT`].
+pub fn stop_child(mut child: Child, pid: i32, name: &str) -> Result<()> {
+    let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    let start = Instant::now();
+    while child.try_wait()?.is_none() {
+        if start.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{name} did not stop within {TIMEOUT:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
 }
 
 impl Drop for Hsmd {

@@ -20,8 +20,6 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::StatusCode;
 use hyper_util::rt::TokioIo;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -107,20 +105,10 @@ impl Frontend {
 
     /// Sends SIGTERM and waits for the frontend to exit (SIGKILL after the timeout).
     pub fn stop(mut self) -> Result<()> {
-        let Some(mut child) = self.child.take() else {
-            return Ok(());
-        };
-        let _ = kill(Pid::from_raw(self.pid), Signal::SIGTERM);
-        let start = Instant::now();
-        while child.try_wait()?.is_none() {
-            if start.elapsed() > TIMEOUT {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("kms-frontend did not stop within {TIMEOUT:?} of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        match self.child.take() {
+            Some(child) => crate::daemon::stop_child(child, self.pid, "kms-frontend"),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
