@@ -23,6 +23,9 @@ pub struct Hsmd {
     connections: Vec<Mutex<Option<Client>>>,
     next: AtomicUsize,
     in_flight: Semaphore,
+    /// The hello of the newest connection: read on every request (admins)
+    /// without taking a connection's lock.
+    hello: std::sync::RwLock<Option<Arc<ServerHello>>>,
 }
 
 impl Hsmd {
@@ -34,6 +37,7 @@ impl Hsmd {
             connections: (0..connections.max(1)).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
             in_flight: Semaphore::new(max_in_flight.max(1)),
+            hello: std::sync::RwLock::new(None),
         }
     }
 
@@ -73,15 +77,21 @@ impl Hsmd {
             hello = %serde_json::to_string(client.server_hello()).unwrap_or_default(),
             "connected to hsmd"
         );
+        *self.hello.write().unwrap_or_else(|p| p.into_inner()) = Some(client.shared_hello());
         *slot = Some(client.clone());
         Ok(client)
     }
 
-    /// hsmd's hello (admins, slots, model) from a live connection.
+    /// hsmd's hello (admins, slots, model) of the newest connection,
+    /// connecting first when there was none yet.
     ///
-    /// Errors: 503 when hsmd is unreachable.
+    /// Errors: 503 when hsmd has never been reached.
     pub async fn hello(&self) -> Result<Arc<ServerHello>, KmsError> {
-        Ok(self.client().await?.shared_hello())
+        let cached = self.hello.read().unwrap_or_else(|p| p.into_inner()).clone();
+        match cached {
+            Some(hello) => Ok(hello),
+            None => Ok(self.client().await?.shared_hello()),
+        }
     }
 
     /// Runs `op` for KMS user `as_user`; `what` names the request in errors

@@ -28,7 +28,9 @@ pub struct Ttlv {
 }
 
 /// The typed value of an item (KMIP 2.1 section 9.1.1.4 item types).
-#[derive(Debug, Clone, PartialEq)]
+/// `Debug` shows a ByteString's length only: it may hold plaintext or key
+/// material.
+#[derive(Clone, PartialEq)]
 pub enum TtlvValue {
     /// Ordered children.
     Structure(Vec<Ttlv>),
@@ -52,6 +54,24 @@ pub enum TtlvValue {
     Interval(i64),
     /// Date-time extended (microseconds), as sent.
     DateTimeExtended(String),
+}
+
+impl std::fmt::Debug for TtlvValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Structure(c) => f.debug_tuple("Structure").field(c).finish(),
+            Self::Integer(i) => f.debug_tuple("Integer").field(i).finish(),
+            Self::LongInteger(i) => f.debug_tuple("LongInteger").field(i).finish(),
+            Self::BigInteger(s) => f.debug_tuple("BigInteger").field(s).finish(),
+            Self::Enumeration(s) => f.debug_tuple("Enumeration").field(s).finish(),
+            Self::Boolean(b) => f.debug_tuple("Boolean").field(b).finish(),
+            Self::TextString(s) => f.debug_tuple("TextString").field(s).finish(),
+            Self::ByteString(b) => write!(f, "ByteString(<{} bytes>)", b.len()),
+            Self::DateTime(s) => f.debug_tuple("DateTime").field(s).finish(),
+            Self::Interval(i) => f.debug_tuple("Interval").field(i).finish(),
+            Self::DateTimeExtended(s) => f.debug_tuple("DateTimeExtended").field(s).finish(),
+        }
+    }
 }
 
 impl Ttlv {
@@ -359,6 +379,11 @@ mod tests {
             .expect("some");
         assert_eq!(p.enum_of("BlockCipherMode"), Ok(Some("GCM")));
         assert_eq!(t.to_json(), v);
+        let debug = format!("{t:?}");
+        assert!(
+            debug.contains("ByteString(<5 bytes>)") && !debug.contains("72"),
+            "{debug}"
+        );
     }
 
     #[test]

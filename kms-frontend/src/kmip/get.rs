@@ -12,7 +12,6 @@ use crate::ttlv::Ttlv;
 use hsmd_protocol::{Export, KeyInfo, KeyKind, KeyRef};
 use rsa::pkcs1::{EncodeRsaPrivateKey, EncodeRsaPublicKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use zeroize::Zeroizing;
 
 /// KMIP Get / Export.
 ///
@@ -97,8 +96,10 @@ fn convert(info: &KeyInfo, format: &str, der: &[u8]) -> Result<Ttlv, KmsError> {
             info.uid
         ))
     };
-    let bytes: Zeroizing<Vec<u8>> = match (info.kind, format) {
-        (KeyKind::Aes, "Raw") => Zeroizing::new(der.to_vec()),
+    // The key material ends in the answer's Ttlv (not zeroized, like every
+    // transit buffer of the answer); no intermediate copy is kept.
+    let bytes: Vec<u8> = match (info.kind, format) {
+        (KeyKind::Aes, "Raw") => der.to_vec(),
         (KeyKind::Aes, "TransparentSymmetricKey") => {
             return Ok(Ttlv::structure(
                 "KeyMaterial",
@@ -106,25 +107,23 @@ fn convert(info: &KeyInfo, format: &str, der: &[u8]) -> Result<Ttlv, KmsError> {
             ))
         }
         (KeyKind::Aes, _) => return Err(refuse("Raw or TransparentSymmetricKey")),
-        (KeyKind::RsaPublic | KeyKind::EcPublic, "PKCS8") => Zeroizing::new(der.to_vec()),
+        (KeyKind::RsaPublic | KeyKind::EcPublic, "PKCS8") => der.to_vec(),
         (KeyKind::RsaPublic, "PKCS1") => {
             let key = rsa::RsaPublicKey::from_public_key_der(der).map_err(|e| bad_der(&e))?;
-            Zeroizing::new(key.to_pkcs1_der().map_err(|e| bad_der(&e))?.into_vec())
+            key.to_pkcs1_der().map_err(|e| bad_der(&e))?.into_vec()
         }
         (KeyKind::RsaPublic, _) => return Err(refuse("PKCS1 or PKCS8")),
         (KeyKind::EcPublic, _) => return Err(refuse("PKCS8 (SubjectPublicKeyInfo)")),
-        (KeyKind::RsaPrivate | KeyKind::EcPrivate, "PKCS8") => Zeroizing::new(der.to_vec()),
+        (KeyKind::RsaPrivate | KeyKind::EcPrivate, "PKCS8") => der.to_vec(),
         (KeyKind::RsaPrivate, "PKCS1") => {
             let key = rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| bad_der(&e))?;
-            Zeroizing::new(
-                key.to_pkcs1_der()
-                    .map_err(|e| bad_der(&e))?
-                    .as_bytes()
-                    .to_vec(),
-            )
+            key.to_pkcs1_der()
+                .map_err(|e| bad_der(&e))?
+                .as_bytes()
+                .to_vec()
         }
         (KeyKind::RsaPrivate, _) => return Err(refuse("PKCS1 or PKCS8")),
         (KeyKind::EcPrivate, _) => return Err(refuse("PKCS8")),
     };
-    Ok(Ttlv::bytes("KeyMaterial", bytes.to_vec()))
+    Ok(Ttlv::bytes("KeyMaterial", bytes))
 }
