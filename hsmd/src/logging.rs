@@ -2,14 +2,15 @@
 //! names stderr's device and inode, systemd.exec(5)), records go to journald
 //! with structured fields (`SLOT=`, `OP=`, `KEY_UID=`, `PEER_UID=`,
 //! `PEER_PID=`, `ACTING_USER=`, `RESULT=`); otherwise human-readable lines go
-//! to stderr. The level comes from `HSMD_LOG` (env-filter syntax, default
-//! `info`). Never PINs, key material or plaintext: only ids, names, codes and
+//! to stderr. The level comes from `HSMD_LOG` (comma-separated `level` and
+//! `target=level` directives, tracing-subscriber's `Targets` syntax; default
+//! `info,cryptoki::mechanism=off`). Never PINs, key material or plaintext: only ids, names, codes and
 //! outcomes are logged.
 
 use std::os::fd::AsRawFd;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
 
 /// True when stderr is the journal stream systemd set up for this service.
 pub fn stderr_is_journal() -> bool {
@@ -25,21 +26,51 @@ pub fn stderr_is_journal() -> bool {
     }
 }
 
-fn filter() -> EnvFilter {
-    EnvFilter::try_from_env("HSMD_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,cryptoki::mechanism=off"))
+/// The default filter: `info`, without the PKCS#11 binding's harmless
+/// "Mechanism type N is not supported" line per vendor mechanism.
+const DEFAULT_FILTER: &str = "info,cryptoki::mechanism=off";
+
+/// `HSMD_LOG` parsed as `Targets`, or the default filter with the reason it
+/// was not used (an unset variable is not a reason).
+fn filter() -> (Targets, Option<String>) {
+    let default = || DEFAULT_FILTER.parse().unwrap_or_default();
+    match std::env::var("HSMD_LOG") {
+        Err(std::env::VarError::NotPresent) => (default(), None),
+        Err(std::env::VarError::NotUnicode(_)) => (
+            default(),
+            Some("HSMD_LOG is not UTF-8; logging at the default level".into()),
+        ),
+        Ok(value) => match value.parse() {
+            Ok(targets) => (targets, None),
+            Err(e) => (
+                default(),
+                Some(format!(
+                    "HSMD_LOG={value:?} is not a log filter ({e}); expected e.g. \
+                     \"debug\" or \"warn,cryptoki::mechanism=off\"; logging at {DEFAULT_FILTER:?}"
+                )),
+            ),
+        },
+    }
 }
 
 /// Installs the subscriber; safe to call once per process.
 pub fn init() {
+    let (targets, refused) = filter();
+    install(targets);
+    if let Some(reason) = refused {
+        tracing::warn!("{reason}");
+    }
+}
+
+fn install(targets: Targets) {
     if stderr_is_journal() {
         if let Ok(journald) = tracing_journald::layer() {
             let journald = journald
                 .with_field_prefix(None)
                 .with_syslog_identifier("hsmd".into());
             if tracing_subscriber::registry()
-                .with(filter())
                 .with(journald)
+                .with(targets.clone())
                 .try_init()
                 .is_ok()
             {
@@ -48,10 +79,11 @@ pub fn init() {
         }
     }
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter())
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
+        .finish()
+        .with(targets)
         .try_init();
 }
 
