@@ -8,7 +8,11 @@
 //! outcomes are logged.
 
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
 use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::writer::{EitherWriter, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -74,17 +78,73 @@ fn install(targets: Targets) {
                 .try_init()
                 .is_ok()
             {
+                TO_JOURNAL.store(true, Ordering::Release);
                 return;
             }
         }
     }
     let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(StderrWriter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .finish()
         .with(targets)
         .try_init();
+}
+
+/// stderr's writer thread, once [`buffer_stderr`] started it.
+static BUFFERED: OnceLock<NonBlocking> = OnceLock::new();
+/// Flushes and stops that thread when dropped ([`flush`]).
+static GUARD: Mutex<Option<WorkerGuard>> = Mutex::new(None);
+/// Set by [`flush`]: the writer thread is gone, write straight to stderr.
+static FLUSHED: AtomicBool = AtomicBool::new(false);
+/// Records go to the journal, not through [`StderrWriter`].
+static TO_JOURNAL: AtomicBool = AtomicBool::new(false);
+
+/// Where the human-readable lines go: straight to stderr until
+/// [`buffer_stderr`], then to its writer thread.
+struct StderrWriter;
+
+impl<'a> MakeWriter<'a> for StderrWriter {
+    type Writer = EitherWriter<NonBlocking, std::io::Stderr>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        match BUFFERED.get() {
+            Some(buffered) if !FLUSHED.load(Ordering::Acquire) => EitherWriter::A(buffered.clone()),
+            _ => EitherWriter::B(std::io::stderr()),
+        }
+    }
+}
+
+/// From now on, lines for stderr (not the journal) are handed to one writer
+/// thread, which writes them in batches: one `write(2)` for all the lines
+/// that arrived while it wrote the previous ones, instead of one per audit
+/// record on the request's own thread. Never drops a line: a full queue
+/// (128,000 lines) makes the logging thread wait. Call once, after the
+/// privilege drop (the thread inherits the dropped credentials), and
+/// [`flush`] before the process exits.
+pub fn buffer_stderr() {
+    if TO_JOURNAL.load(Ordering::Acquire) {
+        return;
+    }
+    let (buffered, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("hsmd-log")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
+    if BUFFERED.set(buffered).is_ok() {
+        *GUARD.lock().unwrap_or_else(|p| p.into_inner()) = Some(guard);
+    }
+}
+
+/// Writes out every line handed to the writer thread and stops it (waits
+/// for it at most 1 s); later lines go straight to stderr again.
+pub fn flush() {
+    let guard = GUARD.lock().unwrap_or_else(|p| p.into_inner()).take();
+    FLUSHED.store(true, Ordering::Release);
+    drop(guard);
 }
 
 /// For warnings a peer can trigger at will (refused connections, failed

@@ -33,7 +33,9 @@ fn main() -> ExitCode {
     let sources = PinSources::from_process_env();
     let cli = Cli::parse();
     hsmd::logging::init();
-    match run(cli, sources) {
+    let result = run(cli, sources);
+    hsmd::logging::flush();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if hsmd::logging::stderr_is_journal() {
@@ -188,6 +190,8 @@ fn run(cli: Cli, sources: PinSources) -> Result<()> {
         .collect();
     let report = privilege::drop(target.as_ref(), &pins)?;
     let st = privilege::verify(target.as_ref(), &report)?;
+    // The first thread after the drop: it runs with the dropped credentials.
+    hsmd::logging::buffer_stderr();
     tracing::info!(
         "privileges dropped: Uid {:?} Gid {:?} Groups {:?} CapEff {:016x} CapPrm {:016x} CapBnd {:016x} NoNewPrivs {}; PIN pages locked: {}",
         st.uid,

@@ -71,5 +71,12 @@ async fn sigterm_answers_every_request_in_flight() {
         "no request was answered after SIGTERM:\n{log}"
     );
     assert!(after.contains("stopped"), "{log}");
+    // Every request has its audit record: none is lost in the log thread's
+    // queue when hsmd exits.
+    assert_eq!(
+        log.matches("sign by root (uid 0)").count(),
+        REQUESTS as usize,
+        "{log}"
+    );
     assert!(!token.path("hsmd.sock").exists(), "socket file left behind");
 }
