@@ -116,11 +116,18 @@ impl<'a> MakeWriter<'a> for StderrWriter {
     }
 }
 
+/// Lines that may wait for the log thread. Its queue is allocated whole at
+/// start (about 32 bytes a line): tracing-appender's default of 128,000
+/// lines cost 4 MiB of RSS. 4,096 lines is about 0.1 s of audit records at
+/// the highest request rates docs/performance.md measures (40,000/s); the
+/// log thread writes them out much faster than that.
+const LOG_QUEUE_LINES: usize = 4096;
+
 /// From now on, lines for stderr (not the journal) are handed to one writer
 /// thread, which writes them in batches: one `write(2)` for all the lines
 /// that arrived while it wrote the previous ones, instead of one per audit
 /// record on the request's own thread. Never drops a line: a full queue
-/// (128,000 lines) makes the logging thread wait. Call once, after the
+/// ([`LOG_QUEUE_LINES`]) makes the logging thread wait. Call once, after the
 /// privilege drop (the thread inherits the dropped credentials), and
 /// [`flush`] before the process exits.
 pub fn buffer_stderr() {
@@ -128,6 +135,7 @@ pub fn buffer_stderr() {
         return;
     }
     let (buffered, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE_LINES)
         .lossy(false)
         .thread_name("hsmd-log")
         .finish(std::io::BufWriter::with_capacity(
