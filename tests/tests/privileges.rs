@@ -70,6 +70,12 @@ fn root_start_drops_to_the_daemon_user_with_no_capabilities_and_no_pin_in_enviro
         "expected slot and runtime threads, got {}",
         statuses.len()
     );
+    // The log thread (stderr is a pipe, not the journal) is among them: it
+    // starts after the drop, and must hold no more than the others.
+    assert!(
+        statuses.iter().any(|st| field(st, "Name") == "hsmd-log"),
+        "no hsmd-log thread: {statuses:?}"
+    );
     let (uid, gid) = (daemon.uid.to_string(), daemon.gid.to_string());
     for st in &statuses {
         assert_eq!(
