@@ -4,7 +4,9 @@
 //! `type` and an array value). Byte strings are upper-case hex, enumerations
 //! their names, date-times RFC 3339.
 
-use serde_json::{json, Map, Value};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::Value;
 use thiserror::Error;
 
 /// A TTLV item that is not what the JSON profile allows; the message names
@@ -111,30 +113,6 @@ impl Ttlv {
     /// Errors: [`TtlvError`] naming the path and the expected shape.
     pub fn from_json(v: &Value) -> Result<Self, TtlvError> {
         parse(v, &mut Vec::new())
-    }
-
-    /// The JSON encoding (structures without `type`, as the reference sends).
-    pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("tag".into(), Value::String(self.tag.clone()));
-        let (ty, value) = match &self.value {
-            TtlvValue::Structure(c) => (None, Value::Array(c.iter().map(Ttlv::to_json).collect())),
-            TtlvValue::Integer(i) => (Some("Integer"), json!(i)),
-            TtlvValue::LongInteger(i) => (Some("LongInteger"), json!(i)),
-            TtlvValue::BigInteger(s) => (Some("BigInteger"), json!(s)),
-            TtlvValue::Enumeration(s) => (Some("Enumeration"), json!(s)),
-            TtlvValue::Boolean(b) => (Some("Boolean"), json!(b)),
-            TtlvValue::TextString(s) => (Some("TextString"), json!(s)),
-            TtlvValue::ByteString(b) => (Some("ByteString"), json!(hex::encode_upper(b))),
-            TtlvValue::DateTime(s) => (Some("DateTime"), json!(s)),
-            TtlvValue::Interval(i) => (Some("Interval"), json!(i)),
-            TtlvValue::DateTimeExtended(s) => (Some("DateTimeExtended"), json!(s)),
-        };
-        if let Some(ty) = ty {
-            m.insert("type".into(), Value::String(ty.into()));
-        }
-        m.insert("value".into(), value);
-        Value::Object(m)
     }
 
     /// The children of a structure (empty for any other type).
@@ -328,7 +306,7 @@ fn parse<'a>(v: &'a Value, parents: &mut Vec<&'a str>) -> Result<Ttlv, TtlvError
         "ByteString" => TtlvValue::ByteString(
             value
                 .as_str()
-                .and_then(|s| hex::decode(s).ok())
+                .and_then(|s| data_encoding::HEXLOWER_PERMISSIVE.decode(s.as_bytes()).ok())
                 .ok_or_else(|| bad("a ByteString must be a string of hex digits"))?,
         ),
         "DateTime" => TtlvValue::DateTime(
@@ -361,6 +339,61 @@ fn number(v: &Value) -> Option<i64> {
     }
 }
 
+/// The JSON encoding, written straight to the output (no `Value` tree):
+/// `{"tag": .., "type": .., "value": ..}` in that order, structures without
+/// `type`, as the reference sends them; byte strings as upper-case hex.
+impl Serialize for Ttlv {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use TtlvValue as V;
+        let ty = match &self.value {
+            V::Structure(_) => None,
+            V::Integer(_) => Some("Integer"),
+            V::LongInteger(_) => Some("LongInteger"),
+            V::BigInteger(_) => Some("BigInteger"),
+            V::Enumeration(_) => Some("Enumeration"),
+            V::Boolean(_) => Some("Boolean"),
+            V::TextString(_) => Some("TextString"),
+            V::ByteString(_) => Some("ByteString"),
+            V::DateTime(_) => Some("DateTime"),
+            V::Interval(_) => Some("Interval"),
+            V::DateTimeExtended(_) => Some("DateTimeExtended"),
+        };
+        let mut m = s.serialize_map(Some(if ty.is_some() { 3 } else { 2 }))?;
+        m.serialize_entry("tag", &self.tag)?;
+        if let Some(ty) = ty {
+            m.serialize_entry("type", ty)?;
+        }
+        match &self.value {
+            V::Structure(c) => m.serialize_entry("value", c)?,
+            V::Integer(i) | V::LongInteger(i) | V::Interval(i) => m.serialize_entry("value", i)?,
+            V::Boolean(b) => m.serialize_entry("value", b)?,
+            V::ByteString(b) => m.serialize_entry("value", &UpperHex(b))?,
+            V::BigInteger(t)
+            | V::Enumeration(t)
+            | V::TextString(t)
+            | V::DateTime(t)
+            | V::DateTimeExtended(t) => m.serialize_entry("value", t)?,
+        }
+        m.end()
+    }
+}
+
+/// Bytes as upper-case hex, written to the output in chunks (the `hex`
+/// crate's encoder goes one `char` at a time into a new `String`).
+struct UpperHex<'a>(&'a [u8]);
+
+impl std::fmt::Display for UpperHex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        data_encoding::HEXUPPER.encode_write(self.0, f)
+    }
+}
+
+impl Serialize for UpperHex<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,7 +411,12 @@ mod tests {
             .expect("s")
             .expect("some");
         assert_eq!(p.enum_of("BlockCipherMode"), Ok(Some("GCM")));
-        assert_eq!(t.to_json(), v);
+        assert_eq!(serde_json::to_value(&t).expect("serialize"), v);
+        let bytes = Ttlv::bytes("Data", (0..=255).chain(0..=255).collect());
+        assert_eq!(
+            serde_json::to_value(&bytes).expect("serialize")["value"],
+            data_encoding::HEXUPPER.encode(&(0..=255).chain(0..=255).collect::<Vec<u8>>())
+        );
         let debug = format!("{t:?}");
         assert!(
             debug.contains("ByteString(<5 bytes>)") && !debug.contains("72"),
@@ -393,6 +431,12 @@ mod tests {
         assert_eq!(e.path, "Get/UniqueIdentifier");
         let v = serde_json::json!({"tag":"Get","value":[{"tag":"Data","type":"ByteString","value":"zz"}]});
         assert!(Ttlv::from_json(&v).expect_err("hex").reason.contains("hex"));
+        let v = serde_json::json!({"tag":"Get","value":[{"tag":"Data","type":"ByteString","value":"ABC"}]});
+        assert!(Ttlv::from_json(&v).expect_err("odd").reason.contains("hex"));
+        // Either case is accepted, as the hex crate did.
+        let v = serde_json::json!({"tag":"Get","value":[{"tag":"Data","type":"ByteString","value":"48656c6C6F"}]});
+        let t = Ttlv::from_json(&v).expect("mixed case");
+        assert_eq!(t.bytes_of("Data"), Ok(Some(&b"Hello"[..])));
         let v = serde_json::json!({"tag":"Get","value":[{"tag":"Attributes","value":[{"tag":"X".repeat(129),"value":[]}]}]});
         let e = Ttlv::from_json(&v).expect_err("long tag");
         assert_eq!(

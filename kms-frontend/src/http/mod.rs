@@ -136,11 +136,12 @@ async fn kmip_route(
     }
     .await;
     match result {
-        Ok(ttlv) => (
-            [(header::CONTENT_TYPE, "application/json")],
-            ttlv.to_json().to_string(),
-        )
-            .into_response(),
+        Ok(ttlv) => match serde_json::to_vec(&ttlv) {
+            Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            Err(e) => {
+                KmsError::internal(format!("cannot encode the KMIP answer: {e}")).into_response()
+            }
+        },
         Err(e) => {
             tracing::info!(user = ?user, status = e.status.as_u16(), "KMIP request refused: {e}");
             e.into_response()
