@@ -2,10 +2,11 @@
 //! names stderr's device and inode, systemd.exec(5)), records go to journald
 //! with structured fields (`SLOT=`, `OP=`, `KEY_UID=`, `PEER_UID=`,
 //! `PEER_PID=`, `ACTING_USER=`, `RESULT=`); otherwise human-readable lines go
-//! to stderr. The level comes from `HSMD_LOG` (comma-separated `level` and
-//! `target=level` directives, tracing-subscriber's `Targets` syntax; default
-//! `info,cryptoki::mechanism=off`). Never PINs, key material or plaintext: only ids, names, codes and
-//! outcomes are logged.
+//! to stderr, written by one log thread once the privileges are dropped
+//! ([`buffer_stderr`]). The level comes from `HSMD_LOG` (comma-separated
+//! `level` and `target=level` directives, tracing-subscriber's `Targets`
+//! syntax; default `info,cryptoki::mechanism=off`). Never PINs, key material
+//! or plaintext: only ids, names, codes and outcomes are logged.
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
