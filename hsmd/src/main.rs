@@ -191,7 +191,7 @@ fn run(cli: Cli, sources: PinSources) -> Result<()> {
     let report = privilege::drop(target.as_ref(), &pins)?;
     let st = privilege::verify(target.as_ref(), &report)?;
     // The first thread after the drop: it runs with the dropped credentials.
-    hsmd::logging::buffer_stderr();
+    hsmd::logging::buffer_stderr().context("cannot start the log thread")?;
     tracing::info!(
         "privileges dropped: Uid {:?} Gid {:?} Groups {:?} CapEff {:016x} CapPrm {:016x} CapBnd {:016x} NoNewPrivs {}; PIN pages locked: {}",
         st.uid,

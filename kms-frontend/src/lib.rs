@@ -11,5 +11,6 @@ pub mod error;
 pub mod hsm;
 pub mod http;
 pub mod kmip;
+pub mod logging;
 pub mod ttlv;
 pub mod uid;

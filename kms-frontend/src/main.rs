@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 fn main() {
-    init_logging();
+    kms_frontend::logging::init();
     let result = config::load(config::Args::parse())
         .map_err(anyhow::Error::from)
         .and_then(|config| {
@@ -26,40 +26,6 @@ fn main() {
     if let Err(e) = result {
         tracing::error!("{e:#}");
         std::process::exit(1);
-    }
-}
-
-/// Logs to stderr, filtered by `KMS_LOG` (comma-separated `level` and
-/// `target=level` directives, tracing-subscriber's `Targets` syntax; default
-/// `info`). A value that does not parse is reported once and `info` is used.
-fn init_logging() {
-    use tracing_subscriber::filter::{LevelFilter, Targets};
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let default = || Targets::new().with_default(LevelFilter::INFO);
-    let (targets, refused) = match std::env::var("KMS_LOG") {
-        Err(std::env::VarError::NotPresent) => (default(), None),
-        Err(std::env::VarError::NotUnicode(_)) => {
-            (default(), Some("KMS_LOG is not UTF-8; logging at info".to_owned()))
-        }
-        Ok(value) => match value.parse::<Targets>() {
-            Ok(targets) => (targets, None),
-            Err(e) => (
-                default(),
-                Some(format!(
-                    "KMS_LOG={value:?} is not a log filter ({e}); expected e.g. \"debug\" or \"warn,kms_frontend=debug\"; logging at info"
-                )),
-            ),
-        },
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .finish()
-        .with(targets)
-        .try_init();
-    if let Some(reason) = refused {
-        tracing::warn!("{reason}");
     }
 }
 

@@ -199,12 +199,12 @@ pub fn spawn_hsmd_env(token: &Token, toml: &str, args: &[&str], env: &[(String, 
     let config = token.path("hsmd.toml");
     std::fs::write(&config, toml).expect("write config");
     Command::new(bin("hsmd"))
+        .env("HSMD_LOG", "info")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("--config")
         .arg(&config)
         .args(args)
         .env("SOFTHSM2_CONF", &token.conf)
-        .env("HSMD_LOG", "info")
         .env_remove("HSMD_HSM_PASSWORD")
         .env_remove("CREDENTIALS_DIRECTORY")
         .stdin(Stdio::null())
@@ -358,7 +358,8 @@ impl Daemon {
         Self::start_with_env(token, toml, args, &[])
     }
 
-    /// [`Daemon::start_with`] with extra environment variables for hsmd.
+    /// [`Daemon::start_with`] with extra environment variables for hsmd
+    /// (`HSMD_LOG` is `info` unless they set it).
     pub fn start_with_env(
         token: &Token,
         toml: &str,

@@ -216,7 +216,8 @@ fn refused_create_is_audited_with_acting_user_and_peer_uid() {
     );
     let stderr = hsmd_e2e::failed(&out);
     assert!(stderr.contains("forbidden"), "{stderr}");
-    // The record is written before the answer is sent; stop hsmd to have the whole log.
+    // hsmd's log thread may write the record after the answer went out:
+    // stop hsmd (it writes every waiting line first) to have the whole log.
     d.stop();
     let log = d.log_text();
     let record = log

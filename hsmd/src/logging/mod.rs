@@ -3,17 +3,17 @@
 //! with structured fields (`SLOT=`, `OP=`, `KEY_UID=`, `PEER_UID=`,
 //! `PEER_PID=`, `ACTING_USER=`, `RESULT=`); otherwise human-readable lines go
 //! to stderr, written by one log thread once the privileges are dropped
-//! ([`buffer_stderr`]). The level comes from `HSMD_LOG` (comma-separated
-//! `level` and `target=level` directives, tracing-subscriber's `Targets`
-//! syntax; default `info,cryptoki::mechanism=off`). Never PINs, key material
-//! or plaintext: only ids, names, codes and outcomes are logged.
+//! ([`buffer_stderr`]). What is logged comes from `HSMD_LOG` (levels and
+//! `target=level` directives, see `filter.rs`; default
+//! `info,cryptoki::mechanism=off`). Never PINs, key material or plaintext:
+//! only ids, names, codes and outcomes are logged.
+
+mod filter;
+mod writer;
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
-use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
 use tracing_subscriber::filter::Targets;
-use tracing_subscriber::fmt::writer::{EitherWriter, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -31,39 +31,16 @@ pub fn stderr_is_journal() -> bool {
     }
 }
 
-/// The default filter: `info`, without the PKCS#11 binding's harmless
-/// "Mechanism type N is not supported" line per vendor mechanism.
-const DEFAULT_FILTER: &str = "info,cryptoki::mechanism=off";
+/// Records go to the journal, not through the log thread.
+static TO_JOURNAL: AtomicBool = AtomicBool::new(false);
 
-/// `HSMD_LOG` parsed as `Targets`, or the default filter with the reason it
-/// was not used (an unset variable is not a reason).
-fn filter() -> (Targets, Option<String>) {
-    let default = || DEFAULT_FILTER.parse().unwrap_or_default();
-    match std::env::var("HSMD_LOG") {
-        Err(std::env::VarError::NotPresent) => (default(), None),
-        Err(std::env::VarError::NotUnicode(_)) => (
-            default(),
-            Some("HSMD_LOG is not UTF-8; logging at the default level".into()),
-        ),
-        Ok(value) => match value.parse() {
-            Ok(targets) => (targets, None),
-            Err(e) => (
-                default(),
-                Some(format!(
-                    "HSMD_LOG={value:?} is not a log filter ({e}); expected e.g. \
-                     \"debug\" or \"warn,cryptoki::mechanism=off\"; logging at {DEFAULT_FILTER:?}"
-                )),
-            ),
-        },
-    }
-}
-
-/// Installs the subscriber; safe to call once per process.
+/// Installs the subscriber; safe to call once per process. A refused
+/// `HSMD_LOG` is reported in a warning.
 pub fn init() {
-    let (targets, refused) = filter();
+    let (targets, notes) = filter::from_env();
     install(targets);
-    if let Some(reason) = refused {
-        tracing::warn!("{reason}");
+    for note in notes {
+        tracing::warn!("{note}");
     }
 }
 
@@ -84,76 +61,38 @@ fn install(targets: Targets) {
             }
         }
     }
-    let _ = tracing_subscriber::fmt()
-        .with_writer(StderrWriter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .finish()
+    // A fmt *layer* on a registry: `tracing_subscriber::fmt()` would cap the
+    // level at info whatever `targets` allows.
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(writer::StderrWriter)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_target(false),
+        )
         .with(targets)
         .try_init();
 }
 
-/// stderr's writer thread, once [`buffer_stderr`] started it.
-static BUFFERED: OnceLock<NonBlocking> = OnceLock::new();
-/// Flushes and stops that thread when dropped ([`flush`]).
-static GUARD: Mutex<Option<WorkerGuard>> = Mutex::new(None);
-/// Set by [`flush`]: the writer thread is gone, write straight to stderr.
-static FLUSHED: AtomicBool = AtomicBool::new(false);
-/// Records go to the journal, not through [`StderrWriter`].
-static TO_JOURNAL: AtomicBool = AtomicBool::new(false);
-
-/// Where the human-readable lines go: straight to stderr until
-/// [`buffer_stderr`], then to its writer thread.
-struct StderrWriter;
-
-impl<'a> MakeWriter<'a> for StderrWriter {
-    type Writer = EitherWriter<NonBlocking, std::io::Stderr>;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        match BUFFERED.get() {
-            Some(buffered) if !FLUSHED.load(Ordering::Acquire) => EitherWriter::A(buffered.clone()),
-            _ => EitherWriter::B(std::io::stderr()),
-        }
-    }
-}
-
-/// Lines that may wait for the log thread. Its queue is allocated whole at
-/// start (about 32 bytes a line): tracing-appender's default of 128,000
-/// lines cost 4 MiB of RSS. 4,096 lines is about 0.1 s of audit records at
-/// the highest request rates docs/performance.md measures (40,000/s); the
-/// log thread writes them out much faster than that.
-const LOG_QUEUE_LINES: usize = 4096;
-
-/// From now on, lines for stderr (not the journal) are handed to one writer
-/// thread, which writes them in batches: one `write(2)` for all the lines
-/// that arrived while it wrote the previous ones, instead of one per audit
-/// record on the request's own thread. Never drops a line: a full queue
-/// ([`LOG_QUEUE_LINES`]) makes the logging thread wait. Call once, after the
-/// privilege drop (the thread inherits the dropped credentials), and
-/// [`flush`] before the process exits.
-pub fn buffer_stderr() {
+/// From now on, lines for stderr (not the journal) are written by one log
+/// thread, `hsmd-log`, in batches: one `write(2)` for the lines that arrived
+/// while it wrote the previous ones, instead of one per audit record on the
+/// request's own thread. No line is dropped: past 4,096 waiting lines,
+/// logging waits. Call once, after the privilege drop (the thread inherits
+/// the dropped credentials), and [`flush`] before the process exits.
+///
+/// Errors: the thread cannot be created.
+pub fn buffer_stderr() -> std::io::Result<()> {
     if TO_JOURNAL.load(Ordering::Acquire) {
-        return;
+        return Ok(());
     }
-    let (buffered, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(LOG_QUEUE_LINES)
-        .lossy(false)
-        .thread_name("hsmd-log")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
-    if BUFFERED.set(buffered).is_ok() {
-        *GUARD.lock().unwrap_or_else(|p| p.into_inner()) = Some(guard);
-    }
+    writer::start()
 }
 
-/// Writes out every line handed to the writer thread and stops it (waits
-/// for it at most 1 s); later lines go straight to stderr again.
+/// Waits until the log thread has written every line it was given, and
+/// stops it; later lines go straight to stderr.
 pub fn flush() {
-    let guard = GUARD.lock().unwrap_or_else(|p| p.into_inner()).take();
-    FLUSHED.store(true, Ordering::Release);
-    drop(guard);
+    writer::stop();
 }
 
 /// For warnings a peer can trigger at will (refused connections, failed

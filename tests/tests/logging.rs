@@ -1,0 +1,72 @@
+//! `HSMD_LOG`: debug lines reach stderr when asked for, a filter that does
+//! not parse is reported and the default is used (the audit records stay),
+//! and a filter that leaves out the audit records says so.
+
+use hsmd_e2e::{base_config, Daemon, Token};
+use hsmd_protocol::Random;
+
+fn start(token: &Token, hsmd_log: &str) -> Daemon {
+    Daemon::start_with_env(
+        token,
+        &base_config(token, ""),
+        &[],
+        &[("HSMD_LOG".into(), hsmd_log.into())],
+    )
+}
+
+async fn one_request(d: &Daemon) {
+    let c = d.client().await;
+    let r = c
+        .call(None, &Random { len: 8, slot: None })
+        .await
+        .unwrap_or_else(|e| panic!("random: {e}\n{}", d.log_text()));
+    assert_eq!(r.bytes.expose().len(), 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_lines_are_written_when_hsmd_log_asks_for_them() {
+    let token = Token::new("log-debug");
+    let mut d = start(&token, "debug,cryptoki=off");
+    one_request(&d).await;
+    // "client connected" is logged at debug, then the audit record at info.
+    d.wait_for_line("client connected");
+    d.wait_for_line("random by root (uid 0) on -: ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_filter_is_reported_and_the_audit_records_stay() {
+    let token = Token::new("log-typo");
+    // "inf" is a typo of "info": refused, not taken for a target (which
+    // would have turned off every line of hsmd's own).
+    let mut d = start(&token, "inf, cryptoki::mechanism=off");
+    // Logged before "listening", which the start waited for.
+    let log = d.log_text();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("is not a log filter"))
+        .unwrap_or_else(|| panic!("no warning about HSMD_LOG:\n{log}"));
+    assert!(
+        warning.contains("HSMD_LOG=\"inf, cryptoki::mechanism=off\"")
+            && warning.contains("\"inf\" is not a level"),
+        "{warning}"
+    );
+    one_request(&d).await;
+    d.wait_for_line("random by root (uid 0) on -: ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_without_the_audit_records_says_so() {
+    let token = Token::new("log-warn");
+    // hsmd=info keeps the "listening" line (the start waits for it);
+    // hsmd::server=warn leaves out the records of successful requests.
+    let mut d = start(&token, "warn,hsmd=info,hsmd::server=warn");
+    assert!(
+        d.log_text()
+            .contains("with this HSMD_LOG, successful requests are not recorded"),
+        "{}",
+        d.log_text()
+    );
+    one_request(&d).await;
+    d.stop();
+    assert!(!d.log_text().contains("random by root"), "{}", d.log_text());
+}
