@@ -1,29 +1,70 @@
 //! CPU time and memory of a process, from `/proc/<pid>/stat` (utime + stime,
-//! proc(5)) and `/proc/<pid>/status` (`VmRSS`, `VmHWM`).
+//! fields 14 and 15, proc(5)) and `/proc/<pid>/status` (`VmRSS`, `VmHWM`).
+//! Read by hand: two fields of each file. The procfs crate did the same and
+//! was a tenth of the bench's build.
 
-use anyhow::{Context, Result};
-use procfs::process::Process;
+use anyhow::{bail, Context, Result};
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of utime and
+/// stime.
+fn ticks_per_second() -> Result<f64> {
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+        Ok(Some(t)) if t > 0 => Ok(t as f64),
+        other => bail!("sysconf(_SC_CLK_TCK) gave {other:?}"),
+    }
+}
 
 /// CPU time (user + system) a process has used so far, in seconds.
 pub fn cpu_seconds(pid: i32) -> Result<f64> {
-    let stat = Process::new(pid)
-        .and_then(|p| p.stat())
-        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
-    Ok((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    // The command name (field 2) is in parentheses and may hold blanks and
+    // parentheses itself: the fields after it start at the last ')'.
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .with_context(|| format!("{path}: no ')' after the command name"))?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // `after` starts with field 3 (state): utime is field 14, stime 15.
+    let field = |n: usize| -> Result<u64> {
+        fields
+            .get(n - 3)
+            .and_then(|f| f.parse().ok())
+            .with_context(|| format!("{path}: field {n} is not a number"))
+    };
+    Ok((field(14)? + field(15)?) as f64 / ticks_per_second()?)
 }
 
 /// Resident set size now (`VmRSS`) and its peak so far (`VmHWM`), in KiB.
 pub fn rss_kib(pid: i32) -> Result<(u64, u64)> {
-    let status = Process::new(pid)
-        .and_then(|p| p.status())
-        .with_context(|| format!("cannot read /proc/{pid}/status"))?;
-    Ok((
-        status.vmrss.unwrap_or_default(),
-        status.vmhwm.unwrap_or_default(),
-    ))
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    let kib = |name: &str| -> Result<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .with_context(|| format!("{path}: no {name} line in kB"))
+    };
+    Ok((kib("VmRSS:")?, kib("VmHWM:")?))
 }
 
 /// This process's id.
 pub fn own_pid() -> i32 {
     std::process::id() as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_has_cpu_time_and_memory() {
+        let busy: u64 = (0..20_000_000u64).fold(0, |a, b| a ^ b.wrapping_mul(31));
+        assert!(busy != 1);
+        let cpu = cpu_seconds(own_pid()).expect("stat");
+        assert!(cpu > 0.0 && cpu < 3600.0, "{cpu}");
+        let (rss, hwm) = rss_kib(own_pid()).expect("status");
+        assert!(rss > 100 && hwm >= rss, "{rss} {hwm}");
+    }
 }
