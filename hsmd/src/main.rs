@@ -33,8 +33,16 @@ fn main() -> ExitCode {
     let sources = PinSources::from_process_env();
     let cli = Cli::parse();
     hsmd::logging::init();
+    // Writes out the log thread's lines however `run` ends, a panic included.
+    struct FlushLog;
+    impl Drop for FlushLog {
+        fn drop(&mut self) {
+            hsmd::logging::flush();
+        }
+    }
+    let flush_log = FlushLog;
     let result = run(cli, sources);
-    hsmd::logging::flush();
+    drop(flush_log);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

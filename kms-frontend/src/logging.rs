@@ -21,7 +21,18 @@ pub fn parse_filter(value: &str) -> Result<Targets, String> {
         let (target, level) = item
             .split_once('=')
             .map_or((None, item), |(t, l)| (Some(t.trim()), l.trim()));
-        let level: LevelFilter = level.parse().map_err(|_| {
+        // Names only: LevelFilter's parser also takes digits, and "" for error.
+        let level = [
+            LevelFilter::OFF,
+            LevelFilter::ERROR,
+            LevelFilter::WARN,
+            LevelFilter::INFO,
+            LevelFilter::DEBUG,
+            LevelFilter::TRACE,
+        ]
+        .into_iter()
+        .find(|l| l.to_string().eq_ignore_ascii_case(level))
+        .ok_or_else(|| {
             format!("{item:?}: {level:?} is not a level (off, error, warn, info, debug, trace)")
         })?;
         let module_path = |t: &str| {
@@ -83,7 +94,7 @@ mod tests {
         let t = parse_filter(" warn , kms_frontend = debug ,").expect("parses");
         assert!(t.would_enable("kms_frontend::http", &Level::DEBUG));
         assert!(!t.would_enable("hyper", &Level::INFO));
-        for bad in ["inf", "warning", "", "=debug", "a b=info"] {
+        for bad in ["inf", "warning", "", "=debug", "a b=info", "x=", "3"] {
             assert!(parse_filter(bad).is_err(), "{bad}");
         }
     }

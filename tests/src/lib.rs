@@ -420,12 +420,17 @@ impl Daemon {
             .unwrap_or_else(|e| panic!("connect: {e}\n{}", self.log_text()))
     }
 
-    /// Sends `signal` and waits for hsmd to exit; returns its status.
+    /// Sends `signal` and waits for hsmd to exit, and for its log to be
+    /// read to the end (hsmd's log thread writes its last lines on the way
+    /// out); returns its status.
     pub fn stop_with(&mut self, signal: nix::sys::signal::Signal) -> ExitStatus {
         let mut child = self.child.take().expect("hsmd running");
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)
             .expect("kill");
-        child.wait().expect("wait hsmd")
+        let status = child.wait().expect("wait hsmd");
+        // The reader ends at end of file, which closes the channel.
+        while self.lines.recv().is_ok() {}
+        status
     }
 
     /// SIGTERM and wait.

@@ -1,6 +1,7 @@
 //! `HSMD_LOG`: debug lines reach stderr when asked for, a filter that does
 //! not parse is reported and the default is used (the audit records stay),
-//! and a filter that leaves out the audit records says so.
+//! and a filter that leaves out the audit records says so, even when it
+//! would filter out that warning too.
 
 use hsmd_e2e::{base_config, Daemon, Token};
 use hsmd_protocol::Random;
@@ -69,4 +70,21 @@ async fn a_filter_without_the_audit_records_says_so() {
     one_request(&d).await;
     d.stop();
     assert!(!d.log_text().contains("random by root"), "{}", d.log_text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_note_is_shown_even_when_the_filter_would_hide_it() {
+    let token = Token::new("log-error");
+    // Warnings of hsmd::logging itself are filtered out here, and so are
+    // all audit records: the note goes to stderr as it is.
+    let d = start(
+        &token,
+        "error,hsmd=info,hsmd::server=error,hsmd::logging=error",
+    );
+    assert!(
+        d.log_text()
+            .contains("hsmd: with this HSMD_LOG, no request is recorded"),
+        "{}",
+        d.log_text()
+    );
 }

@@ -28,7 +28,7 @@ pub fn parse(value: &str) -> Result<Targets, String> {
             Some((t, l)) => (Some(t.trim()), l.trim()),
             None => (None, item),
         };
-        let level: LevelFilter = level.parse().map_err(|_| {
+        let level = level_named(level).ok_or_else(|| {
             format!("{item:?}: {level:?} is not a level (off, error, warn, info, debug, trace)")
         })?;
         targets = match target {
@@ -46,6 +46,21 @@ pub fn parse(value: &str) -> Result<Targets, String> {
     } else {
         Err("it has no directive".into())
     }
+}
+
+/// One of the six level names, in any case (`LevelFilter`'s own parser also
+/// takes digits, and an empty string for `error`).
+fn level_named(name: &str) -> Option<LevelFilter> {
+    [
+        LevelFilter::OFF,
+        LevelFilter::ERROR,
+        LevelFilter::WARN,
+        LevelFilter::INFO,
+        LevelFilter::DEBUG,
+        LevelFilter::TRACE,
+    ]
+    .into_iter()
+    .find(|l| l.to_string().eq_ignore_ascii_case(name))
 }
 
 /// A module path: letters, digits, `_` and `::`.
@@ -78,7 +93,12 @@ pub fn from_env() -> (Targets, Vec<String>) {
             }
         },
     };
-    if !targets.would_enable(AUDIT_TARGET, &Level::INFO) {
+    if !targets.would_enable(AUDIT_TARGET, &Level::WARN) {
+        notes.push(
+            "with this HSMD_LOG, no request is recorded (the audit records are at info, refusals at warn)"
+                .into(),
+        );
+    } else if !targets.would_enable(AUDIT_TARGET, &Level::INFO) {
         notes.push(
             "with this HSMD_LOG, successful requests are not recorded (their audit records are at info)"
                 .into(),

@@ -35,12 +35,19 @@ pub fn stderr_is_journal() -> bool {
 static TO_JOURNAL: AtomicBool = AtomicBool::new(false);
 
 /// Installs the subscriber; safe to call once per process. A refused
-/// `HSMD_LOG` is reported in a warning.
+/// `HSMD_LOG`, or one that leaves out the audit records, is reported in a
+/// warning (on stderr as it is when the filter itself would drop it).
 pub fn init() {
     let (targets, notes) = filter::from_env();
+    // The notes are about the filter: it must not hide them.
+    let shown = targets.would_enable(module_path!(), &tracing::Level::WARN);
     install(targets);
     for note in notes {
-        tracing::warn!("{note}");
+        if shown {
+            tracing::warn!("{note}");
+        } else {
+            eprintln!("hsmd: {note}");
+        }
     }
 }
 

@@ -62,6 +62,18 @@ impl Write for Line {
         }
     }
 
+    /// Straight to stderr: under stderr's lock for the whole record, so that
+    /// other threads' records cannot come in between.
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Queued(_, line) => {
+                line.extend_from_slice(buf);
+                Ok(())
+            }
+            Self::Direct(stderr) => stderr.write_all(buf),
+        }
+    }
+
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
             Self::Queued(..) => Ok(()),
@@ -120,12 +132,16 @@ fn run(lines: Receiver<Vec<u8>>) {
     }
 }
 
-/// Stops taking lines (later ones go straight to stderr), and waits until
-/// the log thread has written every line given to it.
+/// Stops taking lines, and waits until the log thread has written every
+/// line given to it; later lines go straight to stderr, after those (a
+/// thread that logs meanwhile waits). Waits as long as stderr's reader
+/// takes: only a signal hsmd does not handle ends it sooner.
 pub fn stop() {
-    drop(QUEUE.write().unwrap_or_else(|p| p.into_inner()).take());
+    let mut queue = QUEUE.write().unwrap_or_else(|p| p.into_inner());
+    drop(queue.take());
     let thread = THREAD.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(thread) = thread {
         let _ = thread.join();
     }
+    drop(queue);
 }
