@@ -134,6 +134,25 @@ pub fn printable(text: &str) -> String {
         .collect()
 }
 
+/// The start-up error `e` as one line: its causes joined with `": "`, each
+/// cause left out when the text before it already says it (errors that
+/// print their source, as most `thiserror` types do, would otherwise
+/// repeat it: "...: Permission denied (os error 13): Permission denied
+/// (os error 13)").
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    printable(&line)
+}
+
 impl From<TtlvError> for KmsError {
     fn from(e: TtlvError) -> Self {
         Self::unprocessable(e.to_string())
@@ -153,6 +172,22 @@ impl IntoResponse for KmsError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn start_up_errors_say_each_cause_once() {
+        let io = std::io::Error::from_raw_os_error(13);
+        let e = anyhow::Error::new(crate::access::store::StoreError::Directory {
+            dir: "/var/lib/kms-frontend".into(),
+            source: io,
+        })
+        .context("cannot start");
+        assert_eq!(
+            super::one_line(&e),
+            "cannot start: cannot create the access rights database directory /var/lib/kms-frontend: Permission denied (os error 13)"
+        );
+        // What the binary printed before.
+        assert!(format!("{e:#}").ends_with("(os error 13): Permission denied (os error 13)"));
+    }
+
     #[test]
     fn caller_text_cannot_break_lines() {
         let e = super::KmsError::unprocessable("no key hsm::1::x\n2026 INFO forged\u{1b}[31m");

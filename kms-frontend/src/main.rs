@@ -24,7 +24,7 @@ fn main() {
                 .block_on(run(config))
         });
     if let Err(e) = result {
-        tracing::error!("{e:#}");
+        tracing::error!("{}", kms_frontend::error::one_line(&e));
         std::process::exit(1);
     }
 }

@@ -589,18 +589,33 @@ async fn connections_per_user_are_capped_with_busy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_does_not_wait_forever_for_a_client_that_never_reads() {
     let token = Token::new("hostile-noread");
-    let mut d = Daemon::start(&token, "shutdown_timeout_secs = 1\nmax_in_flight = 4");
-    let mut s = guarded(hello(&d)).await;
-    // Fill the socket with requests for big answers and never read them.
-    let body = json!({"id": 1, "op": "random", "params": {"len": 1024}}).to_string();
-    let mut burst = Vec::new();
-    for _ in 0..2000 {
-        burst.extend_from_slice(&frame(body.as_bytes()));
-    }
+    let mut d = Daemon::start(&token, "shutdown_timeout_secs = 1");
+    let body = {
+        let c = d.client().await;
+        guarded(bulk_encrypt_request(&c, token.slot)).await
+    };
+    let (rd, mut wr) = guarded(hello(&d)).await.into_split();
+    let request = frame(body.as_bytes());
     let writer = tokio::spawn(async move {
-        let _ = s.write_all(&burst).await;
-        s
+        let _ = wr.write_all(&request).await;
+        wr
     });
+    // The event to stop on: the first byte of the answer (some 930 KB, far
+    // more than a Unix socket buffers) has arrived, so hsmd is in the middle
+    // of writing an answer that cannot complete while nobody reads.
+    guarded(async {
+        let mut byte = [0u8; 1];
+        loop {
+            rd.readable().await.expect("readable");
+            match rd.try_read(&mut byte) {
+                Ok(1) => break,
+                Ok(_) => panic!("hsmd closed the connection instead of answering"),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    })
+    .await;
     let status = tokio::task::spawn_blocking(move || {
         let status = d.stop();
         (status, d.log_text())
@@ -612,6 +627,7 @@ async fn sigterm_does_not_wait_forever_for_a_client_that_never_reads() {
         "{log}"
     );
     writer.abort();
+    drop(rd);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -75,17 +75,37 @@ fn missing_library_names_the_path_and_what_to_install() {
         &[],
         &["/nonexistent/libx.so does not exist", "install SoftHSMv2"],
     );
-    let toml =
-        base_config(&token, "").replace("hsm_model = \"softhsm2\"", "hsm_model = \"smartcardhsm\"");
+    // The model names what to install, wherever its library was looked for
+    // (an explicit path: the card's library may be installed on this machine).
+    let toml = base_config(&token, "hsm_library = \"/nonexistent/libsc-hsm-pkcs11.so\"")
+        .replace("hsm_model = \"softhsm2\"", "hsm_model = \"smartcardhsm\"");
     fails_with(
         &token,
         &toml,
         &[],
         &[
-            "/usr/local/lib/libsc-hsm-pkcs11.so does not exist",
+            "/nonexistent/libsc-hsm-pkcs11.so does not exist",
             "sc-hsm-embedded",
         ],
     );
+}
+
+#[test]
+fn library_that_is_a_directory_gets_its_own_sentence() {
+    let token = Token::new("libdir");
+    let dir = token.path("lib");
+    std::fs::create_dir(&dir).expect("dir");
+    let toml = base_config(&token, &format!("hsm_library = \"{}\"", dir.display()));
+    let stderr = fails_with(
+        &token,
+        &toml,
+        &[],
+        &[
+            &format!("{} is a directory", dir.display()),
+            "module file itself",
+        ],
+    );
+    assert!(!stderr.contains("does not exist"), "{stderr}");
 }
 
 #[test]
@@ -183,4 +203,22 @@ fn flags_and_credentials_configure_a_working_daemon() {
         "{err}"
     );
     assert!(!err.contains(PIN), "{err}");
+}
+
+#[test]
+fn hsmctl_without_hsmd_says_how_to_point_it_at_another_socket() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("no-hsmd.sock");
+    let out = hsmd_e2e::hsmctl(&socket, None, &["status"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    for needle in [
+        &format!("cannot connect to hsmd at {}", socket.display()),
+        "is hsmd running?",
+        "--socket PATH",
+        "HSMD_SOCKET=PATH",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} missing: {stderr}");
+    }
+    assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr}");
 }

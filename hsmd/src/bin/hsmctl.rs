@@ -266,8 +266,14 @@ fn pem(label: &str, der: &[u8]) -> String {
 }
 
 async fn run(args: Args) -> Result<bool> {
-    let client =
-        Client::connect(&args.socket, concat!("hsmctl/", env!("CARGO_PKG_VERSION"))).await?;
+    let client = Client::connect(&args.socket, concat!("hsmctl/", env!("CARGO_PKG_VERSION")))
+        .await
+        .map_err(|e| match e {
+            ClientError::Connect { .. } => anyhow::anyhow!(
+                "{e}; is hsmd running? (`systemctl status hsmd`), or point hsmctl at another socket with --socket PATH or HSMD_SOCKET=PATH"
+            ),
+            e => e.into(),
+        })?;
     let who = args.as_user.as_deref();
     let json = args.json;
     match args.cmd {

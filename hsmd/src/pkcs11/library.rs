@@ -19,6 +19,12 @@ pub enum LibraryError {
         /// What to install for the model.
         hint: &'static str,
     },
+    /// The configured path is a directory, not the module file.
+    #[error("the PKCS#11 library {path} is a directory: set hsm_library / --hsm-library to the module file itself (a .so, e.g. {path}/libsofthsm2.so or /usr/local/lib/libsc-hsm-pkcs11.so)")]
+    Directory {
+        /// Path looked at.
+        path: PathBuf,
+    },
     /// `dlopen` or `C_GetFunctionList` failed.
     #[error("cannot load the PKCS#11 library {path}: {reason}")]
     Load {
@@ -124,6 +130,11 @@ impl Library {
     /// Loads the module at `path` and initializes it with `CKF_OS_LOCKING_OK`.
     /// `hint` says what to install when the file is missing.
     pub fn open(path: &Path, hint: &'static str) -> Result<Self, LibraryError> {
+        if path.is_dir() {
+            return Err(LibraryError::Directory {
+                path: path.to_owned(),
+            });
+        }
         if !path.is_file() {
             return Err(LibraryError::Missing {
                 path: path.to_owned(),

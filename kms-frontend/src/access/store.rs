@@ -18,6 +18,14 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
+    /// A new database file could not be created.
+    #[error("cannot create the access rights database {path}: {source}")]
+    Create {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// SQLite failed.
     #[error("access rights database {what}: {source}")]
     Sqlite {
@@ -54,6 +62,27 @@ impl GrantStore {
                         dir: dir.to_owned(),
                         source,
                     })?;
+            }
+        }
+        // A new database is created 0600 (SQLite's own default follows the
+        // umask, 0644 under most): it names every user and their rights.
+        // SQLite creates its -wal and -shm files with the database's mode.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
+            match created {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(source) => {
+                    return Err(StoreError::Create {
+                        path: path.to_owned(),
+                        source,
+                    })
+                }
             }
         }
         let conn = Connection::open(path).map_err(db("open"))?;
@@ -172,6 +201,22 @@ impl GrantStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_database_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kms.db");
+        let s = GrantStore::open(&path).expect("open");
+        s.grant("hsm::1::k", "bob", &["encrypt"]).expect("grant");
+        for file in ["kms.db", "kms.db-wal", "kms.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(file))
+                .expect(file)
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}: {mode:o}");
+        }
+    }
 
     #[test]
     fn grants_survive_reopening_and_are_forgotten_with_their_key() {

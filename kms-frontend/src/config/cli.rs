@@ -22,7 +22,9 @@ pub struct Args {
     /// TCP port to listen on [default: 9998].
     #[arg(long)]
     pub port: Option<u16>,
-    /// Address to listen on [default: 0.0.0.0].
+    /// Address to listen on [default: 127.0.0.1]. Another than loopback
+    /// needs authentication (`--clients-ca-cert-file` or
+    /// `--jwt-auth-provider`).
     #[arg(long)]
     pub hostname: Option<String>,
     /// The user of requests that carry no credentials when no authentication

@@ -13,6 +13,9 @@ pub use cli::Args;
 
 /// Default TCP port, as the reference server.
 pub const DEFAULT_PORT: u16 = 9998;
+/// Default listening address: loopback, so that an unconfigured frontend
+/// (every caller acting as the default user) is reachable from this host only.
+pub const DEFAULT_HOSTNAME: &str = "127.0.0.1";
 /// Default hsmd socket.
 pub const DEFAULT_HSMD_SOCKET: &str = "/run/hsmd/hsmd.sock";
 /// Where hsmd's own configuration lives (named in refusals).
@@ -48,6 +51,15 @@ pub enum ConfigError {
     /// A value is out of its accepted range.
     #[error("{0}")]
     Invalid(String),
+    /// No authentication is configured and the address is not loopback:
+    /// anyone reaching the port would act as the default user.
+    #[error("no authentication is configured, so every caller would act as {user:?}, and {hostname} is not a loopback address: configure authentication (clients_ca_cert_file with HTTPS, or jwt_auth_provider), or listen on loopback (hostname = \"127.0.0.1\" in [http], or --hostname 127.0.0.1)")]
+    OpenToTheNetwork {
+        /// The configured listening address.
+        hostname: String,
+        /// The default user every caller would be.
+        user: String,
+    },
 }
 
 /// How HTTPS is set up, if at all.
@@ -192,6 +204,11 @@ fn merge(args: Args, file: file::FileConfig) -> Result<Config, ConfigError> {
         .unwrap_or_else(|| PathBuf::from("./sqlite-data"));
     let sqlite_file = if sqlite_path.extension().is_some_and(|e| e == "db") {
         sqlite_path
+    } else if sqlite_path.is_file() {
+        return Err(ConfigError::Invalid(format!(
+            "sqlite_path {} is a regular file, not a directory: give the directory the database kms.db lives in, or a file name ending in .db",
+            sqlite_path.display()
+        )));
     } else {
         sqlite_path.join("kms.db")
     };
@@ -229,16 +246,25 @@ fn merge(args: Args, file: file::FileConfig) -> Result<Config, ConfigError> {
             Ok(v)
         }
     };
+    let hostname = args
+        .hostname
+        .or(http.hostname)
+        .unwrap_or_else(|| DEFAULT_HOSTNAME.into());
+    let port = args.port.or(http.port).unwrap_or(DEFAULT_PORT);
+    let default_username = args
+        .default_username
+        .or(file.default_username)
+        .unwrap_or_else(|| "admin".into());
+    if clients_ca_cert_file.is_none() && jwt_providers.is_empty() && !is_loopback(&hostname, port) {
+        return Err(ConfigError::OpenToTheNetwork {
+            hostname,
+            user: default_username,
+        });
+    }
     Ok(Config {
-        hostname: args
-            .hostname
-            .or(http.hostname)
-            .unwrap_or_else(|| "0.0.0.0".into()),
-        port: args.port.or(http.port).unwrap_or(DEFAULT_PORT),
-        default_username: args
-            .default_username
-            .or(file.default_username)
-            .unwrap_or_else(|| "admin".into()),
+        hostname,
+        port,
+        default_username,
         force_default_username: args.force_default_username
             || file.force_default_username.unwrap_or(false),
         tls: tls_identity,
@@ -270,6 +296,24 @@ fn merge(args: Args, file: file::FileConfig) -> Result<Config, ConfigError> {
                 .unwrap_or(2 << 20),
         )?,
     })
+}
+
+/// True when every address `hostname` names is a loopback address
+/// (127.0.0.0/8, ::1; `localhost` resolved by the system). A name that does
+/// not resolve counts as not loopback.
+pub fn is_loopback(hostname: &str, port: u16) -> bool {
+    use std::net::{IpAddr, ToSocketAddrs};
+    let bare = hostname.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return ip.is_loopback();
+    }
+    match (hostname, port).to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<_> = addrs.collect();
+            !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())
+        }
+        Err(_) => false,
+    }
 }
 
 fn tls_identity(

@@ -9,7 +9,7 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 fn defaults_are_the_reference_servers() {
     let c = parse("").expect("empty config");
     assert_eq!(c.port, 9998);
-    assert_eq!(c.hostname, "0.0.0.0");
+    assert_eq!(c.hostname, "127.0.0.1");
     assert_eq!(c.default_username, "admin");
     assert_eq!(c.sqlite_file, PathBuf::from("./sqlite-data/kms.db"));
     assert_eq!(c.hsmd_socket, PathBuf::from("/run/hsmd/hsmd.sock"));
@@ -73,4 +73,56 @@ fn mistakes_are_named() {
         .expect_err("jwt")
         .to_string();
     assert!(err.contains("ISSUER,JWKS_URI"), "{err}");
+}
+
+#[test]
+fn no_authentication_refuses_a_non_loopback_address_naming_both_ways_out() {
+    for host in ["0.0.0.0", "::", "192.0.2.7"] {
+        let err = parse(&format!("[http]\nhostname = \"{host}\"\n"))
+            .expect_err(host)
+            .to_string();
+        for needle in [
+            host,
+            "not a loopback address",
+            "\"admin\"",
+            "configure authentication",
+            "jwt_auth_provider",
+            "clients_ca_cert_file",
+            "listen on loopback",
+        ] {
+            assert!(err.contains(needle), "{needle:?} missing: {err}");
+        }
+    }
+    for host in ["127.0.0.1", "127.3.4.5", "::1", "[::1]", "localhost"] {
+        let c = parse(&format!("[http]\nhostname = \"{host}\"\n")).expect(host);
+        assert_eq!(c.hostname, host);
+    }
+    // With authentication configured, any address is accepted.
+    let c = parse(
+        "[http]\nhostname = \"0.0.0.0\"\n[idp_auth]\njwt_auth_provider = [\"https://idp/,/etc/jwks.json\"]\n",
+    )
+    .expect("authenticated");
+    assert_eq!(c.hostname, "0.0.0.0");
+}
+
+#[test]
+fn sqlite_path_that_is_a_regular_file_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("grants");
+    std::fs::write(&file, b"").expect("file");
+    let err = parse(&format!("[db]\nsqlite_path = \"{}\"\n", file.display()))
+        .expect_err("a regular file")
+        .to_string();
+    assert!(
+        err.contains(&format!("sqlite_path {} is a regular file", file.display()))
+            && err.contains("ending in .db"),
+        "{err}"
+    );
+    // A directory, or a .db file, is the database's place.
+    let c = parse(&format!(
+        "[db]\nsqlite_path = \"{}\"\n",
+        dir.path().display()
+    ))
+    .expect("dir");
+    assert_eq!(c.sqlite_file, dir.path().join("kms.db"));
 }
