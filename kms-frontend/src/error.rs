@@ -116,6 +116,13 @@ impl KmsError {
     }
 }
 
+impl From<hsmd_protocol::UidError> for KmsError {
+    /// 422 naming the uid, what is wrong with it and the accepted form.
+    fn from(e: hsmd_protocol::UidError) -> Self {
+        Self::unprocessable(format!("{e}; this KMS holds HSM keys only"))
+    }
+}
+
 /// `text` with control characters (newline, NUL, ESC, ...) escaped as
 /// `\u{..}`: messages quote caller-chosen names, which must not forge log
 /// lines or terminal output.

@@ -13,4 +13,3 @@ pub mod http;
 pub mod kmip;
 pub mod logging;
 pub mod ttlv;
-pub mod uid;

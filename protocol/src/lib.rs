@@ -15,12 +15,14 @@ pub mod codec;
 pub mod error;
 pub mod message;
 pub mod ops;
+pub mod uid;
 
 pub use client::{Client, ClientError};
 pub use codec::{frame_codec, DEFAULT_MAX_FRAME_LEN};
 pub use error::{ErrorBody, ErrorCode};
 pub use message::{ClientHello, Request, RequestDecodeError, Response, ServerHello};
 pub use ops::*;
+pub use uid::{KeyUid, Label, UidError};
 
 /// The protocol version this crate speaks (PROTOCOL.md "hsmd wire protocol, version 1").
 pub const PROTOCOL_VERSION: u32 = 1;

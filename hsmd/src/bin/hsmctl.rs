@@ -105,12 +105,16 @@ enum Cmd {
         kind: Option<KindArg>,
     },
     /// Show one key.
-    Key { uid: String },
+    Key {
+        #[arg(value_parser = uid_arg)]
+        uid: String,
+    },
     /// Create a key (hsm_admin only).
     #[command(subcommand)]
     Create(CreateCmd),
     /// Encrypt; data from --data (UTF-8) or --data-b64, else stdin.
     Encrypt {
+        #[arg(value_parser = uid_arg)]
         uid: String,
         /// aes_gcm, aes_cbc_pad, rsa_oaep_sha256, rsa_oaep_sha1, rsa_pkcs1v15.
         #[arg(long, default_value = "aes_gcm")]
@@ -126,6 +130,7 @@ enum Cmd {
     },
     /// Decrypt; prints the plaintext (raw bytes unless --json).
     Decrypt {
+        #[arg(value_parser = uid_arg)]
         uid: String,
         #[arg(long, default_value = "aes_gcm")]
         algorithm: String,
@@ -140,6 +145,7 @@ enum Cmd {
     },
     /// Sign; data from --data (UTF-8) or --data-b64, else stdin.
     Sign {
+        #[arg(value_parser = uid_arg)]
         uid: String,
         /// rsa_pkcs1v15_sha256|384|512, rsa_pss_sha256|384|512, ecdsa_sha256|384|512.
         #[arg(long)]
@@ -151,6 +157,7 @@ enum Cmd {
     },
     /// Verify a signature; exit 0 when valid, 1 when not.
     Verify {
+        #[arg(value_parser = uid_arg)]
         uid: String,
         #[arg(long)]
         algorithm: String,
@@ -162,7 +169,10 @@ enum Cmd {
         signature_b64: String,
     },
     /// Export a key: PEM for public keys, base64 otherwise.
-    Export { uid: String },
+    Export {
+        #[arg(value_parser = uid_arg)]
+        uid: String,
+    },
     /// Random bytes from the token, base64.
     Random {
         #[arg(default_value_t = 32)]
@@ -171,7 +181,10 @@ enum Cmd {
         slot: Option<u64>,
     },
     /// Destroy a key (hsm_admin only).
-    Destroy { uid: String },
+    Destroy {
+        #[arg(value_parser = uid_arg)]
+        uid: String,
+    },
 }
 
 fn b64(s: &str, what: &str) -> Result<Vec<u8>> {
@@ -220,6 +233,25 @@ fn curve(c: CurveArg) -> Curve {
     }
 }
 
+/// A key uid argument, checked as hsmd checks it (docs/protocol.md "Keys").
+fn uid_arg(text: &str) -> Result<String, UidError> {
+    KeyUid::parse(text).map(|u| u.to_string())
+}
+
+/// Text from hsmd made safe for a terminal: control and invisible
+/// formatting characters are shown escaped (`\u{1b}`), never raw.
+fn shown(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if hsmd_protocol::uid::needs_escape(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn print_json<T: Serialize>(v: &T) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
@@ -246,7 +278,7 @@ fn key_line(k: &KeyInfo) -> String {
     let usages: Vec<String> = k.usages.iter().map(wire_name).collect();
     format!(
         "{:<40} {:<12} {:<10} {:<16} {}",
-        k.uid,
+        shown(&k.uid),
         wire_name(&k.kind),
         size,
         flags,
@@ -282,16 +314,19 @@ async fn run(args: Args) -> Result<bool> {
             if json {
                 return print_json(&s).map(|_| true);
             }
-            println!("model    {}", s.model);
+            println!("model    {}", shown(&s.model));
             println!(
                 "library  {} ({} {}, version {})",
-                s.library.path, s.library.manufacturer, s.library.description, s.library.version
+                shown(&s.library.path),
+                shown(&s.library.manufacturer),
+                shown(&s.library.description),
+                shown(&s.library.version)
             );
             for slot in s.slots {
                 println!(
                     "slot {}: state={} token {:?} serial {:?} present={} logged_in={} pin_count_low={} pin_final_try={} pin_locked={} ({} mechanisms){}",
                     slot.slot, slot.state, slot.token_label, slot.serial, slot.present, slot.logged_in, slot.pin_count_low, slot.pin_final_try, slot.pin_locked, slot.mechanisms.len(),
-                    slot.last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+                    slot.last_error.as_deref().map(|e| format!("; last error: {}", shown(e))).unwrap_or_default()
                 );
             }
         }
@@ -302,7 +337,9 @@ async fn run(args: Args) -> Result<bool> {
             }
             println!(
                 "server {} (protocol {}), model {}",
-                h.server, h.version, h.model
+                shown(&h.server),
+                h.version,
+                shown(&h.model)
             );
             println!(
                 "slots  {}",
@@ -312,10 +349,10 @@ async fn run(args: Args) -> Result<bool> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            println!("admins {}", h.admins.join(", "));
+            println!("admins {}", shown(&h.admins.join(", ")));
             println!(
                 "you    {}{}",
-                h.identity,
+                shown(&h.identity),
                 if h.may_act_as_others {
                     " (frontend)"
                 } else {
@@ -530,7 +567,7 @@ async fn run(args: Args) -> Result<bool> {
             if json {
                 return print_json(&r).map(|_| true);
             }
-            println!("destroyed {}", r.uid);
+            println!("destroyed {}", shown(&r.uid));
         }
     }
     Ok(true)
@@ -556,8 +593,8 @@ fn main() -> ExitCode {
                 ClientError::Server(b) | ClientError::Refused(b) => Some(b.clone()),
                 _ => None,
             }) {
-                Some(body) => eprintln!("hsmctl: {}: {}", body.code, body.message),
-                None => eprintln!("hsmctl: {e:#}"),
+                Some(body) => eprintln!("hsmctl: {}: {}", body.code, shown(&body.message)),
+                None => eprintln!("hsmctl: {}", shown(&format!("{e:#}"))),
             }
             ExitCode::FAILURE
         }

@@ -7,13 +7,13 @@
 use super::error::OpError;
 use super::keys::{resolve_cached, KeyCache, Want};
 use super::mechanisms::Mechanisms;
-use super::uid::KeyUid;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::KeyType;
 use cryptoki::session::Session;
 use hsmd_protocol::b64::SecretBytes;
+use hsmd_protocol::uid::KeyUid;
 use hsmd_protocol::{
     Decrypt, DecryptResult, Encrypt, EncryptResult, EncryptionAlgorithm, ErrorCode,
 };
@@ -188,7 +188,7 @@ fn check_rsa(key_type: KeyType, uid: &KeyUid, a: EncryptionAlgorithm) -> Result<
     if key_type != KeyType::RSA {
         return Err(bad(format!(
             "key {} is not an RSA key; {} needs one",
-            KeyUid::format(uid.slot, &uid.label),
+            uid,
             alg_name(a)
         )));
     }

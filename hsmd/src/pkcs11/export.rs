@@ -4,10 +4,10 @@
 
 use super::error::OpError;
 use super::keys::{curve_of, resolve, KeyObject, Want};
-use super::uid::{KeyUid, PUBLIC_SUFFIX};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
 use cryptoki::session::Session;
 use hsmd_protocol::b64::SecretBytes;
+use hsmd_protocol::uid::KeyUid;
 use hsmd_protocol::{Curve, ErrorCode, ExportFormat, ExportResult};
 use p256::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use rsa::BigUint;
@@ -30,7 +30,7 @@ fn encoding_failed(what: &str, e: impl std::fmt::Display) -> OpError {
 /// public key to export instead, for a private key), `not_found`, PKCS#11 failures.
 pub fn export(s: &Session, uid: &KeyUid) -> Result<ExportResult, OpError> {
     let key = resolve(s, uid, Want::Any)?;
-    let full = KeyUid::format(uid.slot, &uid.label);
+    let full = uid.to_string();
     let (format, data) = if key.class == ObjectClass::PUBLIC_KEY {
         (ExportFormat::SpkiDer, public_spki(s, &key)?)
     } else {
@@ -48,13 +48,11 @@ pub fn export(s: &Session, uid: &KeyUid) -> Result<ExportResult, OpError> {
             }
         }
         if sensitive || !extractable {
-            let hint = if key.class == ObjectClass::PRIVATE_KEY {
-                format!(
-                    "; export its public key hsm::{}::{}{PUBLIC_SUFFIX} instead",
-                    uid.slot, uid.label
-                )
-            } else {
-                String::new()
+            let hint = match uid.public_key() {
+                Ok(pk) if key.class == ObjectClass::PRIVATE_KEY => {
+                    format!("; export its public key {pk} instead")
+                }
+                _ => String::new(),
             };
             return Err(OpError::new(
                 ErrorCode::Forbidden,

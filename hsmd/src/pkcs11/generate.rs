@@ -5,10 +5,10 @@
 use super::error::OpError;
 use super::keys::{curve_params, find_by_label, identity_attrs, key_info, secret_attrs, KeyObject};
 use super::mechanisms::Mechanisms;
-use super::uid::{check_label, KeyUid, PUBLIC_SUFFIX};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
+use hsmd_protocol::uid::{KeyUid, Label};
 use hsmd_protocol::{
     ErrorCode, GenerateKey, GenerateKeyPair, KeyInfo, KeyPairAlgorithm, KeyPairResult, KeyRef,
     Usage,
@@ -53,20 +53,25 @@ fn bad(msg: String) -> OpError {
     OpError::new(ErrorCode::BadRequest, msg)
 }
 
-fn label_ok(label: &str) -> Result<(), OpError> {
-    check_label(label).map_err(|e| bad(format!("label: {e}")))
+/// The label of a new key: the text form of docs/protocol.md "Keys", and
+/// printable (no control characters).
+fn label_ok(label: &str) -> Result<Label, OpError> {
+    Label::parse(label)
+        .and_then(Label::require_printable)
+        .map_err(|e| bad(e.to_string()))
 }
 
 /// Refuses when any key object already carries `label`.
-fn ensure_free(s: &Session, slot: u64, label: &str) -> Result<(), OpError> {
-    if find_by_label(s, label)?.is_empty() {
+fn ensure_free(s: &Session, slot: u64, label: &Label) -> Result<(), OpError> {
+    if find_by_label(s, label.as_bytes())?.is_empty() {
         Ok(())
     } else {
         Err(OpError::new(
             ErrorCode::AlreadyExists,
             format!(
-                "a key labelled {label:?} already exists in slot {slot} ({}); choose another label or destroy it first",
-                KeyUid::format(slot, label)
+                "a key labelled {:?} already exists in slot {slot} ({}); choose another label or destroy it first",
+                label.as_str(),
+                KeyUid::new(slot, label.clone())
             ),
         ))
     }
@@ -101,7 +106,7 @@ fn describe(
 /// Errors: `bad_request` (label, bits), `already_exists`, `unsupported`,
 /// PKCS#11 failures.
 pub fn generate_key(s: &Session, mechs: &Mechanisms, p: &GenerateKey) -> Result<KeyInfo, OpError> {
-    label_ok(&p.label)?;
+    let label = label_ok(&p.label)?;
     if !AES_BITS.contains(&p.bits) {
         return Err(bad(format!(
             "bits: AES keys are 128, 192 or 256 bits, got {}",
@@ -110,8 +115,8 @@ pub fn generate_key(s: &Session, mechs: &Mechanisms, p: &GenerateKey) -> Result<
     }
     mechs.require(MechanismType::AES_KEY_GEN, "aes key generation")?;
     mechs.require_key_bits(MechanismType::AES_KEY_GEN, p.bits, "an AES key")?;
-    ensure_free(s, p.slot, &p.label)?;
-    let mut template = secret_attrs(&p.label, p.extractable);
+    ensure_free(s, p.slot, &label)?;
+    let mut template = secret_attrs(&label, p.extractable);
     template.extend([
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(KeyType::AES),
@@ -135,11 +140,10 @@ pub fn generate_key_pair(
     mechs: &Mechanisms,
     p: &GenerateKeyPair,
 ) -> Result<KeyPairResult, OpError> {
-    label_ok(&p.label)?;
-    let pk_label = format!("{}{PUBLIC_SUFFIX}", p.label);
-    label_ok(&pk_label)?;
+    let label = label_ok(&p.label)?;
+    let pk_label = label.public_key().map_err(|e| bad(e.to_string()))?;
     let mut public = identity_attrs(&pk_label);
-    let mut private = secret_attrs(&p.label, p.extractable);
+    let mut private = secret_attrs(&label, p.extractable);
     let (mechanism, key_type) = match p.algorithm {
         KeyPairAlgorithm::Rsa => {
             if p.curve.is_some() {
@@ -190,7 +194,7 @@ pub fn generate_key_pair(
             (Mechanism::EccKeyPairGen, KeyType::EC)
         }
     };
-    ensure_free(s, p.slot, &p.label)?;
+    ensure_free(s, p.slot, &label)?;
     ensure_free(s, p.slot, &pk_label)?;
     let (pub_handle, priv_handle) = s.generate_key_pair(&mechanism, &public, &private)?;
     Ok(KeyPairResult {
@@ -203,8 +207,8 @@ pub fn generate_key_pair(
 ///
 /// Errors: `not_found` when there is none, PKCS#11 failures.
 pub fn destroy(s: &Session, uid: &KeyUid) -> Result<KeyRef, OpError> {
-    let found = find_by_label(s, &uid.label)?;
-    let full = KeyUid::format(uid.slot, &uid.label);
+    let found = find_by_label(s, uid.label.as_bytes())?;
+    let full = uid.to_string();
     if found.is_empty() {
         return Err(OpError::new(
             ErrorCode::NotFound,

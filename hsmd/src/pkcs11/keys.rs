@@ -3,10 +3,10 @@
 //! 4.7-4.9 for the key attributes, 2.3 for EC parameters).
 
 use super::error::OpError;
-use super::uid::{KeyUid, PUBLIC_SUFFIX};
 use cryptoki::error::RvError;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
+use hsmd_protocol::uid::{KeyUid, Label};
 use hsmd_protocol::{Curve, ErrorCode, KeyInfo, KeyKind, Usage};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -73,11 +73,8 @@ pub fn find_all(session: &Session, template: &[Attribute]) -> Result<Vec<ObjectH
 }
 
 /// Every token key object whose `CKA_LABEL` is `label`.
-pub fn find_by_label(session: &Session, label: &str) -> Result<Vec<KeyObject>, OpError> {
-    let template = [
-        Attribute::Token(true),
-        Attribute::Label(label.as_bytes().to_vec()),
-    ];
+pub fn find_by_label(session: &Session, label: &[u8]) -> Result<Vec<KeyObject>, OpError> {
+    let template = [Attribute::Token(true), Attribute::Label(label.to_vec())];
     let mut out = Vec::new();
     for handle in find_all(session, &template)? {
         if let Some(obj) = describe_handle(session, handle)? {
@@ -147,12 +144,12 @@ pub fn resolve_cached(
 fn resolve_by(
     uid: &KeyUid,
     want: Want,
-    mut find: impl FnMut(&str) -> Result<Arc<[KeyObject]>, OpError>,
+    mut find: impl FnMut(&[u8]) -> Result<Arc<[KeyObject]>, OpError>,
 ) -> Result<KeyObject, OpError> {
-    let found = find(&uid.label)?;
+    let found = find(uid.label.as_bytes())?;
     let pick = |class: ObjectClass| found.iter().copied().find(|k| k.class == class);
     // Formatted only for an error: this runs on every hot operation.
-    let full = || KeyUid::format(uid.slot, &uid.label);
+    let full = || uid.to_string();
     let not_found = || {
         OpError::new(
             ErrorCode::NotFound,
@@ -186,12 +183,10 @@ fn resolve_by(
                 return Ok(k);
             }
             if pick(ObjectClass::PRIVATE_KEY).is_some() {
-                let pk_label = format!("{}{PUBLIC_SUFFIX}", uid.label);
-                let pk = KeyUid {
-                    slot: uid.slot,
-                    label: pk_label,
-                };
-                return find(&pk.label)?
+                let pk = uid
+                    .public_key()
+                    .map_err(|e| OpError::new(ErrorCode::NotFound, e.to_string()))?;
+                return find(pk.label.as_bytes())?
                     .iter()
                     .copied()
                     .find(|k| k.class == ObjectClass::PUBLIC_KEY)
@@ -201,7 +196,7 @@ fn resolve_by(
                             format!(
                                 "key {} is a private key and its public key {} is not on the token",
                                 full(),
-                                KeyUid::format(uid.slot, &pk.label)
+                                pk
                             ),
                         )
                     });
@@ -239,7 +234,7 @@ pub struct KeyCache {
 
 #[derive(Debug, Default)]
 struct CacheInner {
-    labels: HashMap<String, Arc<[KeyObject]>>,
+    labels: HashMap<Vec<u8>, Arc<[KeyObject]>>,
     curves: HashMap<u64, Option<Curve>>,
 }
 
@@ -250,7 +245,7 @@ impl KeyCache {
 
     /// The key objects labelled `label`: from the cache, else from the
     /// token (and remembered when there is at least one).
-    pub fn find(&self, session: &Session, label: &str) -> Result<Arc<[KeyObject]>, OpError> {
+    pub fn find(&self, session: &Session, label: &[u8]) -> Result<Arc<[KeyObject]>, OpError> {
         if let Some(found) = self.lock().labels.get(label) {
             return Ok(found.clone());
         }
@@ -260,7 +255,7 @@ impl KeyCache {
             if inner.labels.len() >= CACHE_MAX_LABELS {
                 inner.labels.clear();
             }
-            inner.labels.insert(label.to_owned(), found.clone());
+            inner.labels.insert(label.to_vec(), found.clone());
         }
         Ok(found)
     }
@@ -335,7 +330,7 @@ pub fn key_info(session: &Session, slot: u64, obj: &KeyObject) -> Result<Option<
             AttributeType::Derive,
         ],
     )?;
-    let mut label = String::new();
+    let mut label = Label::from_bytes(&[]);
     let mut bits = 0u32;
     let mut curve = None;
     let mut sensitive = false;
@@ -343,7 +338,7 @@ pub fn key_info(session: &Session, slot: u64, obj: &KeyObject) -> Result<Option<
     let mut usages = Vec::new();
     for a in attrs {
         match a {
-            Attribute::Label(l) => label = String::from_utf8_lossy(&l).into_owned(),
+            Attribute::Label(l) => label = Label::from_bytes(&l),
             Attribute::ValueLen(n) => bits = u32::try_from(u64::from(n) * 8).unwrap_or(u32::MAX),
             Attribute::Modulus(m) => {
                 let significant = m.iter().skip_while(|b| **b == 0).count();
@@ -366,9 +361,9 @@ pub fn key_info(session: &Session, slot: u64, obj: &KeyObject) -> Result<Option<
         }
     }
     Ok(Some(KeyInfo {
-        uid: KeyUid::format(slot, &label),
+        uid: KeyUid::new(slot, label.clone()).to_string(),
         slot,
-        label,
+        label: label.as_str().to_owned(),
         kind,
         bits,
         curve,
@@ -401,7 +396,7 @@ pub fn list(session: &Session, slot: u64) -> Result<Vec<KeyInfo>, OpError> {
 
 /// Attributes common to every new key: a token object, `CKA_LABEL` = `CKA_ID`
 /// = the label.
-pub fn identity_attrs(label: &str) -> Vec<Attribute> {
+pub fn identity_attrs(label: &Label) -> Vec<Attribute> {
     vec![
         Attribute::Token(true),
         Attribute::Label(label.as_bytes().to_vec()),
@@ -412,7 +407,7 @@ pub fn identity_attrs(label: &str) -> Vec<Attribute> {
 /// Attributes of a new private or secret key: private object, sensitive and
 /// non-extractable unless `extractable` (then extractable and not sensitive,
 /// so the value can be exported).
-pub fn secret_attrs(label: &str, extractable: bool) -> Vec<Attribute> {
+pub fn secret_attrs(label: &Label, extractable: bool) -> Vec<Attribute> {
     let mut t = identity_attrs(label);
     t.extend([
         Attribute::Private(true),

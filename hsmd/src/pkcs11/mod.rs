@@ -15,4 +15,3 @@ pub mod profile;
 pub mod signature;
 pub mod slot;
 pub mod status;
-pub mod uid;

@@ -9,12 +9,12 @@ use super::ecdsa;
 use super::error::OpError;
 use super::keys::{resolve_cached, KeyCache, KeyObject, Want};
 use super::mechanisms::Mechanisms;
-use super::uid::KeyUid;
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::rsa::PkcsPssParams;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::KeyType;
 use cryptoki::session::Session;
+use hsmd_protocol::uid::KeyUid;
 use hsmd_protocol::{Curve, ErrorCode, Sign, SignResult, SignatureAlgorithm, Verify, VerifyResult};
 
 #[derive(Clone, Copy)]
@@ -61,10 +61,7 @@ fn prepare(
     let wrong_type = |need: &str| {
         OpError::new(
             ErrorCode::BadRequest,
-            format!(
-                "key {} is not an {need} key; {name} needs one",
-                KeyUid::format(uid.slot, &uid.label)
-            ),
+            format!("key {} is not an {need} key; {name} needs one", uid),
         )
     };
     match family {
@@ -102,7 +99,7 @@ fn key_curve(
             ErrorCode::Unsupported,
             format!(
                 "key {} is on a curve hsmd does not serve; p256, p384 and p521 are served",
-                KeyUid::format(uid.slot, &uid.label)
+                uid
             ),
         )
     })

@@ -6,12 +6,12 @@ use super::peer::{Peer, Policy};
 use crate::pkcs11::error::OpError;
 use crate::pkcs11::slot::SlotContext;
 use crate::pkcs11::slot::SlotHandle;
-use crate::pkcs11::uid::KeyUid;
 use crate::pkcs11::{cipher, export, generate, keys, signature, status};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use cryptoki::session::Session;
 use hsmd_protocol::message::Operation;
+use hsmd_protocol::KeyUid;
 use hsmd_protocol::{
     DecryptResult, EncryptResult, ErrorBody, ErrorCode, LibraryInfo, ListKeysResult, RandomResult,
     Request, Response, SignResult, StatusResult, VerifyResult, MAX_RANDOM_LEN,
@@ -279,10 +279,7 @@ async fn execute(
                 keys::key_info(s, ctx.id, &obj)?.ok_or_else(|| {
                     ErrorBody::new(
                         ErrorCode::Unsupported,
-                        format!(
-                            "key {} is of a type hsmd does not serve",
-                            KeyUid::format(uid.slot, &uid.label)
-                        ),
+                        format!("key {} is of a type hsmd does not serve", uid),
                     )
                     .into()
                 })
@@ -423,7 +420,7 @@ fn audit(peer: &Peer, acting: &str, op: &str, uid: Option<&str>, result: Result<
     };
     let uid = clip(uid.unwrap_or("-"));
     let acting = &clip(acting);
-    let slot = crate::pkcs11::uid::KeyUid::parse(&uid).ok().map(|u| u.slot);
+    let slot = hsmd_protocol::KeyUid::parse(&uid).ok().map(|u| u.slot);
     match result {
         Ok(()) => tracing::info!(
             slot,

@@ -9,10 +9,10 @@ use crate::auth::User;
 use crate::error::KmsError;
 use crate::http::{json, read_body, AppState};
 use crate::kmip::attributes;
-use crate::uid;
 use axum::body::Body;
 use axum::extract::{Extension, Path, State};
 use axum::Json;
+use hsmd_protocol::KeyUid;
 use hsmd_protocol::{GetKey, KeyRef, ListKeys};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -49,7 +49,7 @@ async fn require_owner(state: &AppState, user: &str, uid: &str) -> Result<(), Km
 
 /// Checks `uid` names an existing HSM key (as `user` sees it in hsmd).
 async fn existing(state: &AppState, user: &str, uid: &str) -> Result<(), KmsError> {
-    uid::parse(uid)?;
+    KeyUid::parse(uid)?;
     state
         .hsmd
         .call(
@@ -89,7 +89,7 @@ pub async fn revoke(
     raw: Body,
 ) -> Result<Json<Value>, KmsError> {
     let b = access_body(&state, raw).await?;
-    uid::parse(&b.unique_identifier)?;
+    KeyUid::parse(&b.unique_identifier)?;
     let mut ops = policy::grantable(&b.operation_types)?;
     policy::grantee(&b.user_id)?;
     require_owner(&state, &user, &b.unique_identifier).await?;
@@ -115,7 +115,7 @@ pub async fn list(
     Extension(User(user)): Extension<User>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, KmsError> {
-    uid::parse(&id)?;
+    KeyUid::parse(&id)?;
     require_owner(&state, &user, &id).await?;
     let rows = state.grants.by_key(&id).map_err(KmsError::internal)?;
     Ok(Json(Value::Array(

@@ -128,7 +128,7 @@ pub async fn key_info(
     need: Need,
     what: &str,
 ) -> Result<KeyInfo, KmsError> {
-    crate::uid::parse(uid)?;
+    hsmd_protocol::KeyUid::parse(uid)?;
     ctx.check(uid, need).await?;
     ctx.state
         .hsmd

@@ -6,8 +6,9 @@
 use super::Ctx;
 use crate::error::KmsError;
 use crate::ttlv::Ttlv;
-use crate::uid;
-use hsmd_protocol::{Curve, GenerateKey, GenerateKeyPair, KeyPairAlgorithm, SecretKeyAlgorithm};
+use hsmd_protocol::{
+    Curve, GenerateKey, GenerateKeyPair, KeyPairAlgorithm, KeyUid, SecretKeyAlgorithm,
+};
 
 /// Looks `tag` up in the first of `layers` (most specific first) that has it.
 fn first<'a, T>(
@@ -69,13 +70,13 @@ async fn require_admin(ctx: &Ctx<'_>, what: &str) -> Result<(), KmsError> {
     )))
 }
 
-fn uid_required(uid: Option<&str>, op: &str) -> Result<uid::HsmUid, KmsError> {
+fn uid_required(uid: Option<&str>, op: &str) -> Result<KeyUid, KmsError> {
     let uid = uid.ok_or_else(|| {
         KmsError::unprocessable(format!(
             "{op}: give the new key a UniqueIdentifier hsm::<slot>::<label>: this KMS holds HSM keys only"
         ))
     })?;
-    uid::parse(uid)
+    Ok(KeyUid::parse(uid)?)
 }
 
 /// KMIP Create of an AES key.
@@ -125,7 +126,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
             &format!("Create {uid_text}"),
             &GenerateKey {
                 slot: target.slot,
-                label: target.label,
+                label: target.label.as_str().to_owned(),
                 algorithm: SecretKeyAlgorithm::Aes,
                 bits,
                 extractable,
@@ -170,10 +171,11 @@ pub async fn create_key_pair(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError
         .transpose()?
         .flatten()
     {
-        if p != uid::public_of(uid_text) {
+        let expected = target.public_key()?.to_string();
+        if p != expected {
             return Err(KmsError::unprocessable(format!(
                 "CreateKeyPair: the public key is always named after the private key ({}), not {p}",
-                uid::public_of(uid_text)
+                expected
             )));
         }
     }
@@ -192,7 +194,7 @@ pub async fn create_key_pair(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError
             };
             GenerateKeyPair {
                 slot: target.slot,
-                label: target.label,
+                label: target.label.as_str().to_owned(),
                 algorithm: KeyPairAlgorithm::Rsa,
                 bits: Some(bits),
                 curve: None,
@@ -201,7 +203,7 @@ pub async fn create_key_pair(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError
         }
         Some("EC" | "ECDSA") => GenerateKeyPair {
             slot: target.slot,
-            label: target.label,
+            label: target.label.as_str().to_owned(),
             algorithm: KeyPairAlgorithm::Ec,
             bits: None,
             curve: Some(curve(&layers, length)?),

@@ -244,7 +244,7 @@ async fn prepare<'a>(
         )?;
     }
     let p = Params::of(req)?;
-    crate::uid::parse(uid)?;
+    hsmd_protocol::KeyUid::parse(uid)?;
     let kind = kind_if_needed(ctx, uid, need, &p, &req.tag).await?;
     Ok((uid, p, kind))
 }

@@ -6,8 +6,7 @@
 use super::{attributes, Ctx};
 use crate::error::KmsError;
 use crate::ttlv::Ttlv;
-use crate::uid;
-use hsmd_protocol::{Destroy, ErrorCode, GetKey, KeyKind, KeyRef};
+use hsmd_protocol::{Destroy, ErrorCode, GetKey, KeyKind, KeyRef, KeyUid};
 
 /// KMIP Destroy.
 ///
@@ -15,7 +14,7 @@ use hsmd_protocol::{Destroy, ErrorCode, GetKey, KeyKind, KeyRef};
 pub async fn destroy(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     let id = super::required_uid(req)?;
     super::allow_only(req, &["UniqueIdentifier", "Cascade", "ExpectedObjectType"])?;
-    uid::parse(id)?;
+    KeyUid::parse(id)?;
     if !ctx.is_admin().await? {
         return Err(KmsError::admin_only(format!(
             "Access denied: Only HSM admins can destroy HSM key `{id}`: {} is not an hsm_admin of hsmd",
@@ -60,7 +59,7 @@ pub async fn destroy(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
 /// destroyed: `id` + `_pk`, when it exists and is a public key (an AES key
 /// that merely carries that name is left alone).
 async fn cascade_public(ctx: &Ctx<'_>, id: &str) -> Result<(), KmsError> {
-    let public = uid::public_of(id);
+    let public = KeyUid::parse(id)?.public_key()?.to_string();
     let what = format!("Destroy (cascade) {public}");
     let hsmd = &ctx.state.hsmd;
     let info = match hsmd
