@@ -101,7 +101,7 @@ fn describe(
     })
 }
 
-/// Creates an AES key. The caller holds the slot's creation lock.
+/// Creates an AES key. The caller holds the slot's [`KeyCache::changing`](super::keys::KeyCache::changing) guard.
 ///
 /// Errors: `bad_request` (label, bits), `already_exists`, `unsupported`,
 /// PKCS#11 failures.
@@ -131,7 +131,7 @@ pub fn generate_key(s: &Session, mechs: &Mechanisms, p: &GenerateKey) -> Result<
 }
 
 /// Creates a key pair: private `label`, public `label_pk`. The caller holds
-/// the slot's creation lock.
+/// the slot's [`KeyCache::changing`](super::keys::KeyCache::changing) guard.
 ///
 /// Errors: `bad_request` (label, bits or curve missing or not accepted),
 /// `already_exists` (either label taken), `unsupported`, PKCS#11 failures.
@@ -203,7 +203,8 @@ pub fn generate_key_pair(
     })
 }
 
-/// Destroys every key object labelled `uid.label`.
+/// Destroys every key object labelled `uid.label`. The caller holds the
+/// slot's [`KeyCache::changing`](super::keys::KeyCache::changing) guard.
 ///
 /// Errors: `not_found` when there is none, PKCS#11 failures.
 pub fn destroy(s: &Session, uid: &KeyUid) -> Result<KeyRef, OpError> {

@@ -9,7 +9,7 @@ use cryptoki::session::Session;
 use hsmd_protocol::uid::{KeyUid, Label};
 use hsmd_protocol::{Curve, ErrorCode, KeyInfo, KeyKind, Usage};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// DER of the curve OIDs as `CKA_EC_PARAMS` holds them (namedCurve).
 const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -227,9 +227,22 @@ const CACHE_MAX_LABELS: usize = 4096;
 /// destroys a key; and a handle made stale by another application
 /// (`CKR_OBJECT_HANDLE_INVALID`, `CKR_KEY_HANDLE_INVALID`) clears it and
 /// the operation is retried once on a fresh lookup ([`KeyCache::retry_stale`]).
+///
+/// It also orders the slot's lookups against its creations and
+/// destructions: a lookup ([`KeyCache::looking_up`]) never runs while a key
+/// is being created or destroyed ([`KeyCache::changing`]). SoftHSMv2's file
+/// object store needs this: `C_GenerateKey` writes the new object's file
+/// before it enters it in the token's list, and a `C_FindObjectsInit` on
+/// another session that rescans the directory in between takes the
+/// half-written file for a second object and invalidates or corrupts the
+/// first, which makes the creation fail with `CKR_GENERAL_ERROR` (or
+/// `CKR_FUNCTION_FAILED`, `CKR_TEMPLATE_INCONSISTENT`) and the lookup read a
+/// half-made object (docs/reliability.md "Errors under load"). Operations on a handle
+/// already found (the hot operations on a cached key) do not wait.
 #[derive(Debug, Default)]
 pub struct KeyCache {
     inner: Mutex<CacheInner>,
+    store: RwLock<()>,
 }
 
 #[derive(Debug, Default)]
@@ -243,12 +256,32 @@ impl KeyCache {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Shared use of the token's object list, for a lookup
+    /// (`C_FindObjects*` and reading what it found): waits while a key is
+    /// being created or destroyed. Never taken twice on one thread, nor
+    /// while [`KeyCache::changing`] is held.
+    pub fn looking_up(&self) -> RwLockReadGuard<'_, ()> {
+        self.store.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Exclusive use of the token's object list, for creating or destroying
+    /// a key (and the "label is free" check before): waits for running
+    /// lookups, keeps new ones out until dropped, and forgets the cache.
+    pub fn changing(&self) -> RwLockWriteGuard<'_, ()> {
+        let guard = self.store.write().unwrap_or_else(|p| p.into_inner());
+        self.clear();
+        guard
+    }
+
     /// The key objects labelled `label`: from the cache, else from the
     /// token (and remembered when there is at least one).
     pub fn find(&self, session: &Session, label: &[u8]) -> Result<Arc<[KeyObject]>, OpError> {
         if let Some(found) = self.lock().labels.get(label) {
             return Ok(found.clone());
         }
+        // Held until the result is cached, so a destruction cannot clear the
+        // cache between the lookup and the insertion.
+        let _store = self.looking_up();
         let found: Arc<[KeyObject]> = find_by_label(session, label)?.into();
         if !found.is_empty() {
             let mut inner = self.lock();

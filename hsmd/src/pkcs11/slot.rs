@@ -64,9 +64,10 @@ pub struct SlotContext {
     pub login: Login,
     /// Mechanisms the token offered at start-up.
     pub mechanisms: Mechanisms,
-    /// Serializes key creation so that "label is free" and "create" are atomic.
-    pub create_lock: Mutex<()>,
-    /// Key objects the hot operations looked up (cleared on create and destroy).
+    /// Key objects the hot operations looked up (cleared on create and
+    /// destroy), and the lock that orders lookups against creations and
+    /// destructions ([`KeyCache::changing`] also makes "label is free" and
+    /// "create" atomic).
     pub keys: KeyCache,
     /// The slot's state and the last failure that set it.
     health: Mutex<(SlotState, Option<String>)>,
@@ -395,7 +396,6 @@ impl OpenSlot {
             pkcs11: lib.pkcs11.clone(),
             login: Login::new(id, pin),
             mechanisms,
-            create_lock: Mutex::new(()),
             keys: KeyCache::default(),
             health: Mutex::new((SlotState::Ready, None)),
             ready: AtomicBool::new(true),

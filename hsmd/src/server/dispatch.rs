@@ -260,8 +260,11 @@ async fn execute(
                 let id = s.ctx.id;
                 let found = s
                     .run(move |w| {
-                        w.with_session(|sess, _| keys::list(sess, id))
-                            .map_err(|e| e.into_body(id))
+                        w.with_session(|sess, ctx| {
+                            let _store = ctx.keys.looking_up();
+                            keys::list(sess, id)
+                        })
+                        .map_err(|e| e.into_body(id))
                     })
                     .await??;
                 all.extend(
@@ -275,6 +278,7 @@ async fn execute(
         Operation::GetKey(p) => {
             let uid = KeyUid::parse(&p.0.uid)?;
             on_slot(state.slot(uid.slot)?, move |s, ctx| {
+                let _store = ctx.keys.looking_up();
                 let obj = keys::resolve(s, &uid, keys::Want::Any)?;
                 keys::key_info(s, ctx.id, &obj)?.ok_or_else(|| {
                     ErrorBody::new(
@@ -289,8 +293,7 @@ async fn execute(
         Operation::GenerateKey(p) => {
             state.policy.require_admin(identity, "create keys")?;
             on_slot(state.slot(p.slot)?, move |s, ctx| {
-                let _guard = ctx.create_lock.lock().unwrap_or_else(|e| e.into_inner());
-                ctx.keys.clear();
+                let _store = ctx.keys.changing();
                 generate::generate_key(s, &ctx.mechanisms, &p)
             })
             .await
@@ -298,8 +301,7 @@ async fn execute(
         Operation::GenerateKeyPair(p) => {
             state.policy.require_admin(identity, "create keys")?;
             on_slot(state.slot(p.slot)?, move |s, ctx| {
-                let _guard = ctx.create_lock.lock().unwrap_or_else(|e| e.into_inner());
-                ctx.keys.clear();
+                let _store = ctx.keys.changing();
                 generate::generate_key_pair(s, &ctx.mechanisms, &p)
             })
             .await
@@ -308,16 +310,18 @@ async fn execute(
             state.policy.require_admin(identity, "destroy keys")?;
             let uid = KeyUid::parse(&p.0.uid)?;
             on_slot(state.slot(uid.slot)?, move |s, ctx| {
-                let _guard = ctx.create_lock.lock().unwrap_or_else(|e| e.into_inner());
-                let destroyed = generate::destroy(s, &uid);
-                ctx.keys.clear();
-                destroyed
+                let _store = ctx.keys.changing();
+                generate::destroy(s, &uid)
             })
             .await
         }
         Operation::Export(p) => {
             let uid = KeyUid::parse(&p.0.uid)?;
-            on_slot(state.slot(uid.slot)?, move |s, _| export::export(s, &uid)).await
+            on_slot(state.slot(uid.slot)?, move |s, ctx| {
+                let _store = ctx.keys.looking_up();
+                export::export(s, &uid)
+            })
+            .await
         }
         Operation::Encrypt(p) => {
             on_key_hot(
