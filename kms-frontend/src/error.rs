@@ -110,7 +110,8 @@ impl KmsError {
             ErrorCode::TokenNotPresent
             | ErrorCode::NotLoggedIn
             | ErrorCode::PinLocked
-            | ErrorCode::Busy => Self::unavailable(msg),
+            | ErrorCode::Busy
+            | ErrorCode::HsmUnavailable => Self::unavailable(msg),
             _ => Self::internal(format!("{what}: hsmd answered {e}")),
         }
     }
@@ -179,6 +180,22 @@ impl IntoResponse for KmsError {
 
 #[cfg(test)]
 mod tests {
+    /// A token fault a retry may cure is 503 (clients retry), never 422.
+    #[test]
+    fn a_retryable_token_fault_is_503() {
+        let body = hsmd_protocol::ErrorBody {
+            code: hsmd_protocol::ErrorCode::HsmUnavailable,
+            message: "C_GenerateKey on slot 1 failed with CKR_GENERAL_ERROR".into(),
+            ckr: Some("CKR_GENERAL_ERROR".into()),
+        };
+        let e = super::KmsError::from_hsmd("Create", hsmd_protocol::ClientError::Server(body));
+        assert_eq!(e.status.as_u16(), 503);
+        assert_eq!(
+            e.message,
+            "HSM service unavailable: Create: C_GenerateKey on slot 1 failed with CKR_GENERAL_ERROR"
+        );
+    }
+
     #[test]
     fn start_up_errors_say_each_cause_once() {
         let io = std::io::Error::from_raw_os_error(13);

@@ -29,6 +29,10 @@ pub enum ErrorCode {
     Busy,
     /// The PKCS#11 module returned an error; `ckr` names it.
     HsmError,
+    /// The token failed in a way a retry may cure (`CKR_GENERAL_ERROR`,
+    /// `CKR_FUNCTION_FAILED`, `CKR_DEVICE_ERROR`); `ckr` names it. Retry
+    /// after a short wait (docs/protocol.md "Error codes").
+    HsmUnavailable,
     /// The announced frame length exceeds `max_frame_len`.
     FrameTooLarge,
     /// No protocol version is shared with the client.
@@ -55,6 +59,7 @@ impl ErrorCode {
             Self::PinLocked => "pin_locked",
             Self::Busy => "busy",
             Self::HsmError => "hsm_error",
+            Self::HsmUnavailable => "hsm_unavailable",
             Self::FrameTooLarge => "frame_too_large",
             Self::UnsupportedVersion => "unsupported_version",
             Self::Internal => "internal",

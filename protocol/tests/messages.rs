@@ -796,6 +796,7 @@ fn every_error_code_has_its_documented_wire_name() {
         (ErrorCode::PinLocked, "pin_locked"),
         (ErrorCode::Busy, "busy"),
         (ErrorCode::HsmError, "hsm_error"),
+        (ErrorCode::HsmUnavailable, "hsm_unavailable"),
         (ErrorCode::FrameTooLarge, "frame_too_large"),
         (ErrorCode::UnsupportedVersion, "unsupported_version"),
         (ErrorCode::Internal, "internal"),

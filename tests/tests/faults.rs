@@ -308,7 +308,7 @@ async fn after_a_pcscd_restart_hsmd_closes_every_session_and_reinitializes() {
         c.call(None, &encrypt(format!("hsm::{slot}::k"), b"x"))
             .await,
     );
-    assert_eq!(code, ErrorCode::HsmError, "{msg}");
+    assert_eq!(code, ErrorCode::HsmUnavailable, "{msg}");
     assert!(msg.contains("CKR_DEVICE_ERROR"), "{msg}");
     d.wait_for_line("PKCS#11 library re-initialized");
     c.call(None, &encrypt(format!("hsm::{slot}::k"), b"x"))

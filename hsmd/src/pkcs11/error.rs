@@ -51,6 +51,10 @@ impl OpError {
                     RvError::MechanismInvalid | RvError::MechanismParamInvalid => {
                         (ErrorCode::Unsupported, "")
                     }
+                    RvError::GeneralError | RvError::FunctionFailed | RvError::DeviceError => (
+                        ErrorCode::HsmUnavailable,
+                        "; the token failed, retry in a moment",
+                    ),
                     _ => (ErrorCode::HsmError, ""),
                 };
                 ErrorBody {
@@ -119,6 +123,36 @@ mod tests {
             ckr_name(RvError::VendorDefined(0x8000_0001)),
             "CKR_VENDOR_DEFINED(0x80000001)"
         );
+    }
+
+    /// Token faults a retry may cure get the retryable code; a refusal of
+    /// the request itself stays `hsm_error`.
+    #[test]
+    fn token_faults_are_retryable() {
+        for rv in [
+            RvError::GeneralError,
+            RvError::FunctionFailed,
+            RvError::DeviceError,
+        ] {
+            let e = OpError::Pkcs11(CkError::Pkcs11(
+                rv,
+                cryptoki::context::Function::GenerateKey,
+            ));
+            let body = e.into_body(1);
+            assert_eq!(body.code, ErrorCode::HsmUnavailable, "{rv:?}");
+            assert_eq!(
+                body.message,
+                format!(
+                    "C_GenerateKey on slot 1 failed with {}; the token failed, retry in a moment",
+                    ckr_name(rv)
+                )
+            );
+        }
+        let e = OpError::Pkcs11(CkError::Pkcs11(
+            RvError::DataLenRange,
+            cryptoki::context::Function::Encrypt,
+        ));
+        assert_eq!(e.into_body(1).code, ErrorCode::HsmError);
     }
 
     #[test]
