@@ -15,6 +15,7 @@ pub mod codec;
 pub mod error;
 pub mod message;
 pub mod ops;
+pub mod strict;
 pub mod uid;
 
 pub use client::{Client, ClientError};

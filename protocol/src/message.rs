@@ -205,7 +205,8 @@ pub struct RequestDecodeError {
 impl Request {
     /// Decodes one request frame body.
     ///
-    /// Errors (all `bad_request`, naming the field): not UTF-8 JSON, not an
+    /// Errors (all `bad_request`, naming the field): not UTF-8 JSON, a
+    /// member given twice in any object (see [`crate::strict`]), not an
     /// object, `id` missing or not an unsigned 64-bit integer, `op` missing or
     /// unknown, `as_user` not a string, unknown top-level field, bad `params`.
     pub fn decode(frame: &[u8]) -> Result<Self, RequestDecodeError> {
@@ -219,8 +220,13 @@ impl Request {
                 "empty frame: a frame must hold one JSON object (length 1 to max_frame_len)".into(),
             ));
         }
-        let value: Value = serde_json::from_slice(frame)
-            .map_err(|e| fail(None, format!("frame is not valid JSON: {e}")))?;
+        let value = crate::strict::from_slice(frame).map_err(|e| {
+            if e.is_data() {
+                fail(None, format!("frame refused: {e}"))
+            } else {
+                fail(None, format!("frame is not valid JSON: {e}"))
+            }
+        })?;
         let Value::Object(mut obj) = value else {
             return Err(fail(
                 None,

@@ -416,6 +416,136 @@ async fn unsupported_version_is_refused_and_closed() {
     .await;
 }
 
+/// Refused hellos, frames over max_frame_len and handshake timeouts end the
+/// connection with one error frame, and each is logged at `warn` with that
+/// error's code and message (cut and escaped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_that_end_a_connection_are_logged() {
+    let token = Token::new("hostile-refusals");
+    let mut d = Daemon::start(&token, "handshake_timeout_secs = 1");
+    let long_client = "c".repeat(5000);
+    guarded(async {
+        // A silent client: the handshake timeout.
+        let mut s = connect(&d).await;
+        let v = expect_frame(&mut s, "a silent client").await;
+        error_of(&v, Value::Null, "bad_request");
+        // A frame over max_frame_len before the hello, and after it.
+        let mut s = connect(&d).await;
+        s.write_all(&[0xFF; 4]).await.unwrap();
+        error_of(
+            &expect_frame(&mut s, "4 GiB").await,
+            Value::Null,
+            "frame_too_large",
+        );
+        let mut s = hello(&d).await;
+        s.write_all(&[0xFF; 4]).await.unwrap();
+        error_of(
+            &expect_frame(&mut s, "4 GiB").await,
+            Value::Null,
+            "frame_too_large",
+        );
+        // A first frame that is no hello; a hello without version 1.
+        let mut s = connect(&d).await;
+        let bad = json!({"hello": {"versions": "1", "client": long_client}});
+        write_frame(&mut s, bad.to_string().as_bytes()).await;
+        error_of(
+            &expect_frame(&mut s, "no hello").await,
+            Value::Null,
+            "bad_request",
+        );
+        let mut s = connect(&d).await;
+        write_frame(&mut s, br#"{"hello":{"versions":[7],"client":"t"}}"#).await;
+        error_of(
+            &expect_frame(&mut s, "version 7").await,
+            Value::Null,
+            "unsupported_version",
+        );
+    })
+    .await;
+    d.stop();
+    let log = d.log_text();
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("refused connection:"))
+        .collect();
+    for (needle, result) in [
+        ("no hello within 1 s", "bad_request"),
+        (
+            "frame longer than max_frame_len (1048576 bytes)",
+            "frame_too_large",
+        ),
+        ("the first frame must be", "bad_request"),
+        (
+            "hsmd speaks protocol version 1; the client offered [7]",
+            "unsupported_version",
+        ),
+    ] {
+        assert!(
+            refusals
+                .iter()
+                .any(|l| l.contains(needle) && l.contains(&format!("result=\"{result}\""))),
+            "no {result} record with {needle:?}:\n{log}"
+        );
+    }
+    assert_eq!(
+        refusals
+            .iter()
+            .filter(|l| l.contains("frame_too_large"))
+            .count(),
+        2,
+        "{log}"
+    );
+    assert!(
+        !log.contains(&"c".repeat(200)),
+        "an echoed client name was not cut in the log:\n{log}"
+    );
+}
+
+/// `{"op":"status","op":"destroy"}` is not run as the last member says:
+/// a member given twice, at any level, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_members_are_refused() {
+    let token = Token::new("hostile-dup");
+    let d = Daemon::start(&token, "");
+    guarded(async {
+        let mut s = hello(&d).await;
+        for (body, name) in [
+            (
+                &br#"{"id":1,"op":"status","op":"destroy","params":{"uid":"hsm::0::k"}}"#[..],
+                "op",
+            ),
+            (br#"{"id":2,"id":3,"op":"random","params":{"len":8}}"#, "id"),
+            (
+                br#"{"id":4,"op":"random","params":{"len":8,"len":16}}"#,
+                "len",
+            ),
+        ] {
+            write_frame(&mut s, body).await;
+            let v = expect_frame(&mut s, "a frame with a duplicate member").await;
+            let msg = error_of(&v, Value::Null, "bad_request");
+            assert!(
+                msg.contains(&format!("duplicate member \"{name}\"")),
+                "{msg}"
+            );
+        }
+        still_usable(&mut s, 9).await;
+        // The hello too.
+        let mut s = connect(&d).await;
+        write_frame(
+            &mut s,
+            br#"{"hello":{"versions":[1],"client":"t"},"hello":{"versions":[1],"client":"u"}}"#,
+        )
+        .await;
+        let msg = error_of(
+            &expect_frame(&mut s, "two hellos").await,
+            Value::Null,
+            "bad_request",
+        );
+        assert!(msg.contains("duplicate field `hello`"), "{msg}");
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_client_is_disconnected_after_handshake_timeout() {
     let token = Token::new("hostile-silent");

@@ -290,14 +290,18 @@ pub async fn serve(
         f = tokio::time::timeout(limits.handshake_timeout, reader.next()) => f,
         _ = shutdown.cancelled() => return,
     };
+    let refuse = |writer, e: ErrorBody| {
+        log_refusal(uid, pid, &e);
+        send_and_close(writer, None, e)
+    };
     let frame = match first {
         Err(_) => {
             let msg = format!("no hello within {} s; send {{\"hello\": {{\"versions\": [1], \"client\": \"name/version\"}}}} first", limits.handshake_timeout.as_secs());
-            return send_and_close(writer, None, ErrorBody::bad_request(msg)).await;
+            return refuse(writer, ErrorBody::bad_request(msg)).await;
         }
         Ok(None) => return,
         Ok(Some(Err(e))) if is_frame_too_large(&e) => {
-            return send_and_close(writer, None, too_large(state.max_frame_len)).await;
+            return refuse(writer, too_large(state.max_frame_len)).await;
         }
         Ok(Some(Err(_))) => return,
         Ok(Some(Ok(f))) => f,
@@ -306,7 +310,7 @@ pub async fn serve(
         Ok(h) => h.hello,
         Err(e) => {
             let msg = format!("the first frame must be {{\"hello\": {{\"versions\": [1], \"client\": ...}}}}: {e}");
-            return send_and_close(writer, None, ErrorBody::bad_request(msg)).await;
+            return refuse(writer, ErrorBody::bad_request(msg)).await;
         }
     };
     if !hello.versions.contains(&PROTOCOL_VERSION) {
@@ -317,7 +321,7 @@ pub async fn serve(
                 hello.versions
             ),
         );
-        return send_and_close(writer, None, e).await;
+        return refuse(writer, e).await;
     }
     let reply = HelloFrame {
         hello: ServerHello {
@@ -339,6 +343,29 @@ pub async fn serve(
     }
     tracing::debug!(peer_uid = uid, peer_pid = pid, client = %hello.client, "client connected");
     requests(reader, writer, state, Arc::new(peer), limits, shutdown).await;
+}
+
+/// Longest client-influenced refusal message written to the log, in
+/// characters (as the request records, docs/configuration.md "Logging").
+const LOG_ECHO_MAX: usize = 160;
+
+/// Logs, at `warn`, an error frame that ends a connection: a refused or
+/// missing hello, a frame longer than `max_frame_len`. The message may
+/// quote client input: it is cut to [`LOG_ECHO_MAX`] characters (with the
+/// full length stated) and escaped, so it cannot forge log lines.
+fn log_refusal(uid: u32, pid: Option<i32>, e: &ErrorBody) {
+    let total = e.message.chars().count();
+    let mut message: String = e.message.chars().take(LOG_ECHO_MAX).collect();
+    if total > LOG_ECHO_MAX {
+        message.push_str(&format!("... ({total} characters)"));
+    }
+    tracing::warn!(
+        peer_uid = uid,
+        peer_pid = pid,
+        result = e.code.as_str(),
+        "refused connection: {}",
+        message.escape_debug()
+    );
 }
 
 fn too_large(max: usize) -> ErrorBody {
@@ -526,12 +553,9 @@ async fn requests(
             };
             let frame = match next {
                 Err(e) if is_frame_too_large(&e) => {
-                    let _ = tx
-                        .send((
-                            encode(&Response::err(None, too_large(state.max_frame_len))),
-                            None,
-                        ))
-                        .await;
+                    let e = too_large(state.max_frame_len);
+                    log_refusal(peer.uid, peer.pid, &e);
+                    let _ = tx.send((encode(&Response::err(None, e)), None)).await;
                     break;
                 }
                 Err(_) => break,
