@@ -133,6 +133,63 @@ fn root_start_drops_to_the_daemon_user_with_no_capabilities_and_no_pin_in_enviro
     );
 }
 
+/// The PIN given in HSMD_HSM_PASSWORD is gone from /proc/<pid>/environ
+/// (the kernel's copy of the initial environment), not only from `environ`.
+#[test]
+fn pin_from_the_environment_is_gone_from_proc_environ() {
+    let token = Token::new("envpin");
+    let config = token.path("hsmd.toml");
+    std::fs::write(
+        &config,
+        base_config(&token, "").replace(&format!("hsm_password = [\"{PIN}\"]\n"), ""),
+    )
+    .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(bin("hsmd"))
+            .arg("--config")
+            .arg(&config)
+            .env("SOFTHSM2_CONF", &token.conf)
+            .env("HSMD_LOG", "info")
+            .env("HSMD_HSM_PASSWORD", PIN)
+            .env("HSMD_E2E_MARKER", "after-the-pin")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut log = Vec::new();
+    for line in BufReader::new(child.0.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.contains("listening");
+        log.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        log.iter()
+            .any(|l| l.contains("PINs from the environment variable HSMD_HSM_PASSWORD")),
+        "{log:?}"
+    );
+    let environ = std::fs::read(format!("/proc/{}/environ", child.0.id())).unwrap();
+    assert!(
+        !environ.windows(PIN.len()).any(|w| w == PIN.as_bytes()),
+        "the PIN is still in /proc/<pid>/environ"
+    );
+    assert!(
+        !environ.windows(17).any(|w| w == b"HSMD_HSM_PASSWORD"),
+        "HSMD_HSM_PASSWORD is still in /proc/<pid>/environ"
+    );
+    // The rest of the environment is intact.
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|e| e == b"HSMD_E2E_MARKER=after-the-pin"),
+        "other variables were damaged"
+    );
+}
+
 #[test]
 fn sd_notify_status_ready_watchdog_stopping() {
     let token = Token::new("notify");

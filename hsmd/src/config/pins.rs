@@ -59,15 +59,53 @@ pub struct PinSources {
     pub credentials_dir: Option<PathBuf>,
 }
 
+/// Removes `name` from the environment and overwrites every `name=value`
+/// string it had with zeros in place.
+///
+/// `unsetenv(3)` only takes the pointer out of `environ`; the string stays
+/// where it was, and for the environment hsmd was started with that is the
+/// block at the top of the stack that the kernel shows as
+/// `/proc/<pid>/environ` (proc(5)) for the life of the process.
+///
+/// Must run before any other thread exists (it reads and changes `environ`).
+fn scrub_environ(name: &str) {
+    use zeroize::Zeroize;
+    extern "C" {
+        static mut environ: *mut *mut std::ffi::c_char;
+    }
+    let prefix = format!("{name}=");
+    let mut found: Vec<(*mut std::ffi::c_char, usize)> = Vec::new();
+    // SAFETY: single-threaded (see above); `environ` is a NULL-terminated
+    // array of NUL-terminated strings (POSIX), read before it is changed.
+    unsafe {
+        let mut entry = environ;
+        if !entry.is_null() {
+            while !(*entry).is_null() {
+                let text = std::ffi::CStr::from_ptr(*entry).to_bytes();
+                if text.starts_with(prefix.as_bytes()) {
+                    found.push((*entry, text.len()));
+                }
+                entry = entry.add(1);
+            }
+        }
+        std::env::remove_var(name);
+        // No pointer to these strings is left in `environ`: nobody reads them.
+        for (ptr, len) in found {
+            std::slice::from_raw_parts_mut(ptr.cast::<u8>(), len).zeroize();
+        }
+    }
+}
+
 impl PinSources {
     /// Reads `HSMD_HSM_PASSWORD` and removes it from the environment (so child
-    /// processes and later readers of `std::env` do not see it), and notes
-    /// `$CREDENTIALS_DIRECTORY`. Call before any thread is started.
+    /// processes and later readers of `std::env` do not see it), overwriting
+    /// its bytes where the kernel placed them (so `/proc/<pid>/environ` does
+    /// not show it either), and notes `$CREDENTIALS_DIRECTORY`. Call before
+    /// any thread is started.
     pub fn from_process_env() -> Self {
         let env = std::env::var(ENV_VAR).ok().map(SecretString::from);
         if env.is_some() {
-            // SAFETY: called from main before the runtime or any other thread starts.
-            unsafe { std::env::remove_var(ENV_VAR) };
+            scrub_environ(ENV_VAR);
         }
         Self {
             env,
