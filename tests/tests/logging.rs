@@ -88,3 +88,32 @@ async fn the_note_is_shown_even_when_the_filter_would_hide_it() {
         d.log_text()
     );
 }
+
+/// At any level, SoftHSMv2's mechanisms that the PKCS#11 binding has no
+/// name for are kept silently as numbers (no "Mechanism type N is not
+/// supported." line at start-up nor on `status`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_mechanism_noise_at_any_level() {
+    for level in ["debug", "info"] {
+        let token = Token::new("log-mech");
+        let mut d = start(&token, level);
+        let c = d.client().await;
+        let st = c
+            .call(None, &hsmd_protocol::Status {})
+            .await
+            .unwrap_or_else(|e| panic!("status: {e}\n{}", d.log_text()));
+        let names = &st.slots[0].mechanisms;
+        assert!(
+            names.iter().any(|m| m == "CKM_AES_CBC")
+                && names.iter().any(|m| m.starts_with("CKM_0x")),
+            "named and numbered mechanisms expected: {names:?}"
+        );
+        drop(c);
+        d.stop();
+        let log = d.log_text();
+        assert!(
+            !log.contains("is not supported"),
+            "HSMD_LOG={level}: mechanism noise in the log:\n{log}"
+        );
+    }
+}

@@ -3,9 +3,21 @@
 use tracing::Level;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 
-/// The default filter: `info`, without the PKCS#11 binding's harmless
-/// "Mechanism type N is not supported" line per vendor mechanism.
-pub const DEFAULT: &str = "info,cryptoki::mechanism=off";
+/// The default filter.
+pub const DEFAULT: &str = "info";
+
+/// The PKCS#11 binding's module that logs `ERROR Mechanism type N is not
+/// supported.` for every mechanism a token lists that the binding has no
+/// name for (some 30 on SoftHSMv2): hsmd keeps those as numbers
+/// (`CKM_0x...`), so the line is noise that reads as a failure. It is
+/// dropped at every level, whatever `HSMD_LOG` says.
+pub const SILENCED: &str = "cryptoki::mechanism";
+
+/// `targets` with [`SILENCED`] turned off (a later directive for the same
+/// target wins, so this overrides any the filter had).
+pub fn silence(targets: Targets) -> Targets {
+    targets.with_target(SILENCED, LevelFilter::OFF)
+}
 
 /// The target of the audit records (one per request, at `info` when the
 /// request succeeded, `warn` when it was refused).
@@ -36,7 +48,7 @@ pub fn parse(value: &str) -> Result<Targets, String> {
             Some(t) if is_target(t) => targets.with_target(t, level),
             Some(t) => {
                 return Err(format!(
-                    "{item:?}: {t:?} is not a module path such as cryptoki::mechanism"
+                    "{item:?}: {t:?} is not a module path such as hsmd::server"
                 ))
             }
         };
@@ -87,12 +99,13 @@ pub fn from_env() -> (Targets, Vec<String>) {
             Ok(targets) => targets,
             Err(e) => {
                 notes.push(format!(
-                    "HSMD_LOG={value:?} is not a log filter ({e}); expected e.g. \"debug\" or \"warn,cryptoki::mechanism=off\"; logging with {DEFAULT:?}"
+                    "HSMD_LOG={value:?} is not a log filter ({e}); expected e.g. \"debug\" or \"warn,hsmd::server=debug\"; logging with {DEFAULT:?}"
                 ));
                 default()
             }
         },
     };
+    let targets = silence(targets);
     if !targets.would_enable(AUDIT_TARGET, &Level::WARN) {
         notes.push(
             "with this HSMD_LOG, no request is recorded (the audit records are at info, refusals at warn)"
@@ -124,6 +137,24 @@ mod tests {
         assert!(parse("TRACE")
             .expect("case")
             .would_enable("x", &Level::TRACE));
+    }
+
+    #[test]
+    fn the_mechanism_conversion_noise_is_off_at_every_level() {
+        for filter in [
+            "trace",
+            "debug",
+            "info",
+            "error",
+            "info,cryptoki::mechanism=trace",
+        ] {
+            let t = silence(parse(filter).expect(filter));
+            assert!(!t.would_enable(SILENCED, &Level::ERROR), "{filter}");
+            assert!(
+                t.would_enable("cryptoki::context", &Level::ERROR),
+                "{filter}"
+            );
+        }
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! `PEER_PID=`, `ACTING_USER=`, `RESULT=`); otherwise human-readable lines go
 //! to stderr, written by one log thread once the privileges are dropped
 //! ([`buffer_stderr`]). What is logged comes from `HSMD_LOG` (levels and
-//! `target=level` directives, see `filter.rs`; default
-//! `info,cryptoki::mechanism=off`). Never PINs, key material or plaintext:
+//! `target=level` directives, see `filter.rs`; default `info`; the PKCS#11
+//! binding's mechanism-conversion noise is off at every level). Never PINs, key material or plaintext:
 //! only ids, names, codes and outcomes are logged.
 
 mod filter;

@@ -25,12 +25,61 @@ pub const SIZED: [MechanismType; 2] = [
     MechanismType::RSA_PKCS_KEY_PAIR_GEN,
 ];
 
+/// Every mechanism type the token in `slot` lists, as the raw
+/// `CK_MECHANISM_TYPE` values (`C_GetMechanismList`, PKCS#11 v2.40 section
+/// 5.5), of the module at `path` (already loaded and initialized by the
+/// binding: this opens the same instance again).
+///
+/// The binding's own `get_mechanism_list` drops the types it has no name
+/// for, logging `ERROR Mechanism type N is not supported.` for each (some
+/// 30 on SoftHSMv2); here they are kept, as numbers, without a word.
+///
+/// Errors: the module cannot be opened again, has no `C_GetFunctionList`,
+/// or a call fails (the `CKR_*` named).
+pub fn list_raw(path: &std::path::Path, slot: u64) -> Result<Vec<u64>, String> {
+    use cryptoki::context::Function;
+    use cryptoki::error::Rv;
+    use cryptoki_sys::{CK_C_GetFunctionList, CK_FUNCTION_LIST, CK_ULONG};
+    let check = |rv| {
+        Rv::from(rv)
+            .into_result(Function::GetMechanismList)
+            .map_err(|e| e.to_string())
+    };
+    // SAFETY: the module is a PKCS#11 library the binding has loaded and
+    // initialized from this same path (dlopen hands back that instance);
+    // the calls follow the PKCS#11 signatures of cryptoki-sys, with buffers
+    // of the length passed.
+    unsafe {
+        let lib = libloading::Library::new(path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let get: libloading::Symbol<'_, CK_C_GetFunctionList> = lib
+            .get(b"C_GetFunctionList\0")
+            .map_err(|e| format!("{}: no C_GetFunctionList: {e}", path.display()))?;
+        let get = (*get).ok_or_else(|| format!("{}: C_GetFunctionList is null", path.display()))?;
+        let mut list: *mut CK_FUNCTION_LIST = std::ptr::null_mut();
+        Rv::from(get(&mut list))
+            .into_result(Function::GetFunctionList)
+            .map_err(|e| e.to_string())?;
+        let call = list
+            .as_ref()
+            .and_then(|l| l.C_GetMechanismList)
+            .ok_or_else(|| format!("{}: no C_GetMechanismList", path.display()))?;
+        let mut count: CK_ULONG = 0;
+        check(call(slot, std::ptr::null_mut(), &mut count))?;
+        let mut types = vec![0; count as usize];
+        check(call(slot, types.as_mut_ptr(), &mut count))?;
+        types.truncate(count as usize);
+        Ok(types)
+    }
+}
+
 impl Mechanisms {
-    /// Wraps the mechanism list of `slot`.
-    pub fn new(slot: u64, list: Vec<MechanismType>) -> Self {
+    /// Wraps the mechanism list of `slot` (raw `CK_MECHANISM_TYPE` values,
+    /// see [`list_raw`]).
+    pub fn new(slot: u64, list: Vec<u64>) -> Self {
         Self {
             slot,
-            offered: list.into_iter().map(|m| *m).collect(),
+            offered: list.into_iter().collect(),
             profile: *super::profile::get(),
             key_bits: HashMap::new(),
         }
@@ -109,12 +158,20 @@ impl Mechanisms {
         let mut v: Vec<String> = self
             .offered
             .iter()
-            .map(
-                |m| match MechanismType::try_from(*m as cryptoki_sys::CK_MECHANISM_TYPE) {
-                    Ok(t) => t.to_string(),
-                    Err(_) => format!("CKM_{m:#010x}"),
-                },
-            )
+            .map(|&m| {
+                // Vendor types are numbers anyway; for the others the
+                // binding's conversion logs (off in hsmd's log filter) when
+                // it has no name.
+                let named = if m >= cryptoki_sys::CKM_VENDOR_DEFINED {
+                    None
+                } else {
+                    MechanismType::try_from(m as cryptoki_sys::CK_MECHANISM_TYPE).ok()
+                };
+                match named {
+                    Some(t) => t.to_string(),
+                    None => format!("CKM_{m:#010x}"),
+                }
+            })
             .collect();
         v.sort();
         v
@@ -127,7 +184,7 @@ mod tests {
 
     #[test]
     fn key_sizes_from_mechanism_info() {
-        let mut m = Mechanisms::new(0, vec![MechanismType::AES_KEY_GEN]);
+        let mut m = Mechanisms::new(0, vec![*MechanismType::AES_KEY_GEN]);
         // AES in bytes, as the specification says (SoftHSMv2: 16 to 32).
         m.set_key_sizes(MechanismType::AES_KEY_GEN, 16, 32);
         assert!(m

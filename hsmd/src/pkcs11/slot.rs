@@ -379,8 +379,7 @@ impl OpenSlot {
         let slot = lib.slot(id).map_err(|e| fail(e.to_string()))?;
         let mut mechanisms = Mechanisms::new(
             id,
-            lib.pkcs11
-                .get_mechanism_list(slot)
+            super::mechanisms::list_raw(&lib.path, id)
                 .map_err(|e| fail(format!("cannot list the token's mechanisms: {e}")))?,
         );
         for m in super::mechanisms::SIZED {
