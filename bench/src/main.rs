@@ -10,6 +10,11 @@
 //! direct at the same N, and the servers' RSS. The table goes to stdout, the
 //! same data as JSON to `--out` (default `target/bench/latest.json`). See
 //! `docs/performance.md`.
+//!
+//! `hsmd-bench soak` instead runs hsmd and kms-frontend under a mixed load
+//! (admins creating and destroying, users encrypting, signing and listing)
+//! for a given number of minutes: see the `soak` module and
+//! `docs/reliability.md`.
 
 mod cell;
 mod daemon;
@@ -18,6 +23,7 @@ mod frontend;
 mod procstat;
 mod remote;
 mod report;
+mod soak;
 mod token;
 mod workload;
 
@@ -37,6 +43,9 @@ use workload::Workload;
     about = "Benchmark hsmd against direct PKCS#11 calls on one SoftHSMv2 token"
 )]
 struct Args {
+    /// `soak`: a long mixed load instead of the benchmark.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Numbers of threads (direct) and client connections (hsmd).
     #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
     n: Vec<usize>,
@@ -78,6 +87,15 @@ struct Args {
     out: PathBuf,
 }
 
+/// What to run instead of the benchmark.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// hsmd and kms-frontend under 64 clients (admins creating and
+    /// destroying keys, users encrypting, signing and listing) for a given
+    /// number of minutes; operations, errors by code and RSS each minute.
+    Soak(soak::SoakArgs),
+}
+
 /// hsmd's memory over the run, KiB.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Memory {
@@ -93,7 +111,12 @@ pub struct Memory {
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(Command::Soak(soak_args)) = args.command.take() {
+        let hsmd_bin = binary(args.hsmd.as_ref(), "hsmd")?;
+        let frontend_bin = binary(args.kms_frontend.as_ref(), "kms-frontend")?;
+        return soak::run(soak_args, hsmd_bin, frontend_bin);
+    }
     let started = Instant::now();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workloads = if args.workload.is_empty() {

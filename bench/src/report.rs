@@ -59,7 +59,8 @@ pub fn loadavg() -> String {
         .unwrap_or_default()
 }
 
-fn command_line(cmd: &str, args: &[&str]) -> Option<String> {
+/// The trimmed stdout of `cmd args`, None when it cannot run or fails.
+pub fn command_line(cmd: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(cmd).args(args).output().ok()?;
     out.status
         .success()
