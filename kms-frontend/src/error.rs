@@ -98,6 +98,7 @@ impl KmsError {
         let msg = format!("{what}: {}", body.message);
         match body.code {
             ErrorCode::NotFound => Self::unprocessable(format!("Item not found: {msg}")),
+            ErrorCode::Ambiguous => Self::unprocessable(format!("Ambiguous key: {msg}")),
             ErrorCode::Forbidden => Self::admin_only(format!("Access denied: {msg}")),
             ErrorCode::Unauthorized => Self::unavailable(format!(
                 "hsmd does not accept this frontend: {}",

@@ -17,6 +17,10 @@ pub enum ErrorCode {
     NotFound,
     /// A key with that label and class already exists in the slot.
     AlreadyExists,
+    /// The uid names two or more keys the operation could use (e.g. two
+    /// secret keys with one `CKA_LABEL`, made by another tool); the message
+    /// names their `CKA_ID`s and how to fix it. hsmd never picks one.
+    Ambiguous,
     /// The token does not offer the mechanism or parameter asked for.
     Unsupported,
     /// The slot's token is absent (`CKR_DEVICE_REMOVED`, `CKR_TOKEN_NOT_PRESENT`).
@@ -53,6 +57,7 @@ impl ErrorCode {
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::AlreadyExists => "already_exists",
+            Self::Ambiguous => "ambiguous",
             Self::Unsupported => "unsupported",
             Self::TokenNotPresent => "token_not_present",
             Self::NotLoggedIn => "not_logged_in",

@@ -88,8 +88,13 @@ pub struct KeyInfo {
     pub uid: String,
     /// PKCS#11 slot ID.
     pub slot: u64,
-    /// `CKA_LABEL` (and `CKA_ID`).
+    /// The label part of `uid` (docs/protocol.md "Keys"): the `CKA_LABEL`
+    /// in its text form, or, for the public key of a pair that carries the
+    /// private key's label, that label + `_pk`.
     pub label: String,
+    /// `CKA_ID` in lower-case hex (empty when the object has none).
+    #[serde(default)]
+    pub id: String,
     /// Kind of key.
     pub kind: KeyKind,
     /// Key size in bits: AES key, RSA modulus, EC field size.

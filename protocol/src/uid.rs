@@ -180,6 +180,41 @@ pub fn escape_label(bytes: &[u8]) -> String {
     out
 }
 
+/// True when a public key object belongs to the key pair of a private key
+/// object (PKCS#11 v2.40 section 4.8: the two halves of a pair share a
+/// `CKA_ID`), given each object's `CKA_LABEL` and `CKA_ID`:
+/// - both carry the same non-empty `CKA_ID`, and the public key is labelled
+///   like the private key `L` (sc-hsm-embedded on a SmartCard-HSM gives a
+///   generated public key the private key's label and ID, other tools do
+///   the same) or `L_pk`;
+/// - or the pair hsmd creates on other tokens: private `CKA_LABEL` =
+///   `CKA_ID` = `L`, public `CKA_LABEL` = `CKA_ID` = `L_pk`.
+pub fn is_key_pair(
+    private_label: &[u8],
+    private_id: &[u8],
+    public_label: &[u8],
+    public_id: &[u8],
+) -> bool {
+    let suffixed = public_label.strip_suffix(PUBLIC_SUFFIX.as_bytes()) == Some(private_label);
+    let same_id = !private_id.is_empty() && private_id == public_id;
+    (same_id && (public_label == private_label || suffixed))
+        || (suffixed && private_id == private_label && public_id == public_label)
+}
+
+/// [`is_key_pair`] on two key infos as hsmd describes them: `public` is the
+/// public key of the pair whose private key is `private`. The public key's
+/// `label` is its name (`L_pk`), its `CKA_ID` is compared as hex.
+pub fn infos_pair(private: &crate::KeyInfo, public: &crate::KeyInfo) -> bool {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let (Ok(pl), Ok(ql)) = (Label::parse(&private.label), Label::parse(&public.label)) else {
+        return false;
+    };
+    private.slot == public.slot
+        && ql.pair_private().as_ref() == Some(&pl)
+        && ((!private.id.is_empty() && private.id == public.id)
+            || (private.id == hex(pl.as_bytes()) && public.id == hex(ql.as_bytes())))
+}
+
 /// A key's `CKA_LABEL`: its bytes and its one text form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Label {
@@ -466,6 +501,19 @@ mod tests {
         assert_eq!(u.label.pair_private(), None);
         let full = Label::parse(&"x".repeat(MAX_LABEL_LEN - 2)).unwrap();
         assert_eq!(full.public_key().unwrap_err().fault, UidFault::TooLong(129));
+    }
+
+    #[test]
+    fn key_pairs() {
+        // SmartCard-HSM: one label, one CKA_ID.
+        assert!(is_key_pair(b"t", b"\x01", b"t", b"\x01"));
+        assert!(!is_key_pair(b"t", b"\x01", b"t", b"\x02"));
+        assert!(!is_key_pair(b"t", b"", b"t", b""));
+        // hsmd's templates elsewhere.
+        assert!(is_key_pair(b"r", b"r", b"r_pk", b"r_pk"));
+        assert!(is_key_pair(b"r", b"\x07", b"r_pk", b"\x07"));
+        assert!(!is_key_pair(b"r", b"r", b"r_pk", b"other"));
+        assert!(!is_key_pair(b"r", b"\x07", b"s", b"\x07"));
     }
 
     #[test]

@@ -134,6 +134,7 @@ fn key_info(slot: u64, label: &str, kind: KeyKind) -> KeyInfo {
         uid: format!("hsm::{slot}::{label}"),
         slot,
         label: label.into(),
+        id: label.bytes().map(|b| format!("{b:02x}")).collect(),
         kind,
         bits,
         curve,
@@ -522,7 +523,7 @@ fn key_info_round_trips_and_matches_protocol_md() {
     ] {
         assert_result_round_trips(3, &key_info(0, "k", kind));
     }
-    let doc = r#"{"uid": "hsm::0::k1", "slot": 0, "label": "k1", "kind": "aes", "bits": 256,
+    let doc = r#"{"uid": "hsm::0::k1", "slot": 0, "label": "k1", "id": "6b31", "kind": "aes", "bits": 256,
  "curve": null, "sensitive": true, "extractable": false,
  "usages": ["encrypt", "decrypt"]}"#;
     let parsed: KeyInfo = serde_json::from_str(doc).unwrap();

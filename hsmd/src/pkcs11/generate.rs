@@ -3,7 +3,9 @@
 //! section 5.14, and `destroy` (`C_DestroyObject`, section 5.7).
 
 use super::error::OpError;
-use super::keys::{curve_params, find_by_label, identity_attrs, key_info, secret_attrs, KeyObject};
+use super::keys::{
+    curve_params, find_by_label, identity_attrs, key_info, resolve, secret_attrs, KeyObject, Want,
+};
 use super::mechanisms::Mechanisms;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
@@ -80,6 +82,7 @@ fn ensure_free(s: &Session, slot: u64, label: &Label) -> Result<(), OpError> {
 fn describe(
     s: &Session,
     slot: u64,
+    name: &Label,
     handle: ObjectHandle,
     class: ObjectClass,
     key_type: KeyType,
@@ -92,6 +95,7 @@ fn describe(
             class,
             key_type,
         },
+        name,
     )?
     .ok_or_else(|| {
         OpError::new(
@@ -127,7 +131,14 @@ pub fn generate_key(s: &Session, mechs: &Mechanisms, p: &GenerateKey) -> Result<
         &[Usage::Encrypt, Usage::Decrypt],
     ));
     let handle = s.generate_key(&Mechanism::AesKeyGen, &template)?;
-    describe(s, p.slot, handle, ObjectClass::SECRET_KEY, KeyType::AES)
+    describe(
+        s,
+        p.slot,
+        &label,
+        handle,
+        ObjectClass::SECRET_KEY,
+        KeyType::AES,
+    )
 }
 
 /// Creates a key pair: private `label`, public `label_pk`. The caller holds
@@ -198,26 +209,35 @@ pub fn generate_key_pair(
     ensure_free(s, p.slot, &pk_label)?;
     let (pub_handle, priv_handle) = s.generate_key_pair(&mechanism, &public, &private)?;
     Ok(KeyPairResult {
-        private: describe(s, p.slot, priv_handle, ObjectClass::PRIVATE_KEY, key_type)?,
-        public: describe(s, p.slot, pub_handle, ObjectClass::PUBLIC_KEY, key_type)?,
+        private: describe(
+            s,
+            p.slot,
+            &label,
+            priv_handle,
+            ObjectClass::PRIVATE_KEY,
+            key_type,
+        )?,
+        public: describe(
+            s,
+            p.slot,
+            &pk_label,
+            pub_handle,
+            ObjectClass::PUBLIC_KEY,
+            key_type,
+        )?,
     })
 }
 
-/// Destroys every key object labelled `uid.label`. The caller holds the
-/// slot's [`KeyCache::changing`](super::keys::KeyCache::changing) guard.
+/// Destroys the one key object `uid` names ([`resolve`]); objects of other
+/// classes that share its label, and the other half of a key pair, are left.
+/// The caller holds the slot's
+/// [`KeyCache::changing`](super::keys::KeyCache::changing) guard.
 ///
-/// Errors: `not_found` when there is none, PKCS#11 failures.
+/// Errors: `not_found`, `ambiguous` (nothing is destroyed), PKCS#11 failures.
 pub fn destroy(s: &Session, uid: &KeyUid) -> Result<KeyRef, OpError> {
-    let found = find_by_label(s, uid.label.as_bytes())?;
-    let full = uid.to_string();
-    if found.is_empty() {
-        return Err(OpError::new(
-            ErrorCode::NotFound,
-            format!("no key {full} on the token in slot {}", uid.slot),
-        ));
-    }
-    for k in found {
-        s.destroy_object(k.handle)?;
-    }
-    Ok(KeyRef { uid: full })
+    let key = resolve(s, uid, Want::Any)?;
+    s.destroy_object(key.handle)?;
+    Ok(KeyRef {
+        uid: uid.to_string(),
+    })
 }

@@ -6,7 +6,7 @@ use super::error::OpError;
 use cryptoki::error::RvError;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
-use hsmd_protocol::uid::{KeyUid, Label};
+use hsmd_protocol::uid::{is_key_pair, KeyUid, Label, PUBLIC_SUFFIX};
 use hsmd_protocol::{Curve, ErrorCode, KeyInfo, KeyKind, Usage};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -72,34 +72,86 @@ pub fn find_all(session: &Session, template: &[Attribute]) -> Result<Vec<ObjectH
         .collect::<Result<Vec<_>, _>>()?)
 }
 
-/// Every token key object whose `CKA_LABEL` is `label`.
-pub fn find_by_label(session: &Session, label: &[u8]) -> Result<Vec<KeyObject>, OpError> {
+/// A key object found on the token, with what naming it needs.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Handle, class and key type.
+    pub obj: KeyObject,
+    /// `CKA_LABEL`.
+    pub label: Vec<u8>,
+    /// `CKA_ID` (empty when the object has none).
+    pub id: Vec<u8>,
+}
+
+impl Found {
+    /// True when `self` is a private key and `public` the public key of its
+    /// pair ([`hsmd_protocol::uid::is_key_pair`]).
+    fn pairs_with(&self, public: &Found) -> bool {
+        self.obj.class == ObjectClass::PRIVATE_KEY
+            && public.obj.class == ObjectClass::PUBLIC_KEY
+            && is_key_pair(&self.label, &self.id, &public.label, &public.id)
+    }
+}
+
+/// True for a CKR that means the object is gone (destroyed by another
+/// application between `C_FindObjects` and a later call).
+fn vanished(e: &OpError) -> bool {
+    matches!(
+        e.rv(),
+        Some(RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid)
+    )
+}
+
+/// Every token key object whose `CKA_LABEL` is `label`; objects that vanish
+/// while they are read are left out.
+pub fn find_by_label(session: &Session, label: &[u8]) -> Result<Vec<Found>, OpError> {
     let template = [Attribute::Token(true), Attribute::Label(label.to_vec())];
     let mut out = Vec::new();
     for handle in find_all(session, &template)? {
-        if let Some(obj) = describe_handle(session, handle)? {
-            out.push(obj);
+        if let Some(found) = read_object(session, handle)? {
+            out.push(found);
         }
     }
     Ok(out)
 }
 
-/// Class and key type of a handle; None when it is not a key.
-fn describe_handle(session: &Session, handle: ObjectHandle) -> Result<Option<KeyObject>, OpError> {
-    let attrs = session.get_attributes(handle, &[AttributeType::Class, AttributeType::KeyType])?;
-    let (mut class, mut key_type) = (None, None);
+/// Class, key type, label and ID of a handle; None when it is not a key or
+/// has vanished (`CKR_OBJECT_HANDLE_INVALID`).
+fn read_object(session: &Session, handle: ObjectHandle) -> Result<Option<Found>, OpError> {
+    let attrs = match session.get_attributes(
+        handle,
+        &[
+            AttributeType::Class,
+            AttributeType::KeyType,
+            AttributeType::Label,
+            AttributeType::Id,
+        ],
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            let e = OpError::from(e);
+            return if vanished(&e) { Ok(None) } else { Err(e) };
+        }
+    };
+    let (mut class, mut key_type, mut label, mut id) = (None, None, Vec::new(), Vec::new());
     for a in attrs {
         match a {
             Attribute::Class(c) => class = Some(c),
             Attribute::KeyType(k) => key_type = Some(k),
+            Attribute::Label(l) => label = l,
+            Attribute::Id(i) => id = i,
             _ => {}
         }
     }
     Ok(match (class, key_type) {
-        (Some(class), Some(key_type)) if is_key_class(class) => Some(KeyObject {
-            handle,
-            class,
-            key_type,
+        (Some(class), Some(key_type)) if is_key_class(class) => Some(Found {
+            obj: KeyObject {
+                handle,
+                class,
+                key_type,
+            },
+            label,
+            id,
         }),
         _ => None,
     })
@@ -108,21 +160,27 @@ fn describe_handle(session: &Session, handle: ObjectHandle) -> Result<Option<Key
 /// What an operation needs the uid to resolve to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Want {
-    /// Whatever key carries the label.
+    /// The one key the uid names, of any class.
     Any,
     /// A secret key.
     Secret,
     /// A private key.
     Private,
-    /// A public key; the private key's uid resolves to its `<label>_pk`.
+    /// A public key; a private key's uid resolves to its own public key.
     Public,
 }
 
-/// Resolves a uid to one key object.
+/// Resolves a uid to the one key object it names (docs/protocol.md "Keys"):
+/// objects labelled with the uid's label, except public keys that carry
+/// their private key's label and `CKA_ID` (those are named `<label>_pk`),
+/// and, for a label `L_pk`, the public key of the pair `L` that carries
+/// `L`.
 ///
-/// Errors: `not_found` when no key carries the label (or, for [`Want::Public`]
-/// on a private key's uid, when its `<label>_pk` is missing); `bad_request`
-/// when the key is of the wrong class for the operation.
+/// Errors: `not_found` when the uid names no key (or, for [`Want::Public`]
+/// on a private key's uid, when its public key is missing); `bad_request`
+/// when it names a key of the wrong class for the operation; `ambiguous`
+/// when it names two keys the operation could use (naming their
+/// `CKA_ID`s and how to fix it).
 pub fn resolve(session: &Session, uid: &KeyUid, want: Want) -> Result<KeyObject, OpError> {
     resolve_by(uid, want, |label| {
         find_by_label(session, label).map(Arc::from)
@@ -141,71 +199,136 @@ pub fn resolve_cached(
     resolve_by(uid, want, |label| cache.find(session, label))
 }
 
+/// The objects `label` names: see [`resolve`].
+fn named(
+    label: &Label,
+    find: &mut impl FnMut(&[u8]) -> Result<Arc<[Found]>, OpError>,
+) -> Result<Vec<Found>, OpError> {
+    let direct = find(label.as_bytes())?;
+    let mut out: Vec<Found> = direct
+        .iter()
+        .filter(|o| !direct.iter().any(|p| p.pairs_with(o) && p.label == o.label))
+        .cloned()
+        .collect();
+    if let Some(private) = label.pair_private() {
+        let base = find(private.as_bytes())?;
+        out.extend(
+            base.iter()
+                .filter(|o| base.iter().any(|p| p.pairs_with(o) && p.label == o.label))
+                .cloned(),
+        );
+    }
+    Ok(out)
+}
+
+/// The pkcs11-tool `--type` of a class.
+fn tool_type(class: ObjectClass) -> &'static str {
+    match class {
+        ObjectClass::SECRET_KEY => "secrkey",
+        ObjectClass::PRIVATE_KEY => "privkey",
+        _ => "pubkey",
+    }
+}
+
+/// `ambiguous`: `uid` names several keys (at most 4 `CKA_ID`s shown, each
+/// cut to 64 hex digits).
+fn ambiguous(uid: &KeyUid, what: &str, keys: &[&Found]) -> OpError {
+    let hex = |b: &[u8]| -> String {
+        let h: String = b.iter().take(32).map(|x| format!("{x:02x}")).collect();
+        if h.is_empty() {
+            "none".into()
+        } else {
+            h
+        }
+    };
+    let ids: Vec<String> = keys
+        .iter()
+        .take(4)
+        .map(|k| format!("{} {}", tool_type(k.obj.class), hex(&k.id)))
+        .collect();
+    let example = keys.last().map_or(String::new(), |k| {
+        format!(
+            " (e.g. pkcs11-tool --login --delete-object --type {} --id {})",
+            tool_type(k.obj.class),
+            hex(&k.id)
+        )
+    });
+    OpError::new(
+        ErrorCode::Ambiguous,
+        format!(
+            "{uid} names {} {what} on the token in slot {} (CKA_ID {}); hsmd will not pick one: delete or relabel all but one of them with pkcs11-tool{example}",
+            keys.len(),
+            uid.slot,
+            ids.join(", ")
+        ),
+    )
+}
+
 fn resolve_by(
     uid: &KeyUid,
     want: Want,
-    mut find: impl FnMut(&[u8]) -> Result<Arc<[KeyObject]>, OpError>,
+    mut find: impl FnMut(&[u8]) -> Result<Arc<[Found]>, OpError>,
 ) -> Result<KeyObject, OpError> {
-    let found = find(uid.label.as_bytes())?;
-    let pick = |class: ObjectClass| found.iter().copied().find(|k| k.class == class);
-    // Formatted only for an error: this runs on every hot operation.
-    let full = || uid.to_string();
+    let found = named(&uid.label, &mut find)?;
     let not_found = || {
         OpError::new(
             ErrorCode::NotFound,
-            format!("no key {} on the token in slot {}", full(), uid.slot),
+            format!("no key {uid} on the token in slot {}", uid.slot),
         )
     };
     let wrong = |what: &str| {
         OpError::new(
             ErrorCode::BadRequest,
-            format!("key {} is not {what}; this operation needs {what}", full()),
+            format!("key {uid} is not {what}; this operation needs {what}"),
         )
     };
+    let of = |class: ObjectClass| -> Vec<&Found> {
+        found.iter().filter(|k| k.obj.class == class).collect()
+    };
+    let one = |keys: Vec<&Found>, what: &str| -> Result<Option<KeyObject>, OpError> {
+        match keys.as_slice() {
+            [] => Ok(None),
+            [k] => Ok(Some(k.obj)),
+            _ => Err(ambiguous(uid, what, &keys)),
+        }
+    };
+    let missing = |what: &str| {
+        if found.is_empty() {
+            not_found()
+        } else {
+            wrong(what)
+        }
+    };
     match want {
-        Want::Any => found.first().copied().ok_or_else(not_found),
-        Want::Secret => pick(ObjectClass::SECRET_KEY).ok_or_else(|| {
-            if found.is_empty() {
-                not_found()
-            } else {
-                wrong("a secret (AES) key")
-            }
-        }),
-        Want::Private => pick(ObjectClass::PRIVATE_KEY).ok_or_else(|| {
-            if found.is_empty() {
-                not_found()
-            } else {
-                wrong("a private key")
-            }
-        }),
+        Want::Any => one(found.iter().collect(), "keys")?.ok_or_else(not_found),
+        Want::Secret => one(of(ObjectClass::SECRET_KEY), "secret keys")?
+            .ok_or_else(|| missing("a secret (AES) key")),
+        Want::Private => one(of(ObjectClass::PRIVATE_KEY), "private keys")?
+            .ok_or_else(|| missing("a private key")),
         Want::Public => {
-            if let Some(k) = pick(ObjectClass::PUBLIC_KEY) {
+            if let Some(k) = one(of(ObjectClass::PUBLIC_KEY), "public keys")? {
                 return Ok(k);
             }
-            if pick(ObjectClass::PRIVATE_KEY).is_some() {
-                let pk = uid
-                    .public_key()
-                    .map_err(|e| OpError::new(ErrorCode::NotFound, e.to_string()))?;
-                return find(pk.label.as_bytes())?
-                    .iter()
-                    .copied()
-                    .find(|k| k.class == ObjectClass::PUBLIC_KEY)
-                    .ok_or_else(|| {
-                        OpError::new(
-                            ErrorCode::NotFound,
-                            format!(
-                                "key {} is a private key and its public key {} is not on the token",
-                                full(),
-                                pk
-                            ),
-                        )
-                    });
-            }
-            if found.is_empty() {
-                Err(not_found())
-            } else {
-                Err(wrong("an RSA or EC key"))
-            }
+            let privates = of(ObjectClass::PRIVATE_KEY);
+            let Some(private) = one(privates.clone(), "private keys")?.and(privates.first()) else {
+                return Err(missing("an RSA or EC key"));
+            };
+            let pk = uid
+                .public_key()
+                .map_err(|e| OpError::new(ErrorCode::NotFound, e.to_string()))?;
+            let own = named(&pk.label, &mut find)?;
+            one(
+                own.iter().filter(|k| private.pairs_with(k)).collect(),
+                "public keys",
+            )?
+            .ok_or_else(|| {
+                OpError::new(
+                    ErrorCode::NotFound,
+                    format!(
+                        "key {uid} is a private key and its public key {pk} is not on the token"
+                    ),
+                )
+            })
         }
     }
 }
@@ -247,7 +370,7 @@ pub struct KeyCache {
 
 #[derive(Debug, Default)]
 struct CacheInner {
-    labels: HashMap<Vec<u8>, Arc<[KeyObject]>>,
+    labels: HashMap<Vec<u8>, Arc<[Found]>>,
     curves: HashMap<u64, Option<Curve>>,
 }
 
@@ -275,14 +398,14 @@ impl KeyCache {
 
     /// The key objects labelled `label`: from the cache, else from the
     /// token (and remembered when there is at least one).
-    pub fn find(&self, session: &Session, label: &[u8]) -> Result<Arc<[KeyObject]>, OpError> {
+    pub fn find(&self, session: &Session, label: &[u8]) -> Result<Arc<[Found]>, OpError> {
         if let Some(found) = self.lock().labels.get(label) {
             return Ok(found.clone());
         }
         // Held until the result is cached, so a destruction cannot clear the
         // cache between the lookup and the insertion.
         let _store = self.looking_up();
-        let found: Arc<[KeyObject]> = find_by_label(session, label)?.into();
+        let found: Arc<[Found]> = find_by_label(session, label)?.into();
         if !found.is_empty() {
             let mut inner = self.lock();
             if inner.labels.len() >= CACHE_MAX_LABELS {
@@ -326,12 +449,7 @@ impl KeyCache {
     /// valid, clears the cache and runs it once more.
     pub fn retry_stale<T>(&self, mut op: impl FnMut() -> Result<T, OpError>) -> Result<T, OpError> {
         match op() {
-            Err(e)
-                if matches!(
-                    e.rv(),
-                    Some(RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid)
-                ) =>
-            {
+            Err(e) if vanished(&e) => {
                 self.clear();
                 op()
             }
@@ -340,15 +458,21 @@ impl KeyCache {
     }
 }
 
-/// Reads a key object's attributes into a protocol key info.
-pub fn key_info(session: &Session, slot: u64, obj: &KeyObject) -> Result<Option<KeyInfo>, OpError> {
+/// Reads a key object's attributes into a protocol key info under the name
+/// `name` (the label of its uid, see [`resolve`]).
+pub fn key_info(
+    session: &Session,
+    slot: u64,
+    obj: &KeyObject,
+    name: &Label,
+) -> Result<Option<KeyInfo>, OpError> {
     let Some(kind) = obj.kind() else {
         return Ok(None);
     };
     let attrs = session.get_attributes(
         obj.handle,
         &[
-            AttributeType::Label,
+            AttributeType::Id,
             AttributeType::ValueLen,
             AttributeType::Modulus,
             AttributeType::EcParams,
@@ -363,7 +487,7 @@ pub fn key_info(session: &Session, slot: u64, obj: &KeyObject) -> Result<Option<
             AttributeType::Derive,
         ],
     )?;
-    let mut label = Label::from_bytes(&[]);
+    let mut id = String::new();
     let mut bits = 0u32;
     let mut curve = None;
     let mut sensitive = false;
@@ -371,7 +495,7 @@ pub fn key_info(session: &Session, slot: u64, obj: &KeyObject) -> Result<Option<
     let mut usages = Vec::new();
     for a in attrs {
         match a {
-            Attribute::Label(l) => label = Label::from_bytes(&l),
+            Attribute::Id(i) => id = i.iter().map(|b| format!("{b:02x}")).collect(),
             Attribute::ValueLen(n) => bits = u32::try_from(u64::from(n) * 8).unwrap_or(u32::MAX),
             Attribute::Modulus(m) => {
                 let significant = m.iter().skip_while(|b| **b == 0).count();
@@ -394,9 +518,10 @@ pub fn key_info(session: &Session, slot: u64, obj: &KeyObject) -> Result<Option<
         }
     }
     Ok(Some(KeyInfo {
-        uid: KeyUid::new(slot, label.clone()).to_string(),
+        uid: KeyUid::new(slot, name.clone()).to_string(),
         slot,
-        label: label.as_str().to_owned(),
+        label: name.as_str().to_owned(),
+        id,
         kind,
         bits,
         curve,
@@ -406,9 +531,12 @@ pub fn key_info(session: &Session, slot: u64, obj: &KeyObject) -> Result<Option<
     }))
 }
 
-/// Every key object on the token, described; keys of other types are skipped.
+/// Every key object on the token, described under its name (see
+/// [`resolve`]: a public key that carries its private key's label and
+/// `CKA_ID` is listed as `<label>_pk`); keys of other types are skipped, and
+/// so are objects destroyed by another application while they are read.
 pub fn list(session: &Session, slot: u64) -> Result<Vec<KeyInfo>, OpError> {
-    let mut keys = Vec::new();
+    let mut objects = Vec::new();
     for class in [
         ObjectClass::SECRET_KEY,
         ObjectClass::PRIVATE_KEY,
@@ -416,11 +544,33 @@ pub fn list(session: &Session, slot: u64) -> Result<Vec<KeyInfo>, OpError> {
     ] {
         let template = [Attribute::Token(true), Attribute::Class(class)];
         for handle in find_all(session, &template)? {
-            if let Some(obj) = describe_handle(session, handle)? {
-                if let Some(info) = key_info(session, slot, &obj)? {
-                    keys.push(info);
-                }
+            if let Some(found) = read_object(session, handle)? {
+                objects.push(found);
             }
+        }
+    }
+    let mut privates: HashMap<&[u8], Vec<&Found>> = HashMap::new();
+    for o in objects
+        .iter()
+        .filter(|o| o.obj.class == ObjectClass::PRIVATE_KEY)
+    {
+        privates.entry(&o.label).or_default().push(o);
+    }
+    let mut keys = Vec::new();
+    for o in &objects {
+        let label = Label::from_bytes(&o.label);
+        let paired = privates
+            .get(o.label.as_slice())
+            .is_some_and(|ps| ps.iter().any(|p| p.pairs_with(o)));
+        let name = match paired {
+            true => Label::from_bytes(&[&o.label[..], PUBLIC_SUFFIX.as_bytes()].concat()),
+            false => label,
+        };
+        match key_info(session, slot, &o.obj, &name) {
+            Ok(Some(info)) => keys.push(info),
+            Ok(None) => {}
+            Err(e) if vanished(&e) => {}
+            Err(e) => return Err(e),
         }
     }
     keys.sort_by(|a, b| a.label.cmp(&b.label).then(a.uid.cmp(&b.uid)));

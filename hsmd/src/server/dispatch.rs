@@ -280,7 +280,7 @@ async fn execute(
             on_slot(state.slot(uid.slot)?, move |s, ctx| {
                 let _store = ctx.keys.looking_up();
                 let obj = keys::resolve(s, &uid, keys::Want::Any)?;
-                keys::key_info(s, ctx.id, &obj)?.ok_or_else(|| {
+                keys::key_info(s, ctx.id, &obj, &uid.label)?.ok_or_else(|| {
                     ErrorBody::new(
                         ErrorCode::Unsupported,
                         format!("key {} is of a type hsmd does not serve", uid),

@@ -1,12 +1,12 @@
 //! KMIP Destroy (KMIP 2.1 section 6.1.15), by HSM admins only: with
-//! `Cascade`, destroying a private key also destroys its `_pk` public key
-//! (unlike the reference, which leaves it). Grants on destroyed keys are
-//! removed. Revoke (6.1.43) is refused: HSM keys are destroyed, not revoked.
+//! `Cascade`, destroying a private key also destroys its own public key
+//! `_pk`, the one that shares its `CKA_ID` (unlike the reference, which
+//! leaves it). Grants on destroyed keys are removed. Revoke (6.1.43) is refused: HSM keys are destroyed, not revoked.
 
 use super::{attributes, Ctx};
 use crate::error::KmsError;
 use crate::ttlv::Ttlv;
-use hsmd_protocol::{Destroy, ErrorCode, GetKey, KeyKind, KeyRef, KeyUid};
+use hsmd_protocol::{Destroy, ErrorCode, GetKey, KeyInfo, KeyKind, KeyRef, KeyUid};
 
 /// KMIP Destroy.
 ///
@@ -37,6 +37,13 @@ pub async fn destroy(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
             )));
         }
     }
+    // The public key goes first: on a token that labels it like its
+    // private key (a SmartCard-HSM), it is named `_pk` only while the
+    // private key is there.
+    let cascade = req.bool_of("Cascade")?.unwrap_or(false);
+    if cascade && matches!(info.kind, KeyKind::RsaPrivate | KeyKind::EcPrivate) {
+        cascade_public(ctx, id, &info).await?;
+    }
     hsmd.call(
         ctx.user,
         &format!("Destroy {id}"),
@@ -45,20 +52,18 @@ pub async fn destroy(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     .await?;
     forget(ctx, id)?;
     tracing::info!(user = ctx.user, uid = id, "destroyed key");
-    let cascade = req.bool_of("Cascade")?.unwrap_or(false);
-    if cascade && matches!(info.kind, KeyKind::RsaPrivate | KeyKind::EcPrivate) {
-        cascade_public(ctx, id).await?;
-    }
     Ok(Ttlv::structure(
         "DestroyResponse",
         vec![Ttlv::text("UniqueIdentifier", id)],
     ))
 }
 
-/// Destroys the public key of the pair whose private key `id` was just
-/// destroyed: `id` + `_pk`, when it exists and is a public key (an AES key
-/// that merely carries that name is left alone).
-async fn cascade_public(ctx: &Ctx<'_>, id: &str) -> Result<(), KmsError> {
+/// Destroys the public key of the pair whose private key is `id` (about to
+/// be destroyed): `id` + `_pk`, when it exists and is that private key's
+/// own public key (same `CKA_ID`, [`hsmd_protocol::uid::infos_pair`]); an
+/// AES key or a foreign public key that merely carries that name is left
+/// alone.
+async fn cascade_public(ctx: &Ctx<'_>, id: &str, private: &KeyInfo) -> Result<(), KmsError> {
     let public = KeyUid::parse(id)?.public_key()?.to_string();
     let what = format!("Destroy (cascade) {public}");
     let hsmd = &ctx.state.hsmd;
@@ -76,7 +81,9 @@ async fn cascade_public(ctx: &Ctx<'_>, id: &str) -> Result<(), KmsError> {
         Err((Some(ErrorCode::NotFound), _)) => return Ok(()),
         Err((_, e)) => return Err(e),
     };
-    if !matches!(info.kind, KeyKind::RsaPublic | KeyKind::EcPublic) {
+    if !matches!(info.kind, KeyKind::RsaPublic | KeyKind::EcPublic)
+        || !hsmd_protocol::uid::infos_pair(private, &info)
+    {
         return Ok(());
     }
     hsmd.call(
@@ -89,7 +96,7 @@ async fn cascade_public(ctx: &Ctx<'_>, id: &str) -> Result<(), KmsError> {
     .await
     .map_err(|e| {
         KmsError::unprocessable(format!(
-            "Destroy: {id} was destroyed but its public key {public} was not: {e}"
+            "Destroy: neither {id} nor its public key {public} was destroyed: {e}"
         ))
     })?;
     forget(ctx, &public)?;

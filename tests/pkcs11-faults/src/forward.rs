@@ -836,10 +836,7 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
         "C_GenerateKeyPair",
         crate::Target::Session(arg1),
         || unsafe {
-            match crate::real().C_GenerateKeyPair {
-                Some(f) => f(arg1, arg2, arg3, arg4, arg5, arg6, arg7, arg8),
-                None => CKR_FUNCTION_NOT_SUPPORTED,
-            }
+            crate::special::C_GenerateKeyPair(arg1, arg2, arg3, arg4, arg5, arg6, arg7, arg8)
         },
     )
 }

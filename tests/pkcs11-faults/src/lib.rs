@@ -8,7 +8,8 @@
 //!
 //! | key | effect |
 //! |---|---|
-//! | `profile = smartcardhsm` | `serialize`, `find_max = 16`, `cbc_max = 1024`, and hides what the card lacks (AES-GCM, AES-CBC-PAD, key wrap, ECDSA with SHA-2) |
+//! | `profile = smartcardhsm` | `serialize`, `find_max = 16`, `cbc_max = 1024`, `pair_labels`, and hides what the card lacks (AES-GCM, AES-CBC-PAD, key wrap, ECDSA with SHA-2) |
+//! | `pair_labels = 1` | `C_GenerateKeyPair` gives the public key the private template's `CKA_LABEL` and `CKA_ID`, ignoring the public template's, as sc-hsm-embedded V2.12 does on a SmartCard-HSM |
 //! | `serialize = 1` | one call at a time, like sc-hsm-embedded |
 //! | `delay_ms = N` | every session call takes N ms longer (a card command) |
 //! | `hide = CKM_AES_GCM 0x1234` | mechanisms left out of `C_GetMechanismList`, refused by `C_GetMechanismInfo` and `C_*Init` |
@@ -119,6 +120,8 @@ pub unsafe extern "C" fn C_GetFunctionList(list: CK_FUNCTION_LIST_PTR_PTR) -> CK
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Control {
     pub serialize: bool,
+    /// Public keys of new pairs take the private key's label and ID.
+    pub pair_labels: bool,
     pub delay_ms: u64,
     pub hide: HashSet<CK_MECHANISM_TYPE>,
     pub find_max: Option<CK_ULONG>,
@@ -179,6 +182,7 @@ impl Control {
             match k {
                 "profile" if v == "smartcardhsm" => {
                     c.serialize = true;
+                    c.pair_labels = true;
                     c.find_max.get_or_insert(16);
                     c.cbc_max.get_or_insert(1024);
                     c.hide.extend([
@@ -193,6 +197,7 @@ impl Control {
                     ]);
                 }
                 "serialize" => c.serialize = v == "1" || v == "true",
+                "pair_labels" => c.pair_labels = v == "1" || v == "true",
                 "delay_ms" => c.delay_ms = v.parse().unwrap_or(0),
                 "hide" => c.hide.extend(v.split_whitespace().filter_map(mechanism)),
                 "find_max" => c.find_max = parse_num(v),

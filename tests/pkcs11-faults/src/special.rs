@@ -15,6 +15,55 @@ macro_rules! fwd {
     };
 }
 
+/// With `pair_labels`, the public key gets the private template's
+/// `CKA_LABEL` and `CKA_ID` whatever its own template says, as sc-hsm-embedded
+/// V2.12 does on a SmartCard-HSM (measured: docs/smartcard-hsm.md).
+pub unsafe fn C_GenerateKeyPair(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    public: *mut CK_ATTRIBUTE,
+    public_len: CK_ULONG,
+    private: *mut CK_ATTRIBUTE,
+    private_len: CK_ULONG,
+    public_key: *mut CK_OBJECT_HANDLE,
+    private_key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    let forward = |public: *mut CK_ATTRIBUTE, public_len| {
+        fwd!(C_GenerateKeyPair(
+            session,
+            mechanism,
+            public,
+            public_len,
+            private,
+            private_len,
+            public_key,
+            private_key
+        ))
+    };
+    let as_slice = |p: *mut CK_ATTRIBUTE, n: CK_ULONG| -> &[CK_ATTRIBUTE] {
+        if p.is_null() || n == 0 {
+            &[]
+        } else {
+            std::slice::from_raw_parts(p, n as usize)
+        }
+    };
+    if !control().pair_labels {
+        return forward(public, public_len);
+    }
+    let from_private: Vec<CK_ATTRIBUTE> = as_slice(private, private_len)
+        .iter()
+        .filter(|a| a.type_ == CKA_LABEL || a.type_ == CKA_ID)
+        .copied()
+        .collect();
+    let mut template: Vec<CK_ATTRIBUTE> = as_slice(public, public_len)
+        .iter()
+        .filter(|a| a.type_ != CKA_LABEL && a.type_ != CKA_ID)
+        .copied()
+        .collect();
+    template.extend(from_private);
+    forward(template.as_mut_ptr(), template.len() as CK_ULONG)
+}
+
 /// Clears `CKF_TOKEN_PRESENT` while the token is pulled.
 pub unsafe fn C_GetSlotInfo(slot: CK_SLOT_ID, info: *mut CK_SLOT_INFO) -> CK_RV {
     let rv = fwd!(C_GetSlotInfo(slot, info));
