@@ -27,10 +27,14 @@ impl std::fmt::Display for KmsError {
 impl std::error::Error for KmsError {}
 
 impl KmsError {
+    /// Every constructor goes through here: the message is made
+    /// [`printable`], then cut to `hsmd_protocol::error::MESSAGE_MAX` bytes
+    /// with its full length stated (`... (<n> bytes in all)`), so no answer
+    /// or log line repeats more of what a caller sent.
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
-            message: printable(&message.into()),
+            message: hsmd_protocol::error::bounded(printable(&message.into())),
         }
     }
 
@@ -62,7 +66,7 @@ impl KmsError {
     /// answers only the id.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         let id = uuid::Uuid::new_v4();
-        tracing::error!(correlation_id = %id, "internal error: {}", printable(&cause.to_string()));
+        tracing::error!(correlation_id = %id, "internal error: {}", hsmd_protocol::error::bounded(printable(&cause.to_string())));
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("internal error (correlation id {id}; the cause is in the kms-frontend log)"),
@@ -125,6 +129,17 @@ impl From<hsmd_protocol::UidError> for KmsError {
     }
 }
 
+/// Longest caller-chosen value (a uid, a user name) repeated in a log
+/// record or a success answer, in bytes.
+pub const ECHO_MAX: usize = 160;
+
+/// A caller-chosen `value` for a log record or an answer: [`printable`], cut
+/// to [`ECHO_MAX`] bytes with its full length stated (`... (<n> bytes in
+/// all)`).
+pub fn echo(value: &str) -> String {
+    hsmd_protocol::error::bounded_to(printable(value), ECHO_MAX)
+}
+
 /// `text` with control characters (newline, NUL, ESC, ...) escaped as
 /// `\u{..}`: messages quote caller-chosen names, which must not forge log
 /// lines or terminal output.
@@ -181,6 +196,20 @@ impl IntoResponse for KmsError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn echoes_are_cut_with_their_full_length_stated() {
+        let uid = "x".repeat(2_000_000);
+        let e = super::KmsError::unprocessable(format!("Item not found: Encrypt with {uid}"));
+        assert!(e.message.len() < 1100, "{}", e.message.len());
+        assert!(
+            e.message.ends_with("... (2000029 bytes in all)"),
+            "{}",
+            e.message
+        );
+        let short = super::echo(&uid);
+        assert_eq!(short, format!("{}... (2000000 bytes in all)", &uid[..160]));
+        assert_eq!(super::echo("bob\n"), "bob\\u{a}");
+    }
     /// A token fault a retry may cure is 503 (clients retry), never 422.
     #[test]
     fn a_retryable_token_fault_is_503() {

@@ -95,12 +95,38 @@ pub struct ErrorBody {
     pub ckr: Option<String>,
 }
 
+/// Longest error message, in bytes, before [`bounded`] cuts it. Messages
+/// quote client input (uids, names, decoder messages); whatever each quote's
+/// own limit, no answer or log line repeats more than this of it.
+pub const MESSAGE_MAX: usize = 1024;
+
+/// `message` cut to [`MESSAGE_MAX`] bytes (at a character boundary) and
+/// followed by `... (<n> bytes in all)` when longer; unchanged otherwise.
+pub fn bounded(message: String) -> String {
+    bounded_to(message, MESSAGE_MAX)
+}
+
+/// [`bounded`] with the limit `max` (bytes).
+pub fn bounded_to(mut message: String, max: usize) -> String {
+    if message.len() <= max {
+        return message;
+    }
+    let total = message.len();
+    let mut cut = max;
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    message.truncate(cut);
+    message.push_str(&format!("... ({total} bytes in all)"));
+    message
+}
+
 impl ErrorBody {
-    /// An error without a `ckr`.
+    /// An error without a `ckr`; the message is [`bounded`].
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
-            message: message.into(),
+            message: bounded(message.into()),
             ckr: None,
         }
     }
@@ -108,5 +134,28 @@ impl ErrorBody {
     /// A `bad_request` error.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::BadRequest, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_cut_with_their_full_length_stated() {
+        let uid = "é".repeat(1_000_000);
+        let e = ErrorBody::new(ErrorCode::NotFound, format!("no key {uid}"));
+        assert!(e.message.len() <= MESSAGE_MAX + 32, "{}", e.message.len());
+        assert!(
+            e.message.ends_with("... (2000007 bytes in all)"),
+            "{}",
+            &e.message[1000..]
+        );
+        assert_eq!(ErrorBody::bad_request("short").message, "short");
+        assert_eq!(bounded_to("abcdef".into(), 6), "abcdef");
+        assert_eq!(
+            bounded_to("abcdefg".into(), 6),
+            "abcdef... (7 bytes in all)"
+        );
     }
 }

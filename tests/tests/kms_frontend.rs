@@ -321,3 +321,59 @@ async fn connections_past_max_connections_wait_for_a_free_one() {
         .expect("HTTP");
     assert_eq!(status, 200);
 }
+
+/// A 2,000,000-character UniqueIdentifier (in several shapes) is not
+/// repeated: the answer and every log line stay short and state how long
+/// the value was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_unique_identifier_is_not_echoed() {
+    let token = Token::new("kms-echo");
+    let (mut daemon, mut fe) = started(&token);
+    let long = "x".repeat(2_000_000);
+    for uid in [
+        format!("hsm::{}::{long}", token.slot),
+        long.clone(),
+        format!("hsm::{long}::k"),
+    ] {
+        let r = fe.kmip(&encrypt(&uid, "00112233")).await;
+        assert!(r.status >= 400, "{}", r.status);
+        assert!(
+            r.body.len() < 2048,
+            "HTTP {}: {} bytes of answer: {}...",
+            r.status,
+            r.body.len(),
+            &r.body[..200.min(r.body.len())]
+        );
+    }
+    // The same length as a KMIP tag, an operation name, a text value, and
+    // as the user of a grant.
+    let key = format!("hsm::{}::echo", token.slot);
+    assert_eq!(fe.kmip(&create_aes(&key)).await.status, 200);
+    for (what, r) in [
+        ("tag", fe.kmip(&json!({"tag": long, "type": "Structure", "value": []})).await),
+        ("operation", fe.kmip(&json!({"tag": "Encrypt", "type": "Structure", "value": [text(&long, "x")]})).await),
+        ("text", fe.kmip(&json!({"tag": "Locate", "type": "Structure", "value": [{"tag": "Attributes", "type": "Structure", "value": [text("ObjectType", &long)]}]})).await),
+        (
+            "grant",
+            fe.post_raw(
+                "/access/grant",
+                json!({"unique_identifier": key, "user_id": long, "operation_types": ["encrypt"]}).to_string(),
+            )
+            .await,
+        ),
+    ] {
+        assert!(
+            r.body.len() < 2048,
+            "{what}: HTTP {}: {} bytes of answer: {}...",
+            r.status,
+            r.body.len(),
+            &r.body[..200.min(r.body.len())]
+        );
+    }
+    fe.stop();
+    daemon.stop();
+    for (who, log) in [("kms-frontend", fe.log_text()), ("hsmd", daemon.log_text())] {
+        let longest = log.lines().map(str::len).max().unwrap_or(0);
+        assert!(longest < 2048, "{who} wrote a line of {longest} bytes");
+    }
+}

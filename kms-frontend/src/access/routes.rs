@@ -6,7 +6,7 @@
 
 use super::policy;
 use crate::auth::User;
-use crate::error::KmsError;
+use crate::error::{echo, KmsError};
 use crate::http::{json, read_body, AppState};
 use crate::kmip::attributes;
 use axum::body::Body;
@@ -76,9 +76,9 @@ pub async fn grant(
         .grants
         .grant(&b.unique_identifier, &b.user_id, &ops)
         .map_err(KmsError::internal)?;
-    tracing::info!(user = ?user, uid = ?b.unique_identifier, to = ?b.user_id, ops = ?ops, "granted");
+    tracing::info!(user = %echo(&user), uid = %echo(&b.unique_identifier), to = %echo(&b.user_id), ops = ?ops, "granted");
     Ok(Json(
-        json!({"success": format!("Access for {} successfully added", b.user_id)}),
+        json!({"success": format!("Access for {} successfully added", echo(&b.user_id))}),
     ))
 }
 
@@ -103,9 +103,9 @@ pub async fn revoke(
         .grants
         .revoke(&b.unique_identifier, &b.user_id, &ops)
         .map_err(KmsError::internal)?;
-    tracing::info!(user = ?user, uid = ?b.unique_identifier, from = ?b.user_id, ops = ?ops, "revoked");
+    tracing::info!(user = %echo(&user), uid = %echo(&b.unique_identifier), from = %echo(&b.user_id), ops = ?ops, "revoked");
     Ok(Json(
-        json!({"success": format!("Access for {} successfully deleted", b.user_id)}),
+        json!({"success": format!("Access for {} successfully deleted", echo(&b.user_id))}),
     ))
 }
 

@@ -143,7 +143,7 @@ async fn kmip_route(
             }
         },
         Err(e) => {
-            tracing::info!(user = ?user, status = e.status.as_u16(), "KMIP request refused: {e}");
+            tracing::info!(user = %crate::error::echo(&user), status = e.status.as_u16(), "KMIP request refused: {e}");
             e.into_response()
         }
     }

@@ -51,7 +51,7 @@ pub async fn destroy(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     )
     .await?;
     forget(ctx, id)?;
-    tracing::info!(user = ctx.user, uid = id, "destroyed key");
+    tracing::info!(user = %crate::error::echo(ctx.user), uid = id, "destroyed key");
     Ok(Ttlv::structure(
         "DestroyResponse",
         vec![Ttlv::text("UniqueIdentifier", id)],
@@ -100,7 +100,7 @@ async fn cascade_public(ctx: &Ctx<'_>, id: &str, private: &KeyInfo) -> Result<()
         ))
     })?;
     forget(ctx, &public)?;
-    tracing::info!(user = ctx.user, uid = %public, "destroyed public key (cascade)");
+    tracing::info!(user = %crate::error::echo(ctx.user), uid = %public, "destroyed public key (cascade)");
     Ok(())
 }
 
