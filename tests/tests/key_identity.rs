@@ -281,13 +281,14 @@ async fn the_frontend_checks_the_destroyed_key_and_cascades_by_cka_id() {
     let fe = Frontend::start(&token, &d.socket, &[]);
     let s = token.slot;
     foreign_pair(&token, "rsa:2048", "q", "03");
-    let destroy = |expected: &str, cascade: bool| {
+    let destroy_of = |label: &str, expected: &str, cascade: bool| {
         json!({"tag": "Destroy", "value": [
-            text("UniqueIdentifier", &format!("hsm::{s}::q")),
+            text("UniqueIdentifier", &format!("hsm::{s}::{label}")),
             enumeration("ExpectedObjectType", expected),
             {"tag": "Cascade", "type": "Boolean", "value": cascade},
         ]})
     };
+    let destroy = |expected: &str, cascade: bool| destroy_of("q", expected, cascade);
     let r = fe.kmip(&destroy("PublicKey", true)).await;
     assert_eq!(r.status, 422, "{r}");
     assert!(r.body.contains("PrivateKey"), "{r}");
@@ -295,6 +296,13 @@ async fn the_frontend_checks_the_destroyed_key_and_cascades_by_cka_id() {
     let r = fe.kmip(&destroy("PrivateKey", true)).await;
     assert_eq!(r.status, 200, "{r}");
     assert_eq!(objects_labelled(&token, "q"), 0, "the pair is gone");
+    // Without Cascade only the private key goes, the one that was checked.
+    foreign_pair(&token, "rsa:2048", "q2", "04");
+    let r = fe.kmip(&destroy_of("q2", "PrivateKey", false)).await;
+    assert_eq!(r.status, 200, "{r}");
+    let left = token.pkcs11_tool(&["--list-objects"]);
+    assert_eq!(objects_labelled(&token, "q2"), 1, "{left}");
+    assert!(left.contains("Public Key Object"), "{left}");
 
     foreign_aes(&token, b"dup", "0a");
     foreign_aes(&token, b"dup", "0b");
