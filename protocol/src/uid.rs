@@ -71,7 +71,9 @@ impl fmt::Display for UidFault {
                 "the label holds the raw character {}; write it as \\xHH",
                 c.escape_unicode()
             ),
-            Self::BadEscape => f.write_str("the label holds a \\ that is not \\\\ or \\xHH"),
+            Self::BadEscape => f.write_str(
+                "the label holds a \\ that is not \\\\ or \\xHH (two lower-case hex digits)",
+            ),
             Self::NeedlessEscape => f.write_str(
                 "the label writes a printable character as \\xHH; write the character itself",
             ),
