@@ -221,17 +221,7 @@ impl Client {
                 ))
             }
         };
-        let hello: ServerHello = match serde_json::from_slice::<HelloFrame<ServerHello>>(&frame) {
-            Ok(h) => h.hello,
-            Err(hello_err) => match serde_json::from_slice::<Response>(&frame) {
-                Ok(Response { error: Some(e), .. }) => return Err(ClientError::Refused(e)),
-                _ => {
-                    return Err(ClientError::Handshake(format!(
-                        "unexpected answer to hello: {hello_err}"
-                    )))
-                }
-            },
-        };
+        let hello = decode_server_hello(&frame)?;
         // Accept frames as large as the server says it may send.
         reader
             .decoder_mut()
@@ -384,6 +374,41 @@ async fn write_loop(
     }
 }
 
+/// The server's answer to the hello: its hello, or the error it refused us with.
+fn decode_server_hello(frame: &[u8]) -> Result<ServerHello, ClientError> {
+    match serde_json::from_slice::<HelloFrame<ServerHello>>(frame) {
+        Ok(h) => Ok(h.hello),
+        Err(hello_err) => match serde_json::from_slice::<Response>(frame) {
+            Ok(Response { error: Some(e), .. }) => Err(ClientError::Refused(e)),
+            _ => Err(ClientError::Handshake(format!(
+                "unexpected answer to hello: {hello_err}"
+            ))),
+        },
+    }
+}
+
+/// What the read loop makes of one frame: the waiter's id and its answer,
+/// or why the connection ends.
+fn read_answer(frame: BytesMut) -> Result<(u64, Answer), String> {
+    let peek: Peek = match serde_json::from_slice(&frame) {
+        Ok(r) => r,
+        Err(e) => return Err(format!("hsmd sent a frame that is not a response: {e}")),
+    };
+    match peek.id {
+        Some(id) => Ok((
+            id,
+            Answer {
+                error: peek.error,
+                frame,
+            },
+        )),
+        None => Err(match peek.error {
+            Some(e) => format!("hsmd ended the connection: {e}"),
+            None => "hsmd sent a response without id".to_owned(),
+        }),
+    }
+}
+
 async fn read_loop(
     mut reader: FramedRead<
         tokio::net::unix::OwnedReadHalf,
@@ -400,30 +425,44 @@ async fn read_loop(
             Some(Err(e)) => break format!("read failed: {e}"),
             None => break "hsmd closed the connection".to_owned(),
         };
-        let peek: Peek = match serde_json::from_slice(&frame) {
-            Ok(r) => r,
-            Err(e) => break format!("hsmd sent a frame that is not a response: {e}"),
+        let (id, answer) = match read_answer(frame) {
+            Ok(a) => a,
+            Err(reason) => break reason,
         };
-        match peek.id {
-            Some(id) => {
-                let waiter = match &mut *shared.pending.lock().unwrap_or_else(|p| p.into_inner()) {
-                    Ok(map) => map.remove(&id),
-                    Err(_) => None,
-                };
-                if let Some(w) = waiter {
-                    let _ = w.send(Answer {
-                        error: peek.error,
-                        frame,
-                    });
-                }
-            }
-            None => {
-                break match peek.error {
-                    Some(e) => format!("hsmd ended the connection: {e}"),
-                    None => "hsmd sent a response without id".to_owned(),
-                }
-            }
+        let waiter = match &mut *shared.pending.lock().unwrap_or_else(|p| p.into_inner()) {
+            Ok(map) => map.remove(&id),
+            Err(_) => None,
+        };
+        if let Some(w) = waiter {
+            let _ = w.send(answer);
         }
     };
     shared.fail_all(reason);
+}
+
+/// Entry points for the fuzz targets (`fuzz/` at the repository root), not
+/// an API: the client's decoding of the frames hsmd sends, exactly as
+/// [`Client::handshake`], the read loop and [`Client::call`] /
+/// [`Client::call_raw`] run it.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// The answer to the hello: the server's hello or its refusal.
+    pub fn server_hello(frame: &[u8]) -> Result<ServerHello, ClientError> {
+        decode_server_hello(frame)
+    }
+
+    /// One response frame as a call sees it: the id it is matched by, then
+    /// the typed result (as [`Client::call`] decodes it) and the whole
+    /// response (as [`Client::call_raw`] does). `Err` is why the read loop
+    /// would end the connection.
+    #[allow(clippy::type_complexity)]
+    pub fn answer<T: DeserializeOwned>(
+        frame: &[u8],
+    ) -> Result<(u64, Result<T, ErrorBody>, Result<Response, ClientError>), String> {
+        let (id, answer) = read_answer(BytesMut::from(frame))?;
+        let whole = read_answer(BytesMut::from(frame))?.1.into_response();
+        Ok((id, answer.into_result(), whole))
+    }
 }

@@ -306,12 +306,9 @@ pub async fn serve(
         Ok(Some(Err(_))) => return,
         Ok(Some(Ok(f))) => f,
     };
-    let hello = match serde_json::from_slice::<HelloFrame<ClientHello>>(&frame) {
-        Ok(h) => h.hello,
-        Err(e) => {
-            let msg = format!("the first frame must be {{\"hello\": {{\"versions\": [1], \"client\": ...}}}}: {e}");
-            return refuse(writer, ErrorBody::bad_request(msg)).await;
-        }
+    let hello = match decode_hello(&frame) {
+        Ok(h) => h,
+        Err(e) => return refuse(writer, e).await,
     };
     if !hello.versions.contains(&PROTOCOL_VERSION) {
         let e = ErrorBody::new(
@@ -366,6 +363,21 @@ fn log_refusal(uid: u32, pid: Option<i32>, e: &ErrorBody) {
         "refused connection: {}",
         message.escape_debug()
     );
+}
+
+/// Decodes the client's first frame, `{"hello": {"versions": [..], "client": ".."}}`
+/// (docs/protocol.md "Handshake"); unknown members are refused.
+///
+/// Errors: the `bad_request` body sent back before the connection is
+/// closed, showing the expected shape and serde's reason.
+pub fn decode_hello(frame: &[u8]) -> Result<ClientHello, ErrorBody> {
+    serde_json::from_slice::<HelloFrame<ClientHello>>(frame)
+        .map(|h| h.hello)
+        .map_err(|e| {
+            ErrorBody::bad_request(format!(
+                "the first frame must be {{\"hello\": {{\"versions\": [1], \"client\": ...}}}}: {e}"
+            ))
+        })
 }
 
 fn too_large(max: usize) -> ErrorBody {

@@ -12,7 +12,7 @@ use hsmd_protocol::Request;
 /// the usual order, duplicates, any error), which then goes through
 /// [`Request::decode`]: every request this accepts, that accepts with the
 /// same result, and every error message comes from there.
-pub(super) fn decode_hot(frame: &[u8]) -> Option<Request> {
+pub fn decode_hot(frame: &[u8]) -> Option<Request> {
     serde_json::from_slice::<HotRequest>(frame)
         .ok()
         .map(|r| r.0)

@@ -7,3 +7,11 @@ pub mod gate;
 mod hot;
 pub mod listener;
 pub mod peer;
+
+/// Entry points for the fuzz targets (`fuzz/` at the repository root), not
+/// an API: the server's decoders exactly as the connection calls them.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::connection::decode_hello;
+    pub use super::hot::decode_hot;
+}

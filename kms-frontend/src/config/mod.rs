@@ -183,7 +183,12 @@ pub fn parse_file(path: &Path, text: &str) -> Result<file::FileConfig, ConfigErr
     toml::from_str(text).map_err(parse_error)
 }
 
-fn merge(args: Args, file: file::FileConfig) -> Result<Config, ConfigError> {
+/// Merges the flags `args` over the parsed file `file` and checks the
+/// result (what [`load`] does after [`parse_file`]); reads no file.
+///
+/// Errors: [`ConfigError::Invalid`], one sentence naming the key and what
+/// would be accepted.
+pub fn merge(args: Args, file: file::FileConfig) -> Result<Config, ConfigError> {
     let http = file.http.unwrap_or_default();
     let tls = file.tls.unwrap_or_default();
     let db = file.db.unwrap_or_default();
