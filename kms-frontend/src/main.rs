@@ -67,7 +67,12 @@ async fn run(config: Config) -> Result<()> {
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("listening on {scheme}://{local}");
-    http::serve::serve(listener, tls, app, config.max_connections, shutdown).await;
+    let limits = http::serve::ConnectionLimits {
+        max_connections: config.max_connections,
+        max_per_peer: config.max_connections_per_peer,
+        max_pending_per_peer: config.max_pending_per_peer,
+    };
+    http::serve::serve(listener, tls, app, limits, shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }

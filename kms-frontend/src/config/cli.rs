@@ -77,6 +77,15 @@ pub struct Args {
     /// [default: 512].
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// HTTP connections one client address may hold at once; its further
+    /// ones are closed at once [default: 128, at most max_connections].
+    #[arg(long)]
+    pub max_connections_per_peer: Option<usize>,
+    /// HTTP connections one client address may hold before their first
+    /// request's headers are in (TLS handshake included); its further ones
+    /// are closed at once [default: 64, at most max_connections_per_peer].
+    #[arg(long)]
+    pub max_pending_per_peer: Option<usize>,
     /// Largest HTTP request body in bytes; larger ones get 413 [default: 2 MiB].
     #[arg(long)]
     pub max_body_bytes: Option<usize>,

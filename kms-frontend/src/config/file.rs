@@ -22,6 +22,10 @@ pub struct FileConfig {
     pub hsmd_max_in_flight: Option<usize>,
     /// See `--max-connections`.
     pub max_connections: Option<usize>,
+    /// See `--max-connections-per-peer`.
+    pub max_connections_per_peer: Option<usize>,
+    /// See `--max-pending-per-peer`.
+    pub max_pending_per_peer: Option<usize>,
     /// See `--max-body-bytes`.
     pub max_body_bytes: Option<usize>,
     /// `[http]`.

@@ -16,6 +16,12 @@ pub const DEFAULT_PORT: u16 = 9998;
 /// Default listening address: loopback, so that an unconfigured frontend
 /// (every caller acting as the default user) is reachable from this host only.
 pub const DEFAULT_HOSTNAME: &str = "127.0.0.1";
+/// Default `max_connections_per_peer`: a quarter of the default
+/// `max_connections` (512).
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 128;
+/// Default `max_pending_per_peer`: room for a client that opens 64
+/// connections at once (the benchmark's and the soak's largest).
+pub const DEFAULT_MAX_PENDING_PER_PEER: usize = 64;
 /// Default hsmd socket.
 pub const DEFAULT_HSMD_SOCKET: &str = "/run/hsmd/hsmd.sock";
 /// Where hsmd's own configuration lives (named in refusals).
@@ -123,6 +129,11 @@ pub struct Config {
     pub hsmd_max_in_flight: usize,
     /// HTTP connections open at once.
     pub max_connections: usize,
+    /// HTTP connections of one client address at once.
+    pub max_connections_per_peer: usize,
+    /// HTTP connections of one client address that have not sent their
+    /// first request's headers.
+    pub max_pending_per_peer: usize,
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
 }
@@ -266,6 +277,24 @@ pub fn merge(args: Args, file: file::FileConfig) -> Result<Config, ConfigError> 
             user: default_username,
         });
     }
+    let max_connections = positive(
+        "max_connections",
+        args.max_connections.or(file.max_connections).unwrap_or(512),
+    )?;
+    let max_connections_per_peer = positive(
+        "max_connections_per_peer",
+        args.max_connections_per_peer
+            .or(file.max_connections_per_peer)
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_PEER)
+            .min(max_connections),
+    )?;
+    let max_pending_per_peer = positive(
+        "max_pending_per_peer",
+        args.max_pending_per_peer
+            .or(file.max_pending_per_peer)
+            .unwrap_or(DEFAULT_MAX_PENDING_PER_PEER)
+            .min(max_connections_per_peer),
+    )?;
     Ok(Config {
         hostname,
         port,
@@ -290,10 +319,9 @@ pub fn merge(args: Args, file: file::FileConfig) -> Result<Config, ConfigError> 
                 .or(file.hsmd_max_in_flight)
                 .unwrap_or(256),
         )?,
-        max_connections: positive(
-            "max_connections",
-            args.max_connections.or(file.max_connections).unwrap_or(512),
-        )?,
+        max_connections,
+        max_connections_per_peer,
+        max_pending_per_peer,
         max_body_bytes: positive(
             "max_body_bytes",
             args.max_body_bytes

@@ -126,3 +126,28 @@ fn sqlite_path_that_is_a_regular_file_is_refused() {
     .expect("dir");
     assert_eq!(c.sqlite_file, dir.path().join("kms.db"));
 }
+
+#[test]
+fn per_peer_caps_default_and_stay_within_the_total() {
+    let c = parse("").expect("defaults");
+    assert_eq!(
+        (
+            c.max_connections,
+            c.max_connections_per_peer,
+            c.max_pending_per_peer
+        ),
+        (512, 128, 64)
+    );
+    let c = parse("max_connections = 10\nmax_pending_per_peer = 50\n").expect("small");
+    assert_eq!(
+        (c.max_connections_per_peer, c.max_pending_per_peer),
+        (10, 10)
+    );
+    let err = parse("max_connections_per_peer = 0\n")
+        .expect_err("zero")
+        .to_string();
+    assert!(
+        err.contains("max_connections_per_peer must be at least 1"),
+        "{err}"
+    );
+}

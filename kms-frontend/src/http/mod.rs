@@ -4,6 +4,7 @@
 //! than `max_body_bytes` are refused with 413 before they are read.
 
 pub mod health;
+pub mod peers;
 pub mod serve;
 
 use crate::access::routes as access;

@@ -29,8 +29,34 @@ pub const HTTP2_KEEP_ALIVE: Duration = Duration::from_secs(20);
 /// How long in-flight connections may take to finish after shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// Connection caps of [`serve`].
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// HTTP connections open at once, all peers (`max_connections`).
+    pub max_connections: usize,
+    /// Connections of one peer address (`max_connections_per_peer`).
+    pub max_per_peer: usize,
+    /// Connections of one peer address that have not sent their first
+    /// request's headers yet (`max_pending_per_peer`).
+    pub max_pending_per_peer: usize,
+}
+
+impl ConnectionLimits {
+    /// `max_connections` with per-peer caps that do not bind
+    /// (`max_connections` each).
+    pub fn total(max_connections: usize) -> Self {
+        Self {
+            max_connections,
+            max_per_peer: max_connections,
+            max_pending_per_peer: max_connections,
+        }
+    }
+}
+
 /// Serves `app` on `listener` (over TLS when `tls` is given) until
-/// `shutdown` is cancelled, with at most `max_connections` open at once.
+/// `shutdown` is cancelled, with at most `limits.max_connections` open at
+/// once. A peer address over its caps ([`super::peers`]) has its new
+/// connection closed at once (a warning at most once per second).
 ///
 /// With TLS, the verified client's end-entity certificate, if any, is in
 /// every request's extensions as [`PeerCertificate`]. On shutdown it stops
@@ -40,9 +66,12 @@ pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<ServerConfig>>,
     app: axum::Router,
-    max_connections: usize,
+    limits: ConnectionLimits,
     shutdown: CancellationToken,
 ) {
+    let max_connections = limits.max_connections;
+    let peers = super::peers::PeerTable::new(limits.max_per_peer, limits.max_pending_per_peer);
+    let mut last_refusal_logged: Option<std::time::Instant> = None;
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     let connections = TaskTracker::new();
@@ -79,13 +108,25 @@ pub async fn serve(
             },
         };
         warned_full = false;
+        let ticket = match peers.admit(peer.ip()) {
+            Ok(t) => Arc::new(t),
+            Err(refusal) => {
+                // Dropping the stream closes it; the permit goes back.
+                drop(stream);
+                if last_refusal_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    tracing::warn!("{refusal}");
+                    last_refusal_logged = Some(std::time::Instant::now());
+                }
+                continue;
+            }
+        };
         let acceptor = acceptor.clone();
         let app = app.clone();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
             let _permit = permit;
             let Some(acceptor) = acceptor else {
-                return connection(stream, None, app, &shutdown, peer).await;
+                return connection(stream, None, app, &shutdown, peer, ticket).await;
             };
             let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
             let stream = tokio::select! {
@@ -108,7 +149,7 @@ pub async fn serve(
                 .peer_certificates()
                 .and_then(<[_]>::first)
                 .map(|c| PeerCertificate(Arc::new(c.clone().into_owned())));
-            connection(stream, certificate, app, &shutdown, peer).await;
+            connection(stream, certificate, app, &shutdown, peer, ticket).await;
         });
     }
     drop(listener);
@@ -128,10 +169,13 @@ async fn connection<S>(
     app: axum::Router,
     shutdown: &CancellationToken,
     peer: std::net::SocketAddr,
+    ticket: Arc<super::peers::PeerTicket>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = app.map_request(move |mut request: axum::http::Request<_>| {
+        // The headers of a request are in: no longer pending.
+        ticket.request_seen();
         if let Some(certificate) = &certificate {
             request.extensions_mut().insert(certificate.clone());
         }

@@ -86,7 +86,13 @@ async fn serve_hands_the_client_certificate_to_the_middleware() {
         .expect("bind");
     let port = listener.local_addr().expect("address").port();
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(serve(listener, Some(tls), app, 16, shutdown.clone()));
+    let server = tokio::spawn(serve(
+        listener,
+        Some(tls),
+        app,
+        crate::http::serve::ConnectionLimits::total(16),
+        shutdown.clone(),
+    ));
 
     // A client that connects and never handshakes does not block others.
     let _idle = tokio::net::TcpStream::connect(("127.0.0.1", port))
