@@ -394,6 +394,11 @@ fn read_answer(frame: BytesMut) -> Result<(u64, Answer), String> {
         Ok(r) => r,
         Err(e) => return Err(format!("hsmd sent a frame that is not a response: {e}")),
     };
+    // serde also reads a struct from an array, as its fields in order:
+    // `[7]` would be id 7 here but the result 7 to `call`.
+    if frame.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err("hsmd sent a frame that is not a response: a response is a JSON object".into());
+    }
     match peek.id {
         Some(id) => Ok((
             id,

@@ -591,6 +591,23 @@ async fn a_frame_that_is_not_a_response_ends_the_connection() {
     assert_fails_fast(&client).await;
 }
 
+/// serde reads a struct from an array too, as its fields in order: `[id]`
+/// was taken as the answer to request `id`, whose result `call` then read
+/// as the same first element (found by fuzz/ target client_answer).
+#[tokio::test]
+async fn a_response_that_is_an_array_ends_the_connection() {
+    let (client, mut rd, mut wr) = connected().await;
+    let calls = spawn_calls(&client, 0..1);
+    let server = tokio::spawn(async move {
+        let req = recv_request(&mut rd).await;
+        send_json(&mut wr, &serde_json::json!([req.id])).await;
+        (rd, wr) // keep the socket open: the client must give up by itself
+    });
+    let _keep_open = bounded("server", server).await.unwrap();
+    assert_all_closed(calls).await;
+    assert_fails_fast(&client).await;
+}
+
 #[tokio::test]
 async fn dropping_every_client_closes_the_connection() {
     let (client, mut rd, _wr) = connected().await;
