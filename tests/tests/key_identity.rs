@@ -304,6 +304,23 @@ async fn the_frontend_checks_the_destroyed_key_and_cascades_by_cka_id() {
     assert_eq!(objects_labelled(&token, "q2"), 1, "{left}");
     assert!(left.contains("Public Key Object"), "{left}");
 
+    // A private key `c` and an unrelated public key `c_pk` (another CKA_ID):
+    // Cascade leaves the public key, it is not c's.
+    foreign_pair(&token, "EC:prime256v1", "c", "06");
+    foreign_pair(&token, "EC:prime256v1", "c_pk", "09");
+    for (kind, id) in [("pubkey", "06"), ("privkey", "09")] {
+        let args = ["--delete-object", "--type", kind, "--id", id];
+        tool(&token, &args.map(OsStr::new));
+    }
+    let r = fe.kmip(&destroy_of("c", "PrivateKey", true)).await;
+    assert_eq!(r.status, 200, "{r}");
+    assert_eq!(objects_labelled(&token, "c"), 0);
+    assert_eq!(
+        objects_labelled(&token, "c_pk"),
+        1,
+        "the foreign c_pk stays"
+    );
+
     foreign_aes(&token, b"dup", "0a");
     foreign_aes(&token, b"dup", "0b");
     let r = fe
