@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tempfile::TempDir;
 
+pub mod card;
 pub mod frontend;
 pub mod kmip;
 pub use frontend::{frontend_hsmd_config, https_client, run_frontend_to_exit, Frontend, Reply};
@@ -78,6 +79,22 @@ impl Token {
         .expect("softhsm2.conf");
         let mut token = Self { dir, conf, slot: 0 };
         token.slot = token.init_token(label);
+        token
+    }
+
+    /// A test directory without a SoftHSMv2 token (for hsmd on another
+    /// module, e.g. the card rig), owned by [`DAEMON_USER`]; `slot` is the
+    /// slot the test uses.
+    pub fn scratch(slot: u64) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("hsmd-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let conf = dir.path().join("softhsm2.conf");
+        let token = Self { dir, conf, slot };
+        token.give_to_daemon();
         token
     }
 

@@ -25,8 +25,8 @@ pub enum LibraryError {
         /// Path looked at.
         path: PathBuf,
     },
-    /// `dlopen` or `C_GetFunctionList` failed.
-    #[error("cannot load the PKCS#11 library {path}: {reason}")]
+    /// `dlopen` or `C_GetFunctionList` failed: the file is not a PKCS#11 module.
+    #[error("{path} is not a PKCS#11 module: {}; hsm_library must name the token's PKCS#11 library (for the SmartCard-HSM, sc-hsm-embedded's libsc-hsm-pkcs11.so)", super::cardpath::not_a_module(.reason))]
     Load {
         /// Path.
         path: PathBuf,
@@ -70,6 +70,21 @@ pub enum LibraryError {
         path: PathBuf,
         /// Every slot, formatted.
         listing: SlotListing,
+    },
+    /// The module reports no slot at all (a PC/SC module: pcscd sees no reader).
+    #[error("the PKCS#11 library {path} reports no slot: for a smart card, pcscd runs but sees no reader; plug the reader in (opensc-tool -l lists the readers pcscd sees)")]
+    NoSlots {
+        /// Module path.
+        path: PathBuf,
+    },
+    /// `C_GetSlotList` answered `CKR_DEVICE_ERROR`: pcscd is not running, or
+    /// the library lost it.
+    #[error("C_GetSlotList on {path} failed with CKR_DEVICE_ERROR: {cause}")]
+    ReaderService {
+        /// Module path.
+        path: PathBuf,
+        /// [`super::cardpath::device_error_cause`].
+        cause: String,
     },
     /// Listing slots failed.
     #[error("C_GetSlotList on {path} failed: {reason}")]
@@ -162,13 +177,16 @@ impl Library {
 
     /// Every slot, with its token's label and serial when present.
     pub fn describe_slots(&self) -> Result<(Vec<Slot>, SlotListing), LibraryError> {
-        let slots = self
-            .pkcs11
-            .get_all_slots()
-            .map_err(|reason| LibraryError::SlotList {
+        let slots = self.pkcs11.get_all_slots().map_err(|reason| match reason {
+            CkError::Pkcs11(RvError::DeviceError, _) => LibraryError::ReaderService {
+                path: self.path.clone(),
+                cause: super::cardpath::device_error_cause(),
+            },
+            reason => LibraryError::SlotList {
                 path: self.path.clone(),
                 reason,
-            })?;
+            },
+        })?;
         let listing = slots
             .iter()
             .enumerate()
@@ -185,9 +203,15 @@ impl Library {
         Ok((slots, SlotListing(listing)))
     }
 
-    /// The slot with ID `id`, or [`LibraryError::UnknownSlot`] listing them all.
+    /// The slot with ID `id`, or [`LibraryError::UnknownSlot`] listing them
+    /// all ([`LibraryError::NoSlots`] when there is none).
     pub fn slot(&self, id: u64) -> Result<Slot, LibraryError> {
         let (slots, listing) = self.describe_slots()?;
+        if slots.is_empty() {
+            return Err(LibraryError::NoSlots {
+                path: self.path.clone(),
+            });
+        }
         slots
             .into_iter()
             .find(|s| s.id() == id)
@@ -207,7 +231,12 @@ impl Library {
         if let crate::config::SlotRef::Id(id) = r {
             return self.slot(*id).map(|s| s.id());
         }
-        let (_, listing) = self.describe_slots()?;
+        let (slots, listing) = self.describe_slots()?;
+        if slots.is_empty() {
+            return Err(LibraryError::NoSlots {
+                path: self.path.clone(),
+            });
+        }
         let found: Vec<u64> = listing
             .0
             .iter()

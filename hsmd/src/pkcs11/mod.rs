@@ -1,6 +1,7 @@
 //! The PKCS#11 engine: one module context, one worker per configured slot,
 //! and the key operations of PROTOCOL.md on top of cryptoki.
 
+pub mod cardpath;
 pub mod cipher;
 pub mod digest;
 pub mod ecdsa;

@@ -3,6 +3,7 @@
 //! back-pressure to the async side instead of blocking tokio threads or
 //! growing memory (DESIGN.md "PKCS#11 engine rules").
 
+use super::cardpath;
 use super::error::{is_session_lost, OpError};
 use super::keys::KeyCache;
 use super::library::Library;
@@ -123,7 +124,11 @@ impl SlotContext {
             _ if self.login.blocked_reason().is_some() => SlotState::PinRejected,
             _ => return,
         };
-        self.set_health(state, Some(e.to_string()));
+        let why = match e {
+            OpError::Pkcs11(ck) => cardpath::call_failed(self.id, ck),
+            OpError::Refused(body) => body.message.clone(),
+        };
+        self.set_health(state, Some(why));
     }
 }
 
@@ -220,16 +225,16 @@ impl Worker {
                 ctx.keys.clear();
                 ctx.set_health(
                     SlotState::TokenNotPresent,
-                    Some(format!(
-                        "no token in slot {} (CKF_TOKEN_PRESENT is clear)",
-                        ctx.id
-                    )),
+                    Some(cardpath::no_token(ctx.id, info.slot_description())),
                 );
                 return;
             }
             Ok(_) => {}
             Err(e) => {
-                ctx.set_health(SlotState::Error, Some(format!("C_GetSlotInfo: {e}")));
+                if let cryptoki::error::Error::Pkcs11(RvError::DeviceError, _) = e {
+                    ctx.needs_reinit.store(true, Ordering::Release);
+                }
+                ctx.set_health(SlotState::Error, Some(cardpath::call_failed(ctx.id, &e)));
                 return;
             }
         }
@@ -377,6 +382,27 @@ impl OpenSlot {
             message,
         };
         let slot = lib.slot(id).map_err(|e| fail(e.to_string()))?;
+        // Reader, card and token first: sc-hsm-embedded answers a bare
+        // CKR_TOKEN_NOT_PRESENT or CKR_DEVICE_ERROR to everything else.
+        let info = lib
+            .pkcs11
+            .get_slot_info(slot)
+            .map_err(|e| fail(cardpath::call_failed(id, &e)))?;
+        if !info.token_present() {
+            return Err(fail(cardpath::no_token(id, info.slot_description())));
+        }
+        let token = lib
+            .pkcs11
+            .get_token_info(slot)
+            .map_err(|e| fail(cardpath::call_failed(id, &e)))?;
+        let needs_pin = !matches!(pin, SlotPin::NoLogin);
+        if let Some(why) = cardpath::uninitialized(
+            id,
+            token.token_initialized(),
+            token.user_pin_initialized() || !needs_pin,
+        ) {
+            return Err(fail(why));
+        }
         let mut mechanisms = Mechanisms::new(
             id,
             super::mechanisms::list_raw(&lib.path, id)

