@@ -486,6 +486,7 @@ async fn on_the_card_profile_public_keys_are_addressed_as_label_pk() {
         .expect("EC SPKI");
     let der = p256::ecdsa::DerSignature::try_from(sig.signature.as_slice()).expect("DER");
     vk.verify(b"msg", &der).expect("independent verify");
+    let v_sig = sig.signature;
     let v = c
         .call(
             None,
@@ -493,10 +494,29 @@ async fn on_the_card_profile_public_keys_are_addressed_as_label_pk() {
                 uid: format!("hsm::{s}::e_pk"),
                 algorithm: SignatureAlgorithm::EcdsaSha256,
                 data: b"msg".to_vec().into(),
-                signature: sig.signature,
+                signature: v_sig.clone(),
             },
         )
         .await
         .expect("verify with e_pk");
     assert!(v.valid);
+    // Once resolved, e_pk is not looked up again: no C_FindObjects for a
+    // label the card does not carry on every operation.
+    let finds = faults.counter("find_calls");
+    for _ in 0..5 {
+        let v = c
+            .call(
+                None,
+                &Verify {
+                    uid: format!("hsm::{s}::e_pk"),
+                    algorithm: SignatureAlgorithm::EcdsaSha256,
+                    data: b"msg".to_vec().into(),
+                    signature: v_sig.clone(),
+                },
+            )
+            .await
+            .expect("verify with e_pk");
+        assert!(v.valid);
+    }
+    assert_eq!(faults.counter("find_calls"), finds);
 }

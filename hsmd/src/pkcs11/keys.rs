@@ -183,7 +183,7 @@ pub enum Want {
 /// `CKA_ID`s and how to fix it).
 pub fn resolve(session: &Session, uid: &KeyUid, want: Want) -> Result<KeyObject, OpError> {
     resolve_by(uid, want, |label| {
-        find_by_label(session, label).map(Arc::from)
+        named(label, &mut |l| find_by_label(session, l).map(Arc::from)).map(Arc::from)
     })
 }
 
@@ -196,7 +196,7 @@ pub fn resolve_cached(
     uid: &KeyUid,
     want: Want,
 ) -> Result<KeyObject, OpError> {
-    resolve_by(uid, want, |label| cache.find(session, label))
+    resolve_by(uid, want, |label| cache.named(session, label))
 }
 
 /// The objects `label` names: see [`resolve`].
@@ -264,12 +264,13 @@ fn ambiguous(uid: &KeyUid, what: &str, keys: &[&Found]) -> OpError {
     )
 }
 
+/// [`resolve`] given `named`, the objects a uid label names.
 fn resolve_by(
     uid: &KeyUid,
     want: Want,
-    mut find: impl FnMut(&[u8]) -> Result<Arc<[Found]>, OpError>,
+    mut named: impl FnMut(&Label) -> Result<Arc<[Found]>, OpError>,
 ) -> Result<KeyObject, OpError> {
-    let found = named(&uid.label, &mut find)?;
+    let found = named(&uid.label)?;
     let not_found = || {
         OpError::new(
             ErrorCode::NotFound,
@@ -316,7 +317,7 @@ fn resolve_by(
             let pk = uid
                 .public_key()
                 .map_err(|e| OpError::new(ErrorCode::NotFound, e.to_string()))?;
-            let own = named(&pk.label, &mut find)?;
+            let own = named(&pk.label)?;
             one(
                 own.iter().filter(|k| private.pairs_with(k)).collect(),
                 "public keys",
@@ -337,7 +338,7 @@ fn resolve_by(
 const CACHE_MAX_LABELS: usize = 4096;
 
 /// What the key operations of one slot looked up on the token: the key
-/// objects under each label and the curve of each EC key.
+/// objects each uid label names ([`resolve`]) and the curve of each EC key.
 ///
 /// Looking a key up on the token (`C_FindObjectsInit`/`C_FindObjects` and
 /// `C_GetAttributeValue`) costs several times the operation itself on
@@ -345,7 +346,7 @@ const CACHE_MAX_LABELS: usize = 4096;
 /// per call on a SmartCard-HSM, so the hot operations (encrypt, decrypt,
 /// sign, verify) resolve through this cache. Object handles are the
 /// application's (this process's) and stay valid until the object is
-/// destroyed; only labels that were found are remembered (a key created
+/// destroyed; only names that were found are remembered (a key created
 /// later is seen at once); hsmd clears the cache whenever it creates or
 /// destroys a key; and a handle made stale by another application
 /// (`CKR_OBJECT_HANDLE_INVALID`, `CKR_KEY_HANDLE_INVALID`) clears it and
@@ -370,6 +371,7 @@ pub struct KeyCache {
 
 #[derive(Debug, Default)]
 struct CacheInner {
+    /// By uid label (the name, not `CKA_LABEL`).
     labels: HashMap<Vec<u8>, Arc<[Found]>>,
     curves: HashMap<u64, Option<Curve>>,
 }
@@ -396,22 +398,28 @@ impl KeyCache {
         guard
     }
 
-    /// The key objects labelled `label`: from the cache, else from the
-    /// token (and remembered when there is at least one).
-    pub fn find(&self, session: &Session, label: &[u8]) -> Result<Arc<[Found]>, OpError> {
-        if let Some(found) = self.lock().labels.get(label) {
+    /// The key objects the uid label `label` names ([`resolve`]): from the
+    /// cache, else from the token (and remembered when there is at least
+    /// one). Remembering what a name resolves to, rather than each label
+    /// looked up, spares the lookup that finds nothing (a card's `L_pk`,
+    /// whose public key carries the label `L`) on every operation.
+    pub fn named(&self, session: &Session, label: &Label) -> Result<Arc<[Found]>, OpError> {
+        if let Some(found) = self.lock().labels.get(label.as_bytes()) {
             return Ok(found.clone());
         }
         // Held until the result is cached, so a destruction cannot clear the
         // cache between the lookup and the insertion.
         let _store = self.looking_up();
-        let found: Arc<[Found]> = find_by_label(session, label)?.into();
+        let found: Arc<[Found]> =
+            named(label, &mut |l| find_by_label(session, l).map(Arc::from))?.into();
         if !found.is_empty() {
             let mut inner = self.lock();
             if inner.labels.len() >= CACHE_MAX_LABELS {
                 inner.labels.clear();
             }
-            inner.labels.insert(label.to_vec(), found.clone());
+            inner
+                .labels
+                .insert(label.as_bytes().to_vec(), found.clone());
         }
         Ok(found)
     }
