@@ -38,7 +38,7 @@ pub fn pcscd_not_running() -> Option<String> {
 /// restart, which `C_Finalize` + `C_Initialize` repair.
 pub fn device_error_cause() -> String {
     pcscd_not_running().unwrap_or_else(|| {
-        "the PKCS#11 library lost its connection to pcscd (pcscd restarted, or the reader was unplugged): hsmd re-initializes the library and logs in again once the reader answers".into()
+        "pcscd answers, so the PKCS#11 library lost its connection to it (pcscd restarted, or the reader was unplugged; hsmd re-initializes the library and logs in again), or the card refused the command (a full SmartCard-HSM answers so to key generation)".into()
     })
 }
 
