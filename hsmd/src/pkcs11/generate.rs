@@ -4,7 +4,8 @@
 
 use super::error::OpError;
 use super::keys::{
-    curve_params, find_by_label, identity_attrs, key_info, resolve, secret_attrs, KeyObject, Want,
+    curve_params, find_by_label, identity_attrs, key_info, resolve_found, secret_attrs, KeyObject,
+    Want,
 };
 use super::mechanisms::Mechanisms;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -235,8 +236,22 @@ pub fn generate_key_pair(
 ///
 /// Errors: `not_found`, `ambiguous` (nothing is destroyed), PKCS#11 failures.
 pub fn destroy(s: &Session, uid: &KeyUid) -> Result<KeyRef, OpError> {
-    let key = resolve(s, uid, Want::Any)?;
-    s.destroy_object(key.handle)?;
+    let key = resolve_found(s, uid, Want::Any)?;
+    if key.obj.class == ObjectClass::PUBLIC_KEY && super::profile::get().pair_is_one_key {
+        if let Some(private) = find_by_label(s, &key.label)?
+            .into_iter()
+            .find(|p| p.pairs_with(&key))
+        {
+            let private = KeyUid::new(uid.slot, Label::from_bytes(&private.label));
+            return Err(OpError::new(
+                ErrorCode::Unsupported,
+                format!(
+                    "{uid} is the public key of the pair {private}: this token keeps a pair as one key, so its public key cannot be destroyed alone; destroy {private} to remove both"
+                ),
+            ));
+        }
+    }
+    s.destroy_object(key.obj.handle)?;
     Ok(KeyRef {
         uid: uid.to_string(),
     })

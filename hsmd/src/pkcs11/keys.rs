@@ -86,7 +86,7 @@ pub struct Found {
 impl Found {
     /// True when `self` is a private key and `public` the public key of its
     /// pair ([`hsmd_protocol::uid::is_key_pair`]).
-    fn pairs_with(&self, public: &Found) -> bool {
+    pub fn pairs_with(&self, public: &Found) -> bool {
         self.obj.class == ObjectClass::PRIVATE_KEY
             && public.obj.class == ObjectClass::PUBLIC_KEY
             && is_key_pair(&self.label, &self.id, &public.label, &public.id)
@@ -182,6 +182,11 @@ pub enum Want {
 /// when it names two keys the operation could use (naming their
 /// `CKA_ID`s and how to fix it).
 pub fn resolve(session: &Session, uid: &KeyUid, want: Want) -> Result<KeyObject, OpError> {
+    resolve_found(session, uid, want).map(|f| f.obj)
+}
+
+/// [`resolve`], with the object's label and `CKA_ID`.
+pub fn resolve_found(session: &Session, uid: &KeyUid, want: Want) -> Result<Found, OpError> {
     resolve_by(uid, want, |label| {
         named(label, &mut |l| find_by_label(session, l).map(Arc::from)).map(Arc::from)
     })
@@ -196,7 +201,7 @@ pub fn resolve_cached(
     uid: &KeyUid,
     want: Want,
 ) -> Result<KeyObject, OpError> {
-    resolve_by(uid, want, |label| cache.named(session, label))
+    resolve_by(uid, want, |label| cache.named(session, label)).map(|f| f.obj)
 }
 
 /// The objects `label` names: see [`resolve`].
@@ -269,7 +274,7 @@ fn resolve_by(
     uid: &KeyUid,
     want: Want,
     mut named: impl FnMut(&Label) -> Result<Arc<[Found]>, OpError>,
-) -> Result<KeyObject, OpError> {
+) -> Result<Found, OpError> {
     let found = named(&uid.label)?;
     let not_found = || {
         OpError::new(
@@ -286,10 +291,10 @@ fn resolve_by(
     let of = |class: ObjectClass| -> Vec<&Found> {
         found.iter().filter(|k| k.obj.class == class).collect()
     };
-    let one = |keys: Vec<&Found>, what: &str| -> Result<Option<KeyObject>, OpError> {
+    let one = |keys: Vec<&Found>, what: &str| -> Result<Option<Found>, OpError> {
         match keys.as_slice() {
             [] => Ok(None),
-            [k] => Ok(Some(k.obj)),
+            [k] => Ok(Some((*k).clone())),
             _ => Err(ambiguous(uid, what, &keys)),
         }
     };
@@ -311,7 +316,7 @@ fn resolve_by(
                 return Ok(k);
             }
             let privates = of(ObjectClass::PRIVATE_KEY);
-            let Some(private) = one(privates.clone(), "private keys")?.and(privates.first()) else {
+            let Some(private) = one(privates, "private keys")? else {
                 return Err(missing("an RSA or EC key"));
             };
             let pk = uid

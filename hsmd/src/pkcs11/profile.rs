@@ -30,6 +30,11 @@ pub struct Profile {
     /// `CKM_RSA_PKCS_OAEP` (with MGF1 of the same hash); None when the token
     /// computes what it is asked or refuses it (`CKR_MECHANISM_PARAM_INVALID`).
     pub oaep_hashes: Option<&'static [MechanismType]>,
+    /// True when the token keeps a key pair as one key: the public key object
+    /// is a view of the private key, removed with it and not alone
+    /// (`C_DestroyObject` on it only hides it from this process until the
+    /// token is read again).
+    pub pair_is_one_key: bool,
 }
 
 /// cryptoki's own number of handles per `C_FindObjects`.
@@ -42,6 +47,7 @@ pub const GENERIC: Profile = Profile {
     find_chunk: DEFAULT_FIND_CHUNK,
     cbc_chunk: None,
     oaep_hashes: None,
+    pair_is_one_key: false,
 };
 
 /// SmartCard-HSM 4K / Nitrokey HSM 2 with sc-hsm-embedded 2.12.
@@ -51,6 +57,7 @@ pub const SMARTCARD_HSM: Profile = Profile {
     find_chunk: 16,
     cbc_chunk: Some(1024),
     oaep_hashes: Some(&[MechanismType::SHA256]),
+    pair_is_one_key: true,
 };
 
 impl Profile {

@@ -41,7 +41,8 @@ pub async fn destroy(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     // private key (a SmartCard-HSM), it is named `_pk` only while the
     // private key is there.
     let cascade = req.bool_of("Cascade")?.unwrap_or(false);
-    if cascade && matches!(info.kind, KeyKind::RsaPrivate | KeyKind::EcPrivate) {
+    let private = matches!(info.kind, KeyKind::RsaPrivate | KeyKind::EcPrivate);
+    if cascade && private {
         cascade_public(ctx, id, &info).await?;
     }
     hsmd.call(
@@ -52,6 +53,9 @@ pub async fn destroy(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     .await?;
     forget(ctx, id)?;
     tracing::info!(user = %crate::error::echo(ctx.user), uid = id, "destroyed key");
+    if private {
+        forget_public_if_gone(ctx, id).await?;
+    }
     Ok(Ttlv::structure(
         "DestroyResponse",
         vec![Ttlv::text("UniqueIdentifier", id)],
@@ -86,21 +90,50 @@ async fn cascade_public(ctx: &Ctx<'_>, id: &str, private: &KeyInfo) -> Result<()
     {
         return Ok(());
     }
-    hsmd.call(
-        ctx.user,
-        &what,
-        &Destroy(KeyRef {
-            uid: public.clone(),
-        }),
-    )
-    .await
-    .map_err(|e| {
-        KmsError::unprocessable(format!(
-            "Destroy: neither {id} nor its public key {public} was destroyed: {e}"
-        ))
-    })?;
+    match hsmd
+        .call_code(
+            ctx.user,
+            &what,
+            &Destroy(KeyRef {
+                uid: public.clone(),
+            }),
+        )
+        .await
+    {
+        Ok(_) => {}
+        // A token that keeps a pair as one key (the SmartCard-HSM) removes
+        // the public key with the private key, next.
+        Err((Some(ErrorCode::Unsupported), _)) => return Ok(()),
+        Err((_, e)) => {
+            return Err(KmsError::unprocessable(format!(
+                "Destroy: neither {id} nor its public key {public} was destroyed: {e}"
+            )))
+        }
+    }
     forget(ctx, &public)?;
     tracing::info!(user = %crate::error::echo(ctx.user), uid = %public, "destroyed public key (cascade)");
+    Ok(())
+}
+
+/// After the private key `id` was destroyed: when its `_pk` is gone too
+/// (a token that keeps a pair as one key removes both), removes the public
+/// key's grants as well.
+async fn forget_public_if_gone(ctx: &Ctx<'_>, id: &str) -> Result<(), KmsError> {
+    let public = KeyUid::parse(id)?.public_key()?.to_string();
+    let lookup = ctx
+        .state
+        .hsmd
+        .call_code(
+            ctx.user,
+            &format!("Destroy {id}"),
+            &GetKey(KeyRef {
+                uid: public.clone(),
+            }),
+        )
+        .await;
+    if let Err((Some(ErrorCode::NotFound), _)) = lookup {
+        forget(ctx, &public)?;
+    }
     Ok(())
 }
 
