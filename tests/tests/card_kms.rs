@@ -97,6 +97,31 @@ async fn the_kmip_flow_on_card_keys() {
     assert_eq!(r.status, 422, "{r}");
     assert!(r.body.contains("CKM_AES_GCM"), "{r}");
 
+    // AES-CBC (PKCS#5 padding) on the card, decrypted with the empty
+    // AuthenticatedEncryptionTag the reference CLI sends for CBC.
+    let cbc = json!({"tag": "CryptographicParameters", "value": [
+        enumeration("BlockCipherMode", "CBC"),
+        enumeration("PaddingMethod", "PKCS5"),
+        enumeration("CryptographicAlgorithm", "AES"),
+    ]});
+    let v = ok(
+        &fe.kmip(&json!({"tag": "Encrypt", "value": [
+            text("UniqueIdentifier", "hsm::1::aes1"), cbc.clone(), bytes_of("Data", b"cbc on the card"),
+        ]}))
+        .await,
+        "Encrypt aes1 CBC",
+    );
+    let (ct, iv) = (bytes(item(&v, "Data")), bytes(item(&v, "IVCounterNonce")));
+    let v = ok(
+        &fe.kmip(&json!({"tag": "Decrypt", "value": [
+            text("UniqueIdentifier", "hsm::1::aes1"), cbc, bytes_of("Data", &ct),
+            bytes_of("IVCounterNonce", &iv), bytes_of("AuthenticatedEncryptionTag", &[]),
+        ]}))
+        .await,
+        "Decrypt aes1 CBC with an empty tag",
+    );
+    assert_eq!(bytes(item(&v, "Data")), b"cbc on the card");
+
     // Public key export (the reference's Get, PKCS8): an RSA SPKI.
     let v = ok(
         &fe.kmip(&fixture("08_export_rsa1_pk_pkcs8pem")).await,

@@ -295,8 +295,11 @@ pub async fn decrypt(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     let (uid, p, kind) = prepare(ctx, req, Need::Decrypt).await?;
     let algorithm = encryption(&p, kind)?;
     let iv = req.bytes_of("IVCounterNonce")?.map(<[u8]>::to_vec);
+    // The reference CLI sends an empty tag with AES-CBC (`ckms sym decrypt
+    // -d aes-cbc`): only GCM has one, so an empty tag means none.
     let tag = req
         .bytes_of("AuthenticatedEncryptionTag")?
+        .filter(|t| !(t.is_empty() && algorithm != Enc::AesGcm))
         .map(<[u8]>::to_vec);
     if algorithm == Enc::AesGcm && (iv.is_none() || tag.is_none()) {
         return Err(KmsError::unprocessable(
