@@ -547,12 +547,16 @@ async fn every_operation_the_card_supports_checked_independently() {
     assert_eq!(dec, "hello card");
     let rnd = ok(&d.hsmctl(None, &["random", "16"]));
     assert_eq!(rnd.trim().len(), 24, "{rnd}");
+    // The card keeps a pair as one key: its public key is not destroyed
+    // alone, and destroying the private key removes both.
+    let err = failed(&d.hsmctl(None, &["destroy", "hsm::1::ctl_pk"]));
+    assert!(err.contains("destroy hsm::1::ctl "), "{err}");
     ok(&d.hsmctl(None, &["destroy", "hsm::1::ctl"]));
-    // Destroy removes the private key only; its public key, alone now, is
-    // named by its own label on the card (the private key's).
-    let left = ok(&d.hsmctl(None, &["key", "hsm::1::ctl"]));
-    assert!(left.contains("ec_public"), "{left}");
-    ok(&d.hsmctl(None, &["destroy", "hsm::1::ctl"]));
+    let err = failed(&d.hsmctl(None, &["key", "hsm::1::ctl_pk"]));
+    assert!(
+        err.contains("not found") || err.contains("not_found"),
+        "{err}"
+    );
     let err = failed(&d.hsmctl(None, &["key", "hsm::1::ctl"]));
     assert!(
         err.contains("not found") || err.contains("not_found"),

@@ -4,8 +4,8 @@
 
 use super::error::OpError;
 use super::keys::{
-    curve_params, find_by_label, identity_attrs, key_info, resolve_found, secret_attrs, KeyObject,
-    Want,
+    curve_params, find_by_label, identity_attrs, key_info, resolve_found, secret_attrs, Found,
+    KeyObject, Want,
 };
 use super::mechanisms::Mechanisms;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -251,7 +251,23 @@ pub fn destroy(s: &Session, uid: &KeyUid) -> Result<KeyRef, OpError> {
             ));
         }
     }
+    // The card removes a pair's public key with its private key; the library
+    // still shows it to this process until it reads the card again, so it is
+    // destroyed here too (which only hides it).
+    let with_it: Vec<Found> =
+        if key.obj.class == ObjectClass::PRIVATE_KEY && super::profile::get().pair_is_one_key {
+            find_by_label(s, &key.label)?
+                .into_iter()
+                .filter(|p| key.pairs_with(p))
+                .collect()
+        } else {
+            Vec::new()
+        };
     s.destroy_object(key.obj.handle)?;
+    for public in with_it {
+        // Already gone is fine: that is what the card did.
+        let _ = s.destroy_object(public.obj.handle);
+    }
     Ok(KeyRef {
         uid: uid.to_string(),
     })
