@@ -519,4 +519,20 @@ async fn on_the_card_profile_public_keys_are_addressed_as_label_pk() {
         assert!(v.valid);
     }
     assert_eq!(faults.counter("find_calls"), finds);
+
+    // The card keeps a pair as one key: the public key is not destroyed
+    // alone, and goes with its private key.
+    let (code, msg) = refusal(
+        c.call(None, &Destroy(key(&format!("hsm::{s}::e_pk"))))
+            .await,
+    );
+    assert_eq!(code, ErrorCode::Unsupported, "{msg}");
+    assert!(msg.contains(&format!("destroy hsm::{s}::e ")), "{msg}");
+    c.call(None, &Destroy(key(&format!("hsm::{s}::r"))))
+        .await
+        .expect("destroy r");
+    assert_eq!(
+        uids(&c).await,
+        ["e", "e_pk"].map(|l| format!("hsm::{s}::{l}"))
+    );
 }
