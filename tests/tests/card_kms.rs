@@ -254,6 +254,11 @@ async fn the_kmip_flow_on_card_keys() {
     let v = ok(&fe.kmip(&locate_all()).await, "Locate after destroy");
     let text = v.to_string();
     assert!(!text.contains("rsa1"), "{text}");
+    // The card itself, read by a fresh process, holds neither half.
+    let objects = card::pkcs11_tool(&["--login", "--pin", hsmd_e2e::PIN, "--list-objects"]);
+    let listing = String::from_utf8_lossy(&objects.stdout);
+    assert!(!listing.contains("label:      rsa1\n"), "{listing}");
+    assert!(listing.contains("label:      ec1\n"), "{listing}");
     assert!(
         text.contains("hsm::1::aes1") && text.contains("hsm::1::ec1_pk"),
         "{text}"
