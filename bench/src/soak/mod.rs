@@ -39,6 +39,10 @@ pub struct SoakArgs {
     /// Clients: half on hsmd's socket, half over HTTP; one in eight of each an admin.
     #[arg(long, default_value_t = 64)]
     clients: usize,
+    /// No admins: every client a user (nothing is created or destroyed), to
+    /// tell hsmd's memory from the token library's per-object records.
+    #[arg(long)]
+    no_churn: bool,
     /// hsmd's `sessions_per_slot` (its default for softhsm2 is 4).
     #[arg(long, default_value_t = 4)]
     sessions_per_slot: usize,
@@ -119,9 +123,13 @@ fn print_minute(m: &Minute) {
     }
 }
 
-/// Splits `n` clients of one side into (admins, users): one in eight an admin.
-fn split(n: usize) -> (usize, usize) {
-    let admins = n.div_ceil(8).min(n);
+/// Splits `n` clients of one side into (admins, users): one in eight an
+/// admin, none when `churn` is false.
+fn split(n: usize, churn: bool) -> (usize, usize) {
+    let admins = match churn {
+        true => n.div_ceil(8).min(n),
+        false => 0,
+    };
     (admins, n - admins)
 }
 
@@ -132,8 +140,8 @@ pub fn run(args: SoakArgs, hsmd_bin: PathBuf, frontend_bin: PathBuf) -> Result<(
         bail!("--minutes and --minute-secs must be at least 1, --clients at least 2");
     }
     let socket_clients = args.clients - args.clients / 2;
-    let (socket_admins, socket_users) = split(socket_clients);
-    let (http_admins, http_users) = split(args.clients / 2);
+    let (socket_admins, socket_users) = split(socket_clients, !args.no_churn);
+    let (http_admins, http_users) = split(args.clients / 2, !args.no_churn);
     let token = Token::create("hsmd-soak")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.client_threads.max(1))
@@ -321,8 +329,9 @@ fn print_summary(r: &Report) {
 mod tests {
     #[test]
     fn one_client_in_eight_is_an_admin() {
-        assert_eq!(super::split(32), (4, 28));
-        assert_eq!(super::split(1), (1, 0));
-        assert_eq!(super::split(9), (2, 7));
+        assert_eq!(super::split(32, true), (4, 28));
+        assert_eq!(super::split(1, true), (1, 0));
+        assert_eq!(super::split(9, true), (2, 7));
+        assert_eq!(super::split(32, false), (0, 32));
     }
 }
