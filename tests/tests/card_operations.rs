@@ -118,12 +118,43 @@ async fn every_operation_the_card_supports_checked_independently() {
             (KeyKind::Aes, bits, true, false)
         );
         assert_eq!(k.uid, uid(&format!("aes{bits}")));
-        // On the emulated card a second AES key overwrites the first one's
-        // key material (docs/smartcard-hsm.md): one AES key at a time here.
-        if bits != 256 {
-            c.call(None, &Destroy(KeyRef { uid: k.uid })).await.unwrap();
-        }
     }
+    // sc-hsm-embedded makes the first byte of a given CKA_ID the card's key
+    // reference: with hsmd's CKA_ID (the label) aes128, aes192 and aes256
+    // all became key 0x61 ('a'), each overwriting the one before
+    // (docs/smartcard-hsm.md). Each must keep its own key: the same
+    // plaintext and IV give three ciphertexts, and a fresh process finds all three.
+    let mut seen = Vec::new();
+    for bits in [128u32, 192, 256] {
+        let ct = c
+            .call(None, &cbc(&format!("aes{bits}"), b"one key each", &[0; 16]))
+            .await
+            .unwrap()
+            .ciphertext;
+        assert!(!seen.contains(&ct), "aes{bits} encrypts like another key");
+        seen.push(ct);
+    }
+    let secrets = card::pkcs11_tool(&[
+        "--login",
+        "--pin",
+        hsmd_e2e::PIN,
+        "--list-objects",
+        "--type",
+        "secrkey",
+    ]);
+    let secrets = String::from_utf8_lossy(&secrets.stdout);
+    for l in ["aes128", "aes192", "aes256"] {
+        assert!(
+            secrets.contains(&format!("label:      {l}\n")),
+            "{l} is not on the card: {secrets}"
+        );
+    }
+    c.call(None, &Destroy(KeyRef { uid: uid("aes128") }))
+        .await
+        .unwrap();
+    c.call(None, &Destroy(KeyRef { uid: uid("aes192") }))
+        .await
+        .unwrap();
     let (code, _) = refusal(
         c.call(
             None,

@@ -122,6 +122,11 @@ pub fn generate_key(s: &Session, mechs: &Mechanisms, p: &GenerateKey) -> Result<
     mechs.require_key_bits(MechanismType::AES_KEY_GEN, p.bits, "an AES key")?;
     ensure_free(s, p.slot, &label)?;
     let mut template = secret_attrs(&label, p.extractable);
+    if super::profile::get().secret_key_id_is_key_reference {
+        // Its first byte would become the card's key reference, overwriting
+        // whatever key has it; the library picks a free one without it.
+        template.retain(|a| !matches!(a, Attribute::Id(_)));
+    }
     template.extend([
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(KeyType::AES),

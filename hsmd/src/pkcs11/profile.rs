@@ -35,6 +35,12 @@ pub struct Profile {
     /// (`C_DestroyObject` on it only hides it from this process until the
     /// token is read again).
     pub pair_is_one_key: bool,
+    /// True when the library takes the first byte of a new secret key's
+    /// `CKA_ID` as the card's key reference without checking that it is
+    /// free (sc-hsm-embedded 2.12 `sc_hsm_C_GenerateKey`), so a given
+    /// `CKA_ID` can overwrite another key: hsmd then leaves `CKA_ID` out and
+    /// the library picks a free reference (docs/smartcard-hsm.md).
+    pub secret_key_id_is_key_reference: bool,
 }
 
 /// cryptoki's own number of handles per `C_FindObjects`.
@@ -48,6 +54,7 @@ pub const GENERIC: Profile = Profile {
     cbc_chunk: None,
     oaep_hashes: None,
     pair_is_one_key: false,
+    secret_key_id_is_key_reference: false,
 };
 
 /// SmartCard-HSM 4K / Nitrokey HSM 2 with sc-hsm-embedded 2.12.
@@ -58,6 +65,7 @@ pub const SMARTCARD_HSM: Profile = Profile {
     cbc_chunk: Some(1024),
     oaep_hashes: Some(&[MechanismType::SHA256]),
     pair_is_one_key: true,
+    secret_key_id_is_key_reference: true,
 };
 
 impl Profile {
