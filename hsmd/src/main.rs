@@ -77,6 +77,33 @@ fn raise_nofile(max_connections: usize) {
     }
 }
 
+/// The user this process runs as, for the token-store proof.
+fn this_user() -> hsmd::pkcs11::storage::StoreUser {
+    use nix::unistd::{getgid, getgroups, getuid, User};
+    let uid = getuid();
+    let mut gids = vec![getgid().as_raw()];
+    gids.extend(getgroups().unwrap_or_default().iter().map(|g| g.as_raw()));
+    hsmd::pkcs11::storage::StoreUser {
+        name: User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map_or_else(|| uid.to_string(), |u| u.name),
+        uid: uid.as_raw(),
+        gids,
+    }
+}
+
+/// The user hsmd drops to, for the token-store proof of `--check`.
+fn store_user_of(t: &privilege::Target) -> hsmd::pkcs11::storage::StoreUser {
+    let mut gids = vec![t.group.1.as_raw()];
+    gids.extend(t.keep.iter().map(|(_, g)| g.as_raw()));
+    hsmd::pkcs11::storage::StoreUser {
+        name: t.user.0.clone(),
+        uid: t.user.1.as_raw(),
+        gids,
+    }
+}
+
 fn library_info(lib: &Library) -> LibraryInfo {
     let info = lib.pkcs11.get_library_info().ok();
     LibraryInfo {
@@ -177,9 +204,37 @@ fn run(cli: Cli, sources: PinSources) -> Result<()> {
             }
         }
     }
+    let store = hsmd::pkcs11::storage::softhsm_store(config.model, &config.library);
     if check_only {
+        // As root: for the user hsmd would drop to; else as this process.
+        // As root, the user must exist to be checked for; when it does not,
+        // --check says so instead of failing (a real start fails on it).
+        let user = if root {
+            privilege::resolve(&config.user, &config.group, &config.keep_groups)
+                .map(|t| (store_user_of(&t), hsmd::pkcs11::storage::Check::ModeBits))
+                .map_err(|e| format!("{e:#}"))
+        } else {
+            Ok((this_user(), hsmd::pkcs11::storage::Check::AsThisProcess))
+        };
+        let proof = match (&store, user) {
+            (None, _) => Ok(None),
+            (Some(_), Err(why)) => Ok(Some(Err(why))),
+            (Some((conf, dir)), Ok((user, check))) => {
+                hsmd::pkcs11::storage::prove(conf, dir, &user, check)
+                    .map(|n| Some(Ok(n)))
+                    .map_err(|e| *e)
+            }
+        };
         finalize(opened, lib);
-        println!("hsmd: configuration, library, slots and logins are fine");
+        match proof.context("cannot start")? {
+            Some(Ok(_)) => println!(
+                "hsmd: configuration, library, slots, logins and the token store are fine"
+            ),
+            Some(Err(why)) => println!(
+                "hsmd: configuration, library, slots and logins are fine; the token store was not checked ({why})"
+            ),
+            None => println!("hsmd: configuration, library, slots and logins are fine"),
+        }
         return Ok(());
     }
     notify::status("opening the socket");
@@ -214,6 +269,22 @@ fn run(cli: Cli, sources: PinSources) -> Result<()> {
             Err(e) => format!("no ({e})"),
         }
     );
+    // As the user hsmd now runs as: the token's files must be its to use.
+    if let Some((conf, dir)) = &store {
+        let user = this_user();
+        let check = hsmd::pkcs11::storage::Check::AsThisProcess;
+        match hsmd::pkcs11::storage::prove(conf, dir, &user, check) {
+            Ok(n) => tracing::info!(
+                "token store {} ({n} entries) readable and writable by {}",
+                dir.display(),
+                user.name
+            ),
+            Err(e) => {
+                finalize(opened, lib);
+                return Err(anyhow::Error::new(*e).context("cannot start"));
+            }
+        }
+    }
     let mut slots = Vec::with_capacity(opened.len());
     for o in opened {
         slots.push(o.spawn(sessions, config.queue_depth)?);

@@ -174,7 +174,13 @@ fn flags_and_credentials_configure_a_working_daemon() {
     let creds = token.path("creds");
     std::fs::create_dir(&creds).unwrap();
     std::fs::write(creds.join("hsm_password"), format!("{PIN}\n")).unwrap();
-    let toml = format!("socket_path = \"{}\"\n", token.path("hsmd.sock").display());
+    // The user the token store belongs to (`--check` as root checks the
+    // store for it; the default user "hsmd" may or may not exist here).
+    let toml = format!(
+        "socket_path = \"{}\"\nuser = \"{1}\"\ngroup = \"{1}\"\n",
+        token.path("hsmd.sock").display(),
+        hsmd_e2e::DAEMON_USER
+    );
     std::fs::write(token.path("flags.toml"), toml).unwrap();
     let mut child = std::process::Command::new(hsmd_e2e::bin("hsmd"))
         .args([
@@ -221,4 +227,52 @@ fn hsmctl_without_hsmd_says_how_to_point_it_at_another_socket() {
         assert!(stderr.contains(needle), "{needle:?} missing: {stderr}");
     }
     assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr}");
+}
+
+/// A SoftHSMv2 token store that the user hsmd drops to cannot write stops
+/// hsmd (and `hsmd --check`) with one sentence naming the file, its owner,
+/// the user and the chown that fixes it; before, hsmd started, `status` said
+/// ready and every create failed with CKR_GENERAL_ERROR.
+#[test]
+fn token_store_not_owned_by_the_daemon_user_is_named_at_start_up() {
+    let token = Token::new("store");
+    let tokens = token.path("tokens");
+    let out = std::process::Command::new("chown")
+        .arg("-R")
+        .arg("root:root")
+        .arg(&tokens)
+        .output()
+        .expect("chown");
+    assert!(out.status.success(), "{out:?}");
+    let toml = base_config(&token, "");
+    for args in [&[][..], &["--check"][..]] {
+        let stderr = fails_with(
+            &token,
+            &toml,
+            args,
+            &[
+                &format!("the SoftHSMv2 token store {}", tokens.display()),
+                "is not readable and writable by hsmd's user hsmd-e2e-daemon",
+                "belongs to root:root",
+                &format!("chown -R hsmd-e2e-daemon: {}", tokens.display()),
+            ],
+        );
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("hsmd: cannot start: the SoftHSMv2 token store")
+                && stderr.matches("token store").count() == 1,
+            "{args:?}: one sentence expected: {stderr}"
+        );
+    }
+    // Given back, both are fine.
+    let out = std::process::Command::new("chown")
+        .arg("-R")
+        .arg(format!("{0}:{0}", hsmd_e2e::DAEMON_USER))
+        .arg(&tokens)
+        .output()
+        .expect("chown");
+    assert!(out.status.success(), "{out:?}");
+    let (status, stderr) = run_hsmd_to_exit(&token, &toml, &["--check"]);
+    assert!(status.success(), "{stderr}");
+    drop(Daemon::start(&token, ""));
 }

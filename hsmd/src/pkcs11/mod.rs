@@ -16,3 +16,4 @@ pub mod profile;
 pub mod signature;
 pub mod slot;
 pub mod status;
+pub mod storage;
