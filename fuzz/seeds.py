@@ -5,7 +5,7 @@ end-to-end tests and by docs/protocol.md, the KMIP request and response
 bodies of tests/fixtures/kmip and docs/examples, and the TOML of
 packaging/, docs/ and the configuration tests. Seeds are named by the hash
 of their content, so running it again adds nothing twice. Standard library
-only. Usage: fuzz/seeds.py [REPO_ROOT]
+only. Usage: fuzz/seeds.py [REPO_ROOT [CORPUS_DIR]]
 """
 
 import hashlib
@@ -15,7 +15,7 @@ import struct
 import sys
 
 ROOT = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).parent.parent)
-CORPUS = ROOT / "fuzz" / "corpus"
+CORPUS = pathlib.Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "fuzz" / "corpus"
 
 RAW = re.compile(r'b?r#"(.*?)"#', re.S)
 PLAIN = re.compile(r'"((?:[^"\\\n]|\\.)*)"')
