@@ -241,6 +241,54 @@ async fn two_keys_of_one_class_and_label_are_ambiguous_never_a_pick() {
     assert_eq!(objects_labelled(&token, "dup"), 2, "nothing destroyed");
 }
 
+/// A pair `L` made by another tool labels its public key `L`, which is
+/// named `L_pk`: creating `L_pk` (an AES key or a pair) would give that uid
+/// to two keys, so it is refused and the token is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_a_name_that_a_foreign_public_key_holds_is_refused() {
+    let token = Token::new("uid-taken");
+    let d = Daemon::start(&token, "");
+    let c = d.client().await;
+    let s = token.slot;
+    foreign_pair(&token, "EC:prime256v1", "l", "03");
+    let (code, msg) = refusal(
+        c.call(
+            None,
+            &GenerateKey {
+                slot: s,
+                label: "l_pk".into(),
+                algorithm: SecretKeyAlgorithm::Aes,
+                bits: 256,
+                extractable: false,
+            },
+        )
+        .await,
+    );
+    assert_eq!(code, ErrorCode::AlreadyExists, "{msg}");
+    assert!(msg.contains(&format!("hsm::{s}::l_pk")), "{msg}");
+    let (code, msg) = refusal(
+        c.call(
+            None,
+            &GenerateKeyPair {
+                slot: s,
+                label: "l".into(),
+                algorithm: KeyPairAlgorithm::Ec,
+                bits: None,
+                curve: Some(Curve::P256),
+                extractable: false,
+            },
+        )
+        .await,
+    );
+    assert_eq!(code, ErrorCode::AlreadyExists, "{msg}");
+    assert_eq!(
+        uids(&c).await,
+        vec![format!("hsm::{s}::l"), format!("hsm::{s}::l_pk")],
+        "nothing created"
+    );
+    assert_eq!(objects_labelled(&token, "l_pk"), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listing_skips_a_key_destroyed_while_it_is_read() {
     let token = Token::new("uid-vanish");

@@ -4,8 +4,8 @@
 
 use super::error::OpError;
 use super::keys::{
-    curve_params, find_by_label, identity_attrs, key_info, resolve_found, secret_attrs, Found,
-    KeyObject, Want,
+    curve_params, find_by_label, identity_attrs, key_info, names_any, resolve_found, secret_attrs,
+    Found, KeyObject, Want,
 };
 use super::mechanisms::Mechanisms;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -64,20 +64,24 @@ fn label_ok(label: &str) -> Result<Label, OpError> {
         .map_err(|e| bad(e.to_string()))
 }
 
-/// Refuses when any key object already carries `label`.
+/// Refuses when `label` is taken: some key object carries it as its
+/// `CKA_LABEL`, or the uid `hsm::<slot>::<label>` already names a key (the
+/// public key of a pair `L` is named `L_pk` even when its `CKA_LABEL` is `L`,
+/// as on the SmartCard-HSM or after pkcs11-tool), so one uid never names two
+/// keys.
 fn ensure_free(s: &Session, slot: u64, label: &Label) -> Result<(), OpError> {
-    if find_by_label(s, label.as_bytes())?.is_empty() {
-        Ok(())
-    } else {
-        Err(OpError::new(
-            ErrorCode::AlreadyExists,
-            format!(
-                "a key labelled {:?} already exists in slot {slot} ({}); choose another label or destroy it first",
-                label.as_str(),
-                KeyUid::new(slot, label.clone())
-            ),
-        ))
+    let labelled = !find_by_label(s, label.as_bytes())?.is_empty();
+    if !labelled && !names_any(s, label)? {
+        return Ok(());
     }
+    Err(OpError::new(
+        ErrorCode::AlreadyExists,
+        format!(
+            "a key named {:?} already exists in slot {slot} ({}); choose another label or destroy it first",
+            label.as_str(),
+            KeyUid::new(slot, label.clone())
+        ),
+    ))
 }
 
 fn describe(

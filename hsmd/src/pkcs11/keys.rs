@@ -204,6 +204,12 @@ pub fn resolve_cached(
     resolve_by(uid, want, |label| cache.named(session, label)).map(|f| f.obj)
 }
 
+/// Whether the uid label `label` names any key on the token, looked up
+/// there (not in the cache): see [`resolve`] for the naming rule.
+pub fn names_any(session: &Session, label: &Label) -> Result<bool, OpError> {
+    Ok(!named(label, &mut |l| find_by_label(session, l).map(Arc::from))?.is_empty())
+}
+
 /// The objects `label` names: see [`resolve`].
 fn named(
     label: &Label,
