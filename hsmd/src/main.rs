@@ -1,6 +1,6 @@
 //! `hsmd`: loads the configuration and the PINs, opens the PKCS#11 library,
 //! logs in to every configured slot, binds its socket, drops every privilege,
-//! then serves PROTOCOL.md until SIGTERM/SIGINT. Exits non-zero with one
+//! then serves docs/protocol.md until SIGTERM/SIGINT. Exits non-zero with one
 //! sentence on any start-up error.
 
 use anyhow::{Context, Result};

@@ -1,4 +1,4 @@
-//! Shedding privileges once the token is open (DESIGN.md "hsmd").
+//! Shedding privileges once the token is open (docs/design.md "hsmd").
 //!
 //! Started as root: `setgroups` (only `keep_groups`), `setresgid`,
 //! `setresuid` to the configured `user`/`group`. Always: every capability set

@@ -1,5 +1,5 @@
 //! The frontend's side of hsmd: a few pipelined protocol connections
-//! (PROTOCOL.md), opened on first use and again after hsmd restarts, each
+//! (docs/protocol.md), opened on first use and again after hsmd restarts, each
 //! request carrying the KMS user as `as_user`. A semaphore bounds the
 //! requests in flight, so a burst of HTTP requests waits here instead of
 //! piling up in hsmd.

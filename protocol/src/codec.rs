@@ -1,5 +1,5 @@
 //! Framing: every message, both directions, is a 4-byte unsigned big-endian
-//! length `L` followed by `L` bytes of UTF-8 JSON (PROTOCOL.md "Transport and
+//! length `L` followed by `L` bytes of UTF-8 JSON (docs/protocol.md "Transport and
 //! framing"). `1 <= L <= max_frame_len`.
 
 use tokio_util::codec::LengthDelimitedCodec;

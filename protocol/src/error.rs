@@ -1,4 +1,4 @@
-//! Error codes and error bodies (PROTOCOL.md "Error codes").
+//! Error codes and error bodies (docs/protocol.md "Error codes").
 
 use serde::{Deserialize, Serialize};
 

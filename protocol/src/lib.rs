@@ -25,5 +25,5 @@ pub use message::{ClientHello, Request, RequestDecodeError, Response, ServerHell
 pub use ops::*;
 pub use uid::{KeyUid, Label, UidError};
 
-/// The protocol version this crate speaks (PROTOCOL.md "hsmd wire protocol, version 1").
+/// The protocol version this crate speaks (docs/protocol.md "hsmd wire protocol, version 1").
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,5 +1,5 @@
 //! Frames of protocol version 1: the hello exchange, requests and responses
-//! (PROTOCOL.md "Handshake" and "Requests and responses").
+//! (docs/protocol.md "Handshake" and "Requests and responses").
 
 use crate::error::{ErrorBody, ErrorCode};
 use crate::ops::*;

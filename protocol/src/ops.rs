@@ -1,5 +1,5 @@
 //! Operations of protocol version 1: one parameter type per `op`, each naming
-//! its result type through [`Op`] (PROTOCOL.md "Operations").
+//! its result type through [`Op`] (docs/protocol.md "Operations").
 
 use crate::b64::{self, SecretBytes};
 use serde::de::DeserializeOwned;
@@ -81,7 +81,7 @@ pub enum Usage {
     Derive,
 }
 
-/// Description of one key object (PROTOCOL.md "Keys").
+/// Description of one key object (docs/protocol.md "Keys").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyInfo {
     /// `hsm::<slot>::<label>`.
@@ -305,7 +305,7 @@ pub struct KeyPairResult {
     pub public: KeyInfo,
 }
 
-/// Encryption algorithm (PROTOCOL.md "Encryption algorithms").
+/// Encryption algorithm (docs/protocol.md "Encryption algorithms").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EncryptionAlgorithm {
@@ -384,7 +384,7 @@ pub struct DecryptResult {
     pub plaintext: SecretBytes,
 }
 
-/// Signature algorithm (PROTOCOL.md "Signature algorithms").
+/// Signature algorithm (docs/protocol.md "Signature algorithms").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SignatureAlgorithm {

@@ -178,7 +178,7 @@ async fn handshake_sends_hello_with_version_1_and_keeps_the_server_hello() {
     assert_eq!(r.bytes.expose(), &[9, 9, 9, 9]);
 
     let raw = server.await.unwrap();
-    // Exactly PROTOCOL.md's first frame.
+    // Exactly docs/protocol.md's first frame.
     assert_eq!(
         serde_json::from_slice::<Value>(&raw).unwrap(),
         json!({"hello": {"versions": [1], "client": "kms-frontend/0.1.0"}})
@@ -199,7 +199,7 @@ async fn error_frame_answering_the_hello_is_refused_with_its_code() {
             let (mut rd, mut wr) = framed(server_end);
             recv_frame(&mut rd).await.expect("hello");
             send_json(&mut wr, &Response::error(None, code, "go away")).await;
-            // Then close, as PROTOCOL.md says.
+            // Then close, as docs/protocol.md says.
         });
         let err = bounded(
             "refused handshake",

@@ -1,4 +1,4 @@
-//! Message-level tests of protocol version 1 (PROTOCOL.md): every request
+//! Message-level tests of protocol version 1 (docs/protocol.md): every request
 //! operation and every result type round-trips, error bodies and hello frames
 //! have the documented shape, and hostile request frames are refused with a
 //! `bad_request` that names the offending field.
@@ -626,7 +626,7 @@ fn encrypt_result_round_trips_with_and_without_iv_and_tag() {
             tag: None,
         },
     );
-    // PROTOCOL.md: iv and tag are null (not absent) when there is none.
+    // docs/protocol.md: iv and tag are null (not absent) when there is none.
     assert_eq!(v["iv"], Value::Null);
     assert_eq!(v["tag"], Value::Null);
     assert!(v.as_object().unwrap().contains_key("iv"));
@@ -1355,7 +1355,7 @@ fn params_and_results_holding_secrets_do_not_debug_print_them() {
 // The answer to a bad frame must itself be sendable
 // ---------------------------------------------------------------------------
 
-/// PROTOCOL.md: a malformed frame "is answered with `bad_request` naming the
+/// docs/protocol.md: a malformed frame "is answered with `bad_request` naming the
 /// field, and the connection stays open when the frame boundary is intact".
 /// So the error frame answering any request frame of at most `max_frame_len`
 /// bytes must itself fit in a frame of `max_frame_len` bytes: the

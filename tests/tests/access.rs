@@ -1,4 +1,4 @@
-//! PROTOCOL.md "Identities and authorization" against a real hsmd: who may
+//! docs/protocol.md "Identities and authorization" against a real hsmd: who may
 //! connect (`clients`, users and `@groups`), who may act for others
 //! (`frontends`, `as_user`), who may create and destroy (`hsm_admin`), and
 //! the socket file's mode and group. A second unix user, `hsmd-e2e-bob`, runs

@@ -1,4 +1,4 @@
-//! Hostile and malformed input on the real socket (PROTOCOL.md "Transport and
+//! Hostile and malformed input on the real socket (docs/protocol.md "Transport and
 //! framing", "Handshake", "Requests and responses"): raw frames written by
 //! hand (4-byte big-endian length, then JSON), never through the protocol
 //! crate's codec, so the tests see exactly what hsmd sends back. After each
@@ -21,7 +21,7 @@ use tokio::net::UnixStream;
 /// Longest any one test may take before it counts as hung.
 const HANG_GUARD: Duration = Duration::from_secs(120);
 
-/// The operations PROTOCOL.md lists.
+/// The operations docs/protocol.md lists.
 const OPS: [&str; 12] = [
     "status",
     "list_keys",

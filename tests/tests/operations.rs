@@ -1,4 +1,4 @@
-//! Every operation of PROTOCOL.md against a real hsmd on a SoftHSMv2 token,
+//! Every operation of docs/protocol.md against a real hsmd on a SoftHSMv2 token,
 //! with results checked independently (RustCrypto) and the objects hsmd made
 //! cross-checked with OpenSC's pkcs11-tool.
 

@@ -1,4 +1,4 @@
-//! `hsmctl`: the operator's local client of hsmd (PROTOCOL.md). Human-readable
+//! `hsmctl`: the operator's local client of hsmd (docs/protocol.md). Human-readable
 //! output by default, `--json` for scripts. Exits 0 on success, 1 with the
 //! error code and message on stderr otherwise.
 

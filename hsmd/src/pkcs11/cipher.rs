@@ -1,4 +1,4 @@
-//! `encrypt` and `decrypt` (PROTOCOL.md "Encryption algorithms"): AES-GCM
+//! `encrypt` and `decrypt` (docs/protocol.md "Encryption algorithms"): AES-GCM
 //! (`CKM_AES_GCM`, PKCS#11 v2.40 curr. mech. section 2.12.3), AES-CBC with
 //! PKCS#7 padding done in hsmd over `CKM_AES_CBC` (so tokens without
 //! `CKM_AES_CBC_PAD`, such as the SmartCard-HSM, behave the same), RSA-OAEP

@@ -1,4 +1,4 @@
-//! User login on a slot, with the PIN safety rules of DESIGN.md: read the
+//! User login on a slot, with the PIN safety rules of docs/design.md: read the
 //! token's PIN flags first and refuse on final-try or locked; after a rejected
 //! PIN never try again on our own (a SmartCard-HSM locks after a few tries).
 //! PKCS#11 v2.40 section 5.6.

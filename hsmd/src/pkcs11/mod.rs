@@ -1,5 +1,5 @@
 //! The PKCS#11 engine: one module context, one worker per configured slot,
-//! and the key operations of PROTOCOL.md on top of cryptoki.
+//! and the key operations of docs/protocol.md on top of cryptoki.
 
 pub mod cardpath;
 pub mod cipher;

@@ -1,4 +1,4 @@
-//! `sign` and `verify` (PROTOCOL.md "Signature algorithms"). hsmd hashes the
+//! `sign` and `verify` (docs/protocol.md "Signature algorithms"). hsmd hashes the
 //! message and uses the token's prehash mechanisms, which every token offers,
 //! the SmartCard-HSM included: `CKM_RSA_PKCS` over a DigestInfo (RFC 8017
 //! section 9.2), `CKM_RSA_PKCS_PSS` (salt = hash length) and raw `CKM_ECDSA`

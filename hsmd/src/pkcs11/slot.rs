@@ -1,7 +1,7 @@
 //! One worker per configured slot: `sessions_per_slot` threads, each owning
 //! one PKCS#11 session, fed by one bounded queue so a slow token applies
 //! back-pressure to the async side instead of blocking tokio threads or
-//! growing memory (DESIGN.md "PKCS#11 engine rules").
+//! growing memory (docs/design.md "PKCS#11 engine rules").
 
 use super::cardpath;
 use super::error::{is_session_lost, OpError};

@@ -1,4 +1,4 @@
-//! The Unix-socket server of PROTOCOL.md: listener, peer identification and
+//! The Unix-socket server of docs/protocol.md: listener, peer identification and
 //! policy, per-connection protocol handling, request dispatch.
 
 pub mod connection;

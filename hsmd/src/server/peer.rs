@@ -1,5 +1,5 @@
 //! Who is on the other end: `SO_PEERCRED` (unix(7)) mapped to a user name, and
-//! the rules of PROTOCOL.md "Identities and authorization": who may connect,
+//! the rules of docs/protocol.md "Identities and authorization": who may connect,
 //! who may act for others (`as_user`), who may create and destroy keys.
 
 use crate::config::{Admins, ClientRule};

@@ -2,7 +2,7 @@
 //! `POST /kmip/2_1` (a bare operation payload in JSON TTLV, the response
 //! payload back). Each operation checks the caller's access rights, asks
 //! hsmd, and shapes the answer like the reference's (see
-//! `../shared/fixtures/kmip/`).
+//! `tests/fixtures/kmip/`).
 
 pub mod attributes;
 pub mod create;
