@@ -55,6 +55,7 @@ impl Default for ThreadStats {
 impl ThreadStats {
     /// Empty statistics; latencies in nanoseconds from 1 ns to 100 s, 3
     /// significant digits.
+    #[allow(clippy::expect_used)] // constant bounds that new_with_bounds accepts
     pub fn new() -> Self {
         Self {
             hist: Histogram::new_with_bounds(1, 100_000_000_000, 3)

@@ -313,6 +313,7 @@ pub type Lane = JoinHandle<Result<(Connection, ThreadStats)>>;
 /// Starts one lane per connection, each sending `workload` requests until
 /// `phase` says stop. Panics if the frontend does not serve `workload`
 /// ([`serves`]).
+#[allow(clippy::expect_used)] // the caller runs only workloads that `serves` accepts
 pub fn spawn(
     rt: &tokio::runtime::Runtime,
     connections: Vec<Connection>,

@@ -16,6 +16,13 @@
 //! for a given number of minutes: see the `soak` module and
 //! `docs/reliability.md`.
 
+// No unwrap, expect or panic outside tests: bad input gets an answer, never
+// a crash (docs/design.md "Rules").
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 mod cell;
 mod daemon;
 mod direct;

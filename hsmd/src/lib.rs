@@ -2,6 +2,13 @@
 //! library and holds the slot PINs, and serves the operations of the hsmd
 //! wire protocol (crate `hsmd_protocol`) on a Unix socket.
 
+// No unwrap, expect or panic outside tests: bad input gets an answer, never
+// a crash (docs/design.md "Rules").
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod config;
 pub mod logging;
 pub mod notify;

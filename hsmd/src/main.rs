@@ -3,6 +3,13 @@
 //! then serves docs/protocol.md until SIGTERM/SIGINT. Exits non-zero with one
 //! sentence on any start-up error.
 
+// No unwrap, expect or panic outside tests: bad input gets an answer, never
+// a crash (docs/design.md "Rules").
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use anyhow::{Context, Result};
 use clap::Parser;
 use hsmd::config::cli::Cli;

@@ -2,6 +2,13 @@
 //! database, and serves the KMS API (see the library's documentation) until
 //! SIGTERM or SIGINT. Exit status 1 with one sentence on a start-up error.
 
+// No unwrap, expect or panic outside tests: bad input gets an answer, never
+// a crash (docs/design.md "Rules").
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use anyhow::{Context, Result};
 use clap::Parser;
 use kms_frontend::access::store::GrantStore;

@@ -9,6 +9,13 @@
 //!
 //! This crate has no PKCS#11 code and starts no tokio runtime of its own.
 
+// No unwrap, expect or panic outside tests: bad input gets an answer, never
+// a crash (docs/design.md "Rules").
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod b64;
 pub mod client;
 pub mod codec;

@@ -2,6 +2,13 @@
 //! output by default, `--json` for scripts. Exits 0 on success, 1 with the
 //! error code and message on stderr otherwise.
 
+// No unwrap, expect or panic outside tests: bad input gets an answer, never
+// a crash (docs/design.md "Rules").
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use anyhow::{Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
