@@ -20,6 +20,8 @@ pub mod b64;
 pub mod client;
 pub mod codec;
 pub mod error;
+#[cfg(feature = "log-filter")]
+pub mod log_filter;
 pub mod message;
 pub mod ops;
 pub mod strict;
