@@ -5,7 +5,7 @@
 
 use clap::Parser;
 use hsmd::config::cli::Cli;
-use hsmd::config::pins::PinSources;
+use hsmd::pin::sources::PinSources;
 use hsmd::config::{parse_file, Config};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;

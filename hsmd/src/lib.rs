@@ -12,6 +12,7 @@
 pub mod config;
 pub mod logging;
 pub mod notify;
+pub mod pin;
 pub mod pkcs11;
 pub mod privilege;
 pub mod server;

@@ -13,8 +13,8 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use hsmd::config::cli::Cli;
-use hsmd::config::pins::PinSources;
 use hsmd::config::Config;
+use hsmd::pin::sources::PinSources;
 use hsmd::pkcs11::library::Library;
 use hsmd::pkcs11::slot::{OpenSlot, SlotHandle};
 use hsmd::server::connection::{self, Limits};
@@ -254,11 +254,8 @@ fn run(cli: Cli, sources: PinSources) -> Result<()> {
         }
     };
     // Still one thread: capabilities and no_new_privs are per thread.
-    let pins: Vec<&[u8]> = opened
-        .iter()
-        .filter_map(|o| o.ctx().login.pin_bytes())
-        .collect();
-    let report = privilege::drop(target.as_ref(), &pins)?;
+    let pins_locked = hsmd::pin::lock_in_memory(opened.iter().map(|o| o.ctx().login.pin()));
+    let report = privilege::drop(target.as_ref())?;
     let st = privilege::verify(target.as_ref(), &report)?;
     // The first thread after the drop: it runs with the dropped credentials.
     hsmd::logging::buffer_stderr().context("cannot start the log thread")?;
@@ -271,7 +268,7 @@ fn run(cli: Cli, sources: PinSources) -> Result<()> {
         st.caps[1],
         st.caps[3],
         u8::from(st.no_new_privs),
-        match &report.pins_locked {
+        match &pins_locked {
             Ok(n) => format!("{n}"),
             Err(e) => format!("no ({e})"),
         }

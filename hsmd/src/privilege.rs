@@ -4,8 +4,8 @@
 //! `setresuid` to the configured `user`/`group`. Always: every capability set
 //! cleared (bounding first, while `CAP_SETPCAP` is still held; then effective,
 //! permitted, inheritable, ambient), `PR_SET_NO_NEW_PRIVS`,
-//! `PR_SET_DUMPABLE 0`, `RLIMIT_CORE 0`, and the PIN pages locked with
-//! `mlock(2)` where the limits allow. Capabilities, the bounding set and
+//! `PR_SET_DUMPABLE 0`, `RLIMIT_CORE 0` (the PIN pages are locked before,
+//! by `crate::pin::lock_in_memory`). Capabilities, the bounding set and
 //! no_new_privs are per thread: this runs while hsmd has a single thread, and
 //! [`verify`] then checks every thread in `/proc/self/task/*/status`.
 
@@ -58,17 +58,13 @@ pub fn resolve(user: &str, group: &str, keep_groups: &[String]) -> Result<Target
 pub struct Report {
     /// True when hsmd switched user (it started as root).
     pub switched: bool,
-    /// Whether the PIN pages are locked in memory, or why not.
-    pub pins_locked: Result<usize, String>,
 }
 
 /// Drops every privilege. Call while the process has one thread.
 ///
-/// Errors: any step that fails (a start-up error, never a warning), except
-/// the mlock of PIN pages, which is reported in [`Report::pins_locked`].
+/// Errors: any step that fails (a start-up error, never a warning).
 /// `target` is None when hsmd did not start as root (there is no one to switch to).
-pub fn drop(target: Option<&Target>, pins: &[&[u8]]) -> Result<Report> {
-    let pins_locked = lock_pages(pins);
+pub fn drop(target: Option<&Target>) -> Result<Report> {
     let root = getuid().is_root();
     if let (true, Some(target)) = (root, target) {
         caps::clear(None, CapSet::Bounding).context("cannot clear the capability bounding set")?;
@@ -109,21 +105,7 @@ pub fn drop(target: Option<&Target>, pins: &[&[u8]]) -> Result<Report> {
     setrlimit(Resource::RLIMIT_CORE, 0, 0).context("setting RLIMIT_CORE to 0 failed")?;
     Ok(Report {
         switched: root && target.is_some(),
-        pins_locked,
     })
-}
-
-fn lock_pages(pins: &[&[u8]]) -> Result<usize, String> {
-    let mut locked = 0;
-    for pin in pins.iter().filter(|p| !p.is_empty()) {
-        let ptr = std::ptr::NonNull::new(pin.as_ptr() as *mut std::ffi::c_void)
-            .ok_or("null PIN buffer")?;
-        // SAFETY: the range is a live allocation owned by the configuration for
-        // the life of the process; mlock does not touch its contents.
-        unsafe { nix::sys::mman::mlock(ptr, pin.len()) }.map_err(|e| format!("mlock: {e}"))?;
-        locked += 1;
-    }
-    Ok(locked)
 }
 
 /// The fields of `/proc/<tid>/status` that show privileges.

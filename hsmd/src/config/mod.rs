@@ -1,15 +1,15 @@
 //! hsmd configuration: the file ([`file::FileConfig`]), the flags
-//! ([`cli::Cli`]) and the PIN sources, merged and checked into one [`Config`].
+//! ([`cli::Cli`]) and the PIN sources (`crate::pin::sources`), merged and
+//! checked into one [`Config`].
 //! Every mistake is a [`ConfigError`] with one sentence for the operator.
 
 pub mod cli;
 pub mod file;
-pub mod pins;
 
-use crate::pkcs11::login::SlotPin;
+use crate::pin::sources::{PinSource, PinSourceError, PinSources};
+use crate::pin::SlotPin;
 use cli::Cli;
 use file::FileConfig;
-use pins::{PinSource, PinSources};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -223,6 +223,12 @@ pub enum ConfigError {
     /// A value is not accepted.
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<PinSourceError> for ConfigError {
+    fn from(e: PinSourceError) -> Self {
+        Self::Invalid(e.to_string())
+    }
 }
 
 fn invalid(msg: impl Into<String>) -> ConfigError {
@@ -463,7 +469,7 @@ impl Config {
             .zip(passwords)
             .map(|(slot, pw)| SlotConfig {
                 slot,
-                pin: pins::slot_pin(pw),
+                pin: SlotPin::from_entry(pw),
             })
             .collect();
         let clients: Vec<String> = if cli.clients.is_empty() {

@@ -4,9 +4,9 @@
 
 use super::cli::Cli;
 use super::file::{FileConfig, OneOrMany};
-use super::pins::{PinSource, PinSources};
 use super::{parse_file, Admins, ClientRule, Config, ConfigError, Model, SlotRef};
-use crate::pkcs11::login::SlotPin;
+use crate::pin::sources::{PinSource, PinSources};
+use crate::pin::SlotPin;
 use clap::Parser;
 use secrecy::{ExposeSecret, SecretString};
 use std::path::{Path, PathBuf};

@@ -1,36 +1,17 @@
 //! User login on a slot, with the PIN safety rules of docs/design.md: read the
 //! token's PIN flags first and refuse on final-try or locked; after a rejected
 //! PIN never try again on our own (a SmartCard-HSM locks after a few tries).
-//! PKCS#11 v2.40 section 5.6.
+//! PKCS#11 v2.40 section 5.6. The PIN itself stays in `crate::pin`: this file
+//! decides whether to log in, [`SlotPin::login`] does it.
 
 use super::error::{ckr_name, OpError};
+use crate::pin::SlotPin;
 use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::session::{Session, SessionState, UserType};
+use cryptoki::session::{Session, SessionState};
 use cryptoki::slot::Slot;
 use hsmd_protocol::ErrorCode;
-use secrecy::SecretString;
 use std::sync::Mutex;
-
-/// How hsmd authenticates to a slot (`hsm_password` entry).
-pub enum SlotPin {
-    /// `"<NO_LOGIN>"`: open sessions without logging in (public objects only).
-    NoLogin,
-    /// `""`: `C_Login` with a null PIN (protected authentication path, PIN pad).
-    Null,
-    /// A user PIN.
-    Pin(SecretString),
-}
-
-impl std::fmt::Debug for SlotPin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::NoLogin => "NoLogin",
-            Self::Null => "NullPin",
-            Self::Pin(_) => "Pin([redacted])",
-        })
-    }
-}
 
 /// Login state of one slot, shared by its session threads.
 pub struct Login {
@@ -52,16 +33,12 @@ impl Login {
 
     /// True when the slot is configured `<NO_LOGIN>`.
     pub fn is_no_login(&self) -> bool {
-        matches!(self.pin, SlotPin::NoLogin)
+        self.pin.is_no_login()
     }
 
-    /// The PIN's bytes, for locking its pages in memory (never for logs).
-    pub fn pin_bytes(&self) -> Option<&[u8]> {
-        use secrecy::ExposeSecret;
-        match &self.pin {
-            SlotPin::Pin(p) => Some(p.expose_secret().as_bytes()),
-            _ => None,
-        }
+    /// The slot's PIN, for `crate::pin::lock_in_memory` at start-up.
+    pub fn pin(&self) -> &SlotPin {
+        &self.pin
     }
 
     /// Why the slot will not log in again, if it will not.
@@ -109,12 +86,7 @@ impl Login {
             *blocked = Some(why.clone());
             return Err(OpError::new(ErrorCode::PinLocked, why));
         }
-        let result = match &self.pin {
-            SlotPin::NoLogin => Ok(()),
-            SlotPin::Null => session.login(UserType::User, None),
-            SlotPin::Pin(pin) => session.login(UserType::User, Some(pin)),
-        };
-        match result {
+        match self.pin.login(session) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
             Err(CkError::Pkcs11(
                 rv @ (RvError::PinIncorrect | RvError::PinInvalid | RvError::PinLenRange),

@@ -5,10 +5,9 @@
 //! 4. `hsm_password` in the configuration file.
 //!
 //! The first source that has any PIN supplies all of them. `""` is a null PIN
-//! (protected authentication path), `"<NO_LOGIN>"` means no login.
+//! (protected authentication path), `"<NO_LOGIN>"` means no login
+//! ([`super::SlotPin::from_entry`]).
 
-use super::ConfigError;
-use crate::pkcs11::login::SlotPin;
 use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 use std::path::PathBuf;
@@ -18,8 +17,13 @@ use zeroize::Zeroizing;
 pub const ENV_VAR: &str = "HSMD_HSM_PASSWORD";
 /// Name of the systemd credential (`LoadCredential=hsm_password:...`).
 pub const CREDENTIAL: &str = "hsm_password";
-/// The password value that means "do not log in".
-pub const NO_LOGIN: &str = "<NO_LOGIN>";
+
+/// A PIN source that is there but cannot be used (the credential file is
+/// unreadable, empty or not UTF-8); the message names it and what to do.
+/// The configuration reports it as `ConfigError::Invalid`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PinSourceError(String);
 
 /// The source the PINs were taken from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +122,7 @@ impl PinSources {
         self,
         flags: Vec<SecretString>,
         file: Option<Vec<SecretString>>,
-    ) -> Result<(Vec<SecretString>, PinSource), ConfigError> {
+    ) -> Result<(Vec<SecretString>, PinSource), PinSourceError> {
         if !flags.is_empty() {
             return Ok((flags, PinSource::Flags));
         }
@@ -136,13 +140,13 @@ impl PinSources {
                 Ok(bytes) => {
                     let bytes = Zeroizing::new(bytes);
                     let text = std::str::from_utf8(&bytes).map_err(|_| {
-                        ConfigError::Invalid(format!(
+                        PinSourceError(format!(
                             "the credential {} is not UTF-8 text",
                             path.display()
                         ))
                     })?;
                     if text.is_empty() {
-                        return Err(ConfigError::Invalid(format!(
+                        return Err(PinSourceError(format!(
                             "the credential {} is empty: write one PIN per line, in hsm_slot order",
                             path.display()
                         )));
@@ -157,7 +161,7 @@ impl PinSources {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    return Err(ConfigError::Invalid(format!(
+                    return Err(PinSourceError(format!(
                         "cannot read the credential {}: {e}",
                         path.display()
                     )))
@@ -168,14 +172,5 @@ impl PinSources {
             Some(list) => Ok((list, PinSource::File)),
             None => Ok((Vec::new(), PinSource::None)),
         }
-    }
-}
-
-/// Interprets one password entry.
-pub fn slot_pin(pw: SecretString) -> SlotPin {
-    match pw.expose_secret() {
-        NO_LOGIN => SlotPin::NoLogin,
-        "" => SlotPin::Null,
-        _ => SlotPin::Pin(pw),
     }
 }
