@@ -139,12 +139,27 @@ pub fn printable(text: &str) -> String {
 }
 
 /// True for the characters a label's text form writes as `\xHH` bytes:
-/// control characters (C0, DEL, C1) and the invisible formatting characters
-/// that can reorder or hide text on a terminal (zero-width and
-/// bidirectional marks, U+200B-U+200F, U+202A-U+202E, U+2060-U+2069, U+FEFF).
+/// control characters (C0, DEL, C1) and every character that can hide,
+/// reorder or break text on a terminal or in a log: the Unicode general
+/// categories Format (Cf: zero-width and bidirectional marks, soft hyphen,
+/// tags, interlinear annotations, ...), Line and Paragraph Separator (Zl,
+/// Zp, U+2028 and U+2029), and the Default_Ignorable_Code_Point property
+/// (Hangul fillers, variation selectors, ...). Unicode data from
+/// `icu_properties` (Unicode Standard Annex #44).
 pub fn needs_escape(c: char) -> bool {
+    use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory};
+    use icu_properties::{CodePointMapData, CodePointSetData};
+    if c.is_ascii() {
+        return c.is_ascii_control();
+    }
     c.is_control()
-        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+        || CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
+        || matches!(
+            CodePointMapData::<GeneralCategory>::new().get(c),
+            GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        )
 }
 
 /// The text form of `bytes` (any `CKA_LABEL`): see the module doc.
@@ -406,6 +421,42 @@ impl std::str::FromStr for KeyUid {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invisible_and_reordering_characters_are_escaped() {
+        for c in [
+            '\u{0}',
+            '\u{1b}',
+            '\u{7f}',
+            '\u{85}',
+            '\u{ad}',
+            '\u{61c}',
+            '\u{115f}',
+            '\u{180e}',
+            '\u{200b}',
+            '\u{200e}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{202e}',
+            '\u{2066}',
+            '\u{206a}',
+            '\u{206f}',
+            '\u{3164}',
+            '\u{fe0f}',
+            '\u{feff}',
+            '\u{fff9}',
+            '\u{fffb}',
+            '\u{e0001}',
+            '\u{e0041}',
+            '\u{e007f}',
+        ] {
+            assert!(needs_escape(c), "U+{:04X}", c as u32);
+        }
+        for c in ['a', '~', ' ', '\u{e9}', '\u{20ac}', '\u{65e5}', '\u{1f512}'] {
+            assert!(!needs_escape(c), "U+{:04X}", c as u32);
+        }
+        assert_eq!(escape_label("a\u{2028}b".as_bytes()), "a\\xe2\\x80\\xa8b");
+    }
 
     fn fault(uid: &str) -> UidFault {
         KeyUid::parse(uid).expect_err(uid).fault
