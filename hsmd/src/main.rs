@@ -156,7 +156,6 @@ fn run(cli: Cli, sources: PinSources) -> Result<()> {
         config.pin_source
     );
     let profile = hsmd::pkcs11::profile::Profile::for_model(config.model);
-    hsmd::pkcs11::profile::set(profile);
     let sessions = profile.sessions(config.sessions_per_slot);
     if sessions < config.sessions_per_slot {
         tracing::warn!(
@@ -198,7 +197,7 @@ fn run(cli: Cli, sources: PinSources) -> Result<()> {
             );
         }
         notify::status(&format!("logging in to slot {id}"));
-        match OpenSlot::open(&lib, id, sc.pin) {
+        match OpenSlot::open(&lib, id, sc.pin, profile) {
             Ok(o) => opened.push(o),
             Err(e) => {
                 finalize(opened, lib);
@@ -293,7 +292,7 @@ fn run(cli: Cli, sources: PinSources) -> Result<()> {
     for o in opened {
         slots.push(o.spawn(sessions, config.queue_depth)?);
         tracing::info!(
-            slot = slots.last().map(|s: &SlotHandle| s.ctx.id),
+            slot = slots.last().map(SlotHandle::id),
             "slot ready ({sessions} sessions)"
         );
     }
@@ -405,9 +404,9 @@ async fn serve(
                 match state.slots.iter().find(|s| !s.is_answering()) {
                     None => notify::watchdog(),
                     Some(s) => tracing::warn!(
-                        slot = s.ctx.id,
+                        slot = s.id(),
                         "slot {} made no progress with requests queued: withholding WATCHDOG=1",
-                        s.ctx.id
+                        s.id()
                     ),
                 }
             }

@@ -20,8 +20,9 @@ pub fn silence(targets: Targets) -> Targets {
 }
 
 /// The target of the audit records (one per request, at `info` when the
-/// request succeeded, `warn` when it was refused).
-const AUDIT_TARGET: &str = "hsmd::server::dispatch";
+/// request succeeded, `warn` when it was refused): named `audit` explicitly
+/// by the records themselves, not a module path.
+const AUDIT_TARGET: &str = "audit";
 
 /// Parses a filter (the rules shared with kms-frontend's `KMS_LOG`:
 /// [`hsmd_protocol::log_filter::parse`]); the error as one phrase.

@@ -294,7 +294,7 @@ pub fn encrypt(
     match a {
         EncryptionAlgorithm::AesGcm => {
             mechs.require(MechanismType::AES_GCM, "aes_gcm")?;
-            let key = resolve_cached(s, keys, uid, Want::Secret)?;
+            let key = resolve_cached(s, mechs.profile(), keys, uid, Want::Secret)?;
             let mut iv = iv_or_random(&p.iv, GCM_IV_LEN, a)?;
             let aad = p.aad.as_deref().unwrap_or(&[]);
             let mut out = {
@@ -317,7 +317,7 @@ pub fn encrypt(
         EncryptionAlgorithm::AesCbcPad => {
             mechs.require(MechanismType::AES_CBC, "aes_cbc_pad")?;
             refuse_field(a, "aad", p.aad.is_some())?;
-            let key = resolve_cached(s, keys, uid, Want::Secret)?;
+            let key = resolve_cached(s, mechs.profile(), keys, uid, Want::Secret)?;
             let iv = iv_or_random(&p.iv, AES_BLOCK, a)?;
             let mut block_iv = [0u8; AES_BLOCK];
             block_iv.copy_from_slice(&iv);
@@ -333,7 +333,7 @@ pub fn encrypt(
             refuse_field(a, "iv", p.iv.is_some())?;
             refuse_field(a, "aad", p.aad.is_some())?;
             let mech = rsa_mechanism(a, mechs)?;
-            let key = resolve_cached(s, keys, uid, Want::Public)?;
+            let key = resolve_cached(s, mechs.profile(), keys, uid, Want::Public)?;
             check_rsa(key.key_type, uid, a)?;
             let ciphertext = s
                 .encrypt(&mech, key.handle, p.plaintext.expose())
@@ -368,7 +368,7 @@ pub fn decrypt(
     let plaintext = match a {
         EncryptionAlgorithm::AesGcm => {
             mechs.require(MechanismType::AES_GCM, "aes_gcm")?;
-            let key = resolve_cached(s, keys, uid, Want::Secret)?;
+            let key = resolve_cached(s, mechs.profile(), keys, uid, Want::Secret)?;
             let mut iv = need("iv", &p.iv)?;
             if iv.is_empty() {
                 return Err(bad("iv: must not be empty".into()));
@@ -397,7 +397,7 @@ pub fn decrypt(
             mechs.require(MechanismType::AES_CBC, "aes_cbc_pad")?;
             refuse_field(a, "aad", p.aad.is_some())?;
             refuse_field(a, "tag", p.tag.is_some())?;
-            let key = resolve_cached(s, keys, uid, Want::Secret)?;
+            let key = resolve_cached(s, mechs.profile(), keys, uid, Want::Secret)?;
             let iv = need("iv", &p.iv)?;
             let block_iv: [u8; AES_BLOCK] = iv.as_slice().try_into().map_err(|_| {
                 bad(format!(
@@ -421,7 +421,7 @@ pub fn decrypt(
             refuse_field(a, "aad", p.aad.is_some())?;
             refuse_field(a, "tag", p.tag.is_some())?;
             let mech = rsa_mechanism(a, mechs)?;
-            let key = resolve_cached(s, keys, uid, Want::Private)?;
+            let key = resolve_cached(s, mechs.profile(), keys, uid, Want::Private)?;
             check_rsa(key.key_type, uid, a)?;
             s.decrypt(&mech, key.handle, &p.ciphertext)
                 .map_err(|e| oaep_params_refused(e, a, uid.slot))

@@ -4,6 +4,7 @@
 
 use super::error::OpError;
 use super::keys::{curve_of, resolve, KeyObject, Want};
+use super::profile::Profile;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
 use cryptoki::session::Session;
 use hsmd_protocol::b64::SecretBytes;
@@ -28,8 +29,8 @@ fn encoding_failed(what: &str, e: impl std::fmt::Display) -> OpError {
 ///
 /// Errors: `forbidden` for a sensitive or non-extractable key (naming the
 /// public key to export instead, for a private key), `not_found`, PKCS#11 failures.
-pub fn export(s: &Session, uid: &KeyUid) -> Result<ExportResult, OpError> {
-    let key = resolve(s, uid, Want::Any)?;
+pub fn export(s: &Session, profile: &Profile, uid: &KeyUid) -> Result<ExportResult, OpError> {
+    let key = resolve(s, profile, uid, Want::Any)?;
     let full = uid.to_string();
     let (format, data) = if key.class == ObjectClass::PUBLIC_KEY {
         (ExportFormat::SpkiDer, public_spki(s, &key)?)

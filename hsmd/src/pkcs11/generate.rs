@@ -8,6 +8,7 @@ use super::keys::{
     Found, KeyObject, Want,
 };
 use super::mechanisms::Mechanisms;
+use super::profile::Profile;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
@@ -69,9 +70,9 @@ fn label_ok(label: &str) -> Result<Label, OpError> {
 /// public key of a pair `L` is named `L_pk` even when its `CKA_LABEL` is `L`,
 /// as on the SmartCard-HSM or after pkcs11-tool), so one uid never names two
 /// keys.
-fn ensure_free(s: &Session, slot: u64, label: &Label) -> Result<(), OpError> {
-    let labelled = !find_by_label(s, label.as_bytes())?.is_empty();
-    if !labelled && !names_any(s, label)? {
+fn ensure_free(s: &Session, profile: &Profile, slot: u64, label: &Label) -> Result<(), OpError> {
+    let labelled = !find_by_label(s, profile, label.as_bytes())?.is_empty();
+    if !labelled && !names_any(s, profile, label)? {
         return Ok(());
     }
     Err(OpError::new(
@@ -124,9 +125,9 @@ pub fn generate_key(s: &Session, mechs: &Mechanisms, p: &GenerateKey) -> Result<
     }
     mechs.require(MechanismType::AES_KEY_GEN, "aes key generation")?;
     mechs.require_key_bits(MechanismType::AES_KEY_GEN, p.bits, "an AES key")?;
-    ensure_free(s, p.slot, &label)?;
+    ensure_free(s, mechs.profile(), p.slot, &label)?;
     let mut template = secret_attrs(&label, p.extractable);
-    if super::profile::get().secret_key_id_is_key_reference {
+    if mechs.profile().secret_key_id_is_key_reference {
         // Its first byte would become the card's key reference, overwriting
         // whatever key has it; the library picks a free one without it.
         template.retain(|a| !matches!(a, Attribute::Id(_)));
@@ -215,8 +216,8 @@ pub fn generate_key_pair(
             (Mechanism::EccKeyPairGen, KeyType::EC)
         }
     };
-    ensure_free(s, p.slot, &label)?;
-    ensure_free(s, p.slot, &pk_label)?;
+    ensure_free(s, mechs.profile(), p.slot, &label)?;
+    ensure_free(s, mechs.profile(), p.slot, &pk_label)?;
     let (pub_handle, priv_handle) = s.generate_key_pair(&mechanism, &public, &private)?;
     Ok(KeyPairResult {
         private: describe(
@@ -244,10 +245,10 @@ pub fn generate_key_pair(
 /// [`KeyCache::changing`](super::keys::KeyCache::changing) guard.
 ///
 /// Errors: `not_found`, `ambiguous` (nothing is destroyed), PKCS#11 failures.
-pub fn destroy(s: &Session, uid: &KeyUid) -> Result<KeyRef, OpError> {
-    let key = resolve_found(s, uid, Want::Any)?;
-    if key.obj.class == ObjectClass::PUBLIC_KEY && super::profile::get().pair_is_one_key {
-        if let Some(private) = find_by_label(s, &key.label)?
+pub fn destroy(s: &Session, profile: &Profile, uid: &KeyUid) -> Result<KeyRef, OpError> {
+    let key = resolve_found(s, profile, uid, Want::Any)?;
+    if key.obj.class == ObjectClass::PUBLIC_KEY && profile.pair_is_one_key {
+        if let Some(private) = find_by_label(s, profile, &key.label)?
             .into_iter()
             .find(|p| p.pairs_with(&key))
         {
@@ -264,8 +265,8 @@ pub fn destroy(s: &Session, uid: &KeyUid) -> Result<KeyRef, OpError> {
     // still shows it to this process until it reads the card again, so it is
     // destroyed here too (which only hides it).
     let with_it: Vec<Found> =
-        if key.obj.class == ObjectClass::PRIVATE_KEY && super::profile::get().pair_is_one_key {
-            find_by_label(s, &key.label)?
+        if key.obj.class == ObjectClass::PRIVATE_KEY && profile.pair_is_one_key {
+            find_by_label(s, profile, &key.label)?
                 .into_iter()
                 .filter(|p| key.pairs_with(p))
                 .collect()

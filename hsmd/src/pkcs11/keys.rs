@@ -3,6 +3,7 @@
 //! 4.7-4.9 for the key attributes, 2.3 for EC parameters).
 
 use super::error::OpError;
+use super::profile::Profile;
 use cryptoki::error::RvError;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
@@ -61,12 +62,16 @@ fn is_key_class(c: ObjectClass) -> bool {
     c == ObjectClass::SECRET_KEY || c == ObjectClass::PRIVATE_KEY || c == ObjectClass::PUBLIC_KEY
 }
 
-/// Every object matching `template`, asking the token for at most the
-/// profile's `find_chunk` handles per `C_FindObjects` (PKCS#11 v2.40
+/// Every object matching `template`, asking the token for at most
+/// `profile`'s `find_chunk` handles per `C_FindObjects` (PKCS#11 v2.40
 /// section 5.7; the SmartCard-HSM hands out 16 at a time).
-pub fn find_all(session: &Session, template: &[Attribute]) -> Result<Vec<ObjectHandle>, OpError> {
-    let chunk = std::num::NonZeroUsize::new(super::profile::get().find_chunk)
-        .unwrap_or(std::num::NonZeroUsize::MIN);
+pub fn find_all(
+    session: &Session,
+    profile: &Profile,
+    template: &[Attribute],
+) -> Result<Vec<ObjectHandle>, OpError> {
+    let chunk =
+        std::num::NonZeroUsize::new(profile.find_chunk).unwrap_or(std::num::NonZeroUsize::MIN);
     Ok(session
         .iter_objects_with_cache_size(template, chunk)?
         .collect::<Result<Vec<_>, _>>()?)
@@ -104,10 +109,14 @@ fn vanished(e: &OpError) -> bool {
 
 /// Every token key object whose `CKA_LABEL` is `label`; objects that vanish
 /// while they are read are left out.
-pub fn find_by_label(session: &Session, label: &[u8]) -> Result<Vec<Found>, OpError> {
+pub fn find_by_label(
+    session: &Session,
+    profile: &Profile,
+    label: &[u8],
+) -> Result<Vec<Found>, OpError> {
     let template = [Attribute::Token(true), Attribute::Label(label.to_vec())];
     let mut out = Vec::new();
-    for handle in find_all(session, &template)? {
+    for handle in find_all(session, profile, &template)? {
         if let Some(found) = read_object(session, handle)? {
             out.push(found);
         }
@@ -181,14 +190,27 @@ pub enum Want {
 /// when it names a key of the wrong class for the operation; `ambiguous`
 /// when it names two keys the operation could use (naming their
 /// `CKA_ID`s and how to fix it).
-pub fn resolve(session: &Session, uid: &KeyUid, want: Want) -> Result<KeyObject, OpError> {
-    resolve_found(session, uid, want).map(|f| f.obj)
+pub fn resolve(
+    session: &Session,
+    profile: &Profile,
+    uid: &KeyUid,
+    want: Want,
+) -> Result<KeyObject, OpError> {
+    resolve_found(session, profile, uid, want).map(|f| f.obj)
 }
 
 /// [`resolve`], with the object's label and `CKA_ID`.
-pub fn resolve_found(session: &Session, uid: &KeyUid, want: Want) -> Result<Found, OpError> {
+pub fn resolve_found(
+    session: &Session,
+    profile: &Profile,
+    uid: &KeyUid,
+    want: Want,
+) -> Result<Found, OpError> {
     resolve_by(uid, want, |label| {
-        named(label, &mut |l| find_by_label(session, l).map(Arc::from)).map(Arc::from)
+        named(label, &mut |l| {
+            find_by_label(session, profile, l).map(Arc::from)
+        })
+        .map(Arc::from)
     })
 }
 
@@ -197,17 +219,21 @@ pub fn resolve_found(session: &Session, uid: &KeyUid, want: Want) -> Result<Foun
 /// forgets the cache and retries when a cached handle has gone stale.
 pub fn resolve_cached(
     session: &Session,
+    profile: &Profile,
     cache: &KeyCache,
     uid: &KeyUid,
     want: Want,
 ) -> Result<KeyObject, OpError> {
-    resolve_by(uid, want, |label| cache.named(session, label)).map(|f| f.obj)
+    resolve_by(uid, want, |label| cache.named(session, profile, label)).map(|f| f.obj)
 }
 
 /// Whether the uid label `label` names any key on the token, looked up
 /// there (not in the cache): see [`resolve`] for the naming rule.
-pub fn names_any(session: &Session, label: &Label) -> Result<bool, OpError> {
-    Ok(!named(label, &mut |l| find_by_label(session, l).map(Arc::from))?.is_empty())
+pub fn names_any(session: &Session, profile: &Profile, label: &Label) -> Result<bool, OpError> {
+    Ok(!named(label, &mut |l| {
+        find_by_label(session, profile, l).map(Arc::from)
+    })?
+    .is_empty())
 }
 
 /// The objects `label` names: see [`resolve`].
@@ -414,15 +440,22 @@ impl KeyCache {
     /// one). Remembering what a name resolves to, rather than each label
     /// looked up, spares the lookup that finds nothing (a card's `L_pk`,
     /// whose public key carries the label `L`) on every operation.
-    pub fn named(&self, session: &Session, label: &Label) -> Result<Arc<[Found]>, OpError> {
+    pub fn named(
+        &self,
+        session: &Session,
+        profile: &Profile,
+        label: &Label,
+    ) -> Result<Arc<[Found]>, OpError> {
         if let Some(found) = self.lock().labels.get(label.as_bytes()) {
             return Ok(found.clone());
         }
         // Held until the result is cached, so a destruction cannot clear the
         // cache between the lookup and the insertion.
         let _store = self.looking_up();
-        let found: Arc<[Found]> =
-            named(label, &mut |l| find_by_label(session, l).map(Arc::from))?.into();
+        let found: Arc<[Found]> = named(label, &mut |l| {
+            find_by_label(session, profile, l).map(Arc::from)
+        })?
+        .into();
         if !found.is_empty() {
             let mut inner = self.lock();
             if inner.labels.len() >= CACHE_MAX_LABELS {
@@ -554,7 +587,7 @@ pub fn key_info(
 /// [`resolve`]: a public key that carries its private key's label and
 /// `CKA_ID` is listed as `<label>_pk`); keys of other types are skipped, and
 /// so are objects destroyed by another application while they are read.
-pub fn list(session: &Session, slot: u64) -> Result<Vec<KeyInfo>, OpError> {
+pub fn list(session: &Session, profile: &Profile, slot: u64) -> Result<Vec<KeyInfo>, OpError> {
     let mut objects = Vec::new();
     for class in [
         ObjectClass::SECRET_KEY,
@@ -562,7 +595,7 @@ pub fn list(session: &Session, slot: u64) -> Result<Vec<KeyInfo>, OpError> {
         ObjectClass::PUBLIC_KEY,
     ] {
         let template = [Attribute::Token(true), Attribute::Class(class)];
-        for handle in find_all(session, &template)? {
+        for handle in find_all(session, profile, &template)? {
             if let Some(found) = read_object(session, handle)? {
                 objects.push(found);
             }

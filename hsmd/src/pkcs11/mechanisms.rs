@@ -75,12 +75,12 @@ pub fn list_raw(path: &std::path::Path, slot: u64) -> Result<Vec<u64>, String> {
 
 impl Mechanisms {
     /// Wraps the mechanism list of `slot` (raw `CK_MECHANISM_TYPE` values,
-    /// see [`list_raw`]).
-    pub fn new(slot: u64, list: Vec<u64>) -> Self {
+    /// see [`list_raw`]) with the limits of the token's model, `profile`.
+    pub fn new(slot: u64, list: Vec<u64>, profile: Profile) -> Self {
         Self {
             slot,
             offered: list.into_iter().collect(),
-            profile: *super::profile::get(),
+            profile,
             key_bits: HashMap::new(),
         }
     }
@@ -184,7 +184,11 @@ mod tests {
 
     #[test]
     fn key_sizes_from_mechanism_info() {
-        let mut m = Mechanisms::new(0, vec![*MechanismType::AES_KEY_GEN]);
+        let mut m = Mechanisms::new(
+            0,
+            vec![*MechanismType::AES_KEY_GEN],
+            super::super::profile::GENERIC,
+        );
         // AES in bytes, as the specification says (SoftHSMv2: 16 to 32).
         m.set_key_sizes(MechanismType::AES_KEY_GEN, 16, 32);
         assert!(m

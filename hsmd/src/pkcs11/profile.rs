@@ -9,10 +9,13 @@
 //! out at most 16 handles per call; AES-CBC input is sent to the card in one
 //! command, so it must fit one APDU; and `CKM_RSA_PKCS_OAEP` is always
 //! computed with SHA-256 and MGF1-SHA256 whatever parameters are passed.
+//!
+//! A slot holds its profile in its context (`SlotContext::profile`, through
+//! its [`Mechanisms`](super::mechanisms::Mechanisms)); nothing reads it from
+//! a process-wide place.
 
 use crate::config::Model;
 use cryptoki::mechanism::MechanismType;
-use std::sync::OnceLock;
 
 /// The limits of a token model that the token does not report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,18 +88,6 @@ impl Profile {
     pub fn sessions(&self, configured: usize) -> usize {
         self.max_sessions.map_or(configured, |m| configured.min(m))
     }
-}
-
-static PROFILE: OnceLock<Profile> = OnceLock::new();
-
-/// Sets the process's profile (one model per hsmd); the first call wins.
-pub fn set(p: Profile) {
-    let _ = PROFILE.set(p);
-}
-
-/// The process's profile ([`GENERIC`] until [`set`]).
-pub fn get() -> &'static Profile {
-    PROFILE.get().unwrap_or(&GENERIC)
 }
 
 #[cfg(test)]

@@ -116,7 +116,7 @@ pub fn sign(
     uid: &KeyUid,
     p: &Sign,
 ) -> Result<SignResult, OpError> {
-    let key = resolve_cached(s, keys, uid, Want::Private)?;
+    let key = resolve_cached(s, mechs.profile(), keys, uid, Want::Private)?;
     let (mech, input, curve) = prepare(s, mechs, keys, uid, &key, p.algorithm, p.data.expose())?;
     let raw = s.sign(&mech, key.handle, &input)?;
     let signature = match curve {
@@ -144,7 +144,7 @@ pub fn verify(
     uid: &KeyUid,
     p: &Verify,
 ) -> Result<VerifyResult, OpError> {
-    let key = resolve_cached(s, keys, uid, Want::Public)?;
+    let key = resolve_cached(s, mechs.profile(), keys, uid, Want::Public)?;
     let (mech, input, curve) = prepare(s, mechs, keys, uid, &key, p.algorithm, p.data.expose())?;
     let signature = match curve {
         Some(c) => match ecdsa::der_to_raw(c, &p.signature) {

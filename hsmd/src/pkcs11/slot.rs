@@ -9,6 +9,7 @@ use super::keys::KeyCache;
 use super::library::Library;
 use super::login::Login;
 use super::mechanisms::Mechanisms;
+use super::profile::Profile;
 use crate::pin::SlotPin;
 use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
@@ -82,6 +83,11 @@ pub struct SlotContext {
 }
 
 impl SlotContext {
+    /// The limits of the token's model (held with its mechanisms).
+    pub fn profile(&self) -> &Profile {
+        self.mechanisms.profile()
+    }
+
     /// The slot's state and last error.
     pub fn health(&self) -> (SlotState, Option<String>) {
         self.health
@@ -260,9 +266,15 @@ impl Worker {
 
 type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 
-/// Every slot's queue and number of session threads (one module per process).
+/// Every slot's queue and number of session threads. Process-wide because
+/// what it serves is: a process loads one PKCS#11 module, and `C_Finalize`
+/// (in [`reinitialize`]) ends the sessions of every slot of that module, so
+/// the poller of any one slot must reach the session threads of all of them.
+/// Written once per slot at start-up ([`OpenSlot::spawn`]).
 static SLOTS: Mutex<Vec<(async_channel::Sender<Job>, usize)>> = Mutex::new(Vec::new());
-/// One re-initialization at a time.
+/// One re-initialization at a time: process-wide for the same reason as
+/// [`SLOTS`] (two slots' pollers may both see `CKR_DEVICE_ERROR`, and the
+/// module is finalized once for all).
 static REINIT: Mutex<()> = Mutex::new(());
 /// How long a re-initialization waits for every session thread to close its session.
 const REINIT_WAIT: Duration = Duration::from_secs(10);
@@ -370,13 +382,19 @@ pub struct OpenSlot {
 }
 
 impl OpenSlot {
-    /// Opens slot `id`: checks it exists, reads its mechanisms, opens the first
-    /// session and logs in (refusing on final-try or locked PIN flags). Runs
-    /// on the calling thread, so hsmd can drop privileges before any thread starts.
+    /// Opens slot `id` of a token whose model has the limits `profile`:
+    /// checks it exists, reads its mechanisms, opens the first session and
+    /// logs in (refusing on final-try or locked PIN flags). Runs on the
+    /// calling thread, so hsmd can drop privileges before any thread starts.
     ///
     /// Errors: unknown slot (listing every slot), PIN refused or locked (naming
     /// the slot and the `CKR_*`/flag, never the PIN), PKCS#11 failures.
-    pub fn open(lib: &Library, id: u64, pin: SlotPin) -> Result<Self, SlotStartError> {
+    pub fn open(
+        lib: &Library,
+        id: u64,
+        pin: SlotPin,
+        profile: Profile,
+    ) -> Result<Self, SlotStartError> {
         let fail = |message: String| SlotStartError {
             slot: id,
             pin_problem: false,
@@ -408,6 +426,7 @@ impl OpenSlot {
             id,
             super::mechanisms::list_raw(&lib.path, id)
                 .map_err(|e| fail(format!("cannot list the token's mechanisms: {e}")))?,
+            profile,
         );
         for m in super::mechanisms::SIZED {
             if mechanisms.offers(m) {
@@ -556,8 +575,8 @@ fn watch(ctx: Arc<SlotContext>, queue: async_channel::Sender<Job>) -> std::io::R
 
 /// The async side's handle on a slot worker.
 pub struct SlotHandle {
-    /// Shared slot state (for status and logs).
-    pub ctx: Arc<SlotContext>,
+    /// Shared slot state.
+    ctx: Arc<SlotContext>,
     queue: async_channel::Sender<Job>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// The slot's poller.
@@ -569,6 +588,11 @@ pub struct SlotHandle {
 }
 
 impl SlotHandle {
+    /// The configured slot ID.
+    pub fn id(&self) -> u64 {
+        self.ctx.id
+    }
+
     /// For the watchdog: true when the slot's threads are not stuck, i.e. its
     /// queue is empty or at least one job finished since the previous check.
     pub fn is_answering(&self) -> bool {

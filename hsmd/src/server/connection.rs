@@ -69,6 +69,11 @@ type Permits = (
 ///   their shares (see [`write_frames`]).
 const REQUEST_BUDGET_KIB: usize = 4 * 1024;
 
+/// The budget of [`REQUEST_BUDGET_KIB`]. Process-wide on purpose: it bounds
+/// the memory of the whole process across every connection (what it is
+/// for), and its permits live as long as the answers that hold them, which
+/// outlive any one connection's state; a `'static` semaphore gives those
+/// permits without reference counting on every request.
 static REQUEST_BUDGET: Semaphore = Semaphore::const_new(REQUEST_BUDGET_KIB);
 
 /// The share of [`REQUEST_BUDGET`] a frame of `len` bytes takes.

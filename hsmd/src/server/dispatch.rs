@@ -36,8 +36,8 @@ pub struct State {
 impl State {
     /// The worker of slot `id`, or `not_found` listing the configured slots.
     pub fn slot(&self, id: u64) -> Result<&SlotHandle, ErrorBody> {
-        self.slots.iter().find(|s| s.ctx.id == id).ok_or_else(|| {
-            let ids: Vec<String> = self.slots.iter().map(|s| s.ctx.id.to_string()).collect();
+        self.slots.iter().find(|s| s.id() == id).ok_or_else(|| {
+            let ids: Vec<String> = self.slots.iter().map(|s| s.id().to_string()).collect();
             ErrorBody::new(
                 ErrorCode::NotFound,
                 format!(
@@ -50,7 +50,7 @@ impl State {
 
     /// Configured slot IDs.
     pub fn slot_ids(&self) -> Vec<u64> {
-        self.slots.iter().map(|s| s.ctx.id).collect()
+        self.slots.iter().map(|s| s.id()).collect()
     }
 }
 
@@ -193,7 +193,7 @@ async fn run_op<T: Send + 'static>(
     slot: &SlotHandle,
     mut f: Box<SlotOp<T>>,
 ) -> Result<T, ErrorBody> {
-    let id = slot.ctx.id;
+    let id = slot.id();
     slot.run(move |w| w.with_session(&mut f).map_err(|e| e.into_body(id)))
         .await?
 }
@@ -257,12 +257,12 @@ async fn execute(
             };
             let mut all = Vec::new();
             for s in targets {
-                let id = s.ctx.id;
+                let id = s.id();
                 let found = s
                     .run(move |w| {
                         w.with_session(|sess, ctx| {
                             let _store = ctx.keys.looking_up();
-                            keys::list(sess, id)
+                            keys::list(sess, ctx.profile(), id)
                         })
                         .map_err(|e| e.into_body(id))
                     })
@@ -279,7 +279,7 @@ async fn execute(
             let uid = KeyUid::parse(&p.0.uid)?;
             on_slot(state.slot(uid.slot)?, move |s, ctx| {
                 let _store = ctx.keys.looking_up();
-                let obj = keys::resolve(s, &uid, keys::Want::Any)?;
+                let obj = keys::resolve(s, ctx.profile(), &uid, keys::Want::Any)?;
                 keys::key_info(s, ctx.id, &obj, &uid.label)?.ok_or_else(|| {
                     ErrorBody::new(
                         ErrorCode::Unsupported,
@@ -311,7 +311,7 @@ async fn execute(
             let uid = KeyUid::parse(&p.0.uid)?;
             on_slot(state.slot(uid.slot)?, move |s, ctx| {
                 let _store = ctx.keys.changing();
-                generate::destroy(s, &uid)
+                generate::destroy(s, ctx.profile(), &uid)
             })
             .await
         }
@@ -319,7 +319,7 @@ async fn execute(
             let uid = KeyUid::parse(&p.0.uid)?;
             on_slot(state.slot(uid.slot)?, move |s, ctx| {
                 let _store = ctx.keys.looking_up();
-                export::export(s, &uid)
+                export::export(s, ctx.profile(), &uid)
             })
             .await
         }
@@ -412,6 +412,8 @@ pub async fn handle(state: &State, peer: &Peer, req: Request) -> Answer {
 }
 
 /// One record per request: who, what, which key, the outcome. Never params.
+/// Logged with the target `audit` (not this module's path), so `HSMD_LOG`
+/// names the audit records as `audit=<level>` whatever file writes them.
 /// Client-chosen text (uid, acting user, messages quoting them) is escaped
 /// and cut, so a request cannot forge log lines.
 fn audit(peer: &Peer, acting: &str, op: &str, uid: Option<&str>, result: Result<(), &ErrorBody>) {
@@ -427,6 +429,7 @@ fn audit(peer: &Peer, acting: &str, op: &str, uid: Option<&str>, result: Result<
     let slot = hsmd_protocol::KeyUid::parse(&uid).ok().map(|u| u.slot);
     match result {
         Ok(()) => tracing::info!(
+            target: "audit",
             slot,
             peer_uid = peer.uid,
             peer_pid = peer.pid,
@@ -438,6 +441,7 @@ fn audit(peer: &Peer, acting: &str, op: &str, uid: Option<&str>, result: Result<
             peer.uid
         ),
         Err(e) => tracing::warn!(
+            target: "audit",
             slot,
             peer_uid = peer.uid,
             peer_pid = peer.pid,
