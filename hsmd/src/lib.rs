@@ -16,3 +16,4 @@ pub mod pin;
 pub mod pkcs11;
 pub mod privilege;
 pub mod server;
+pub mod startup;
