@@ -5,6 +5,7 @@ pub mod cardpath;
 pub mod cipher;
 pub mod digest;
 pub mod ecdsa;
+pub mod engine;
 pub mod error;
 pub mod export;
 pub mod generate;

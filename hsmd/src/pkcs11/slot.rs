@@ -605,7 +605,7 @@ impl SlotHandle {
     /// Waits for room in the queue (back-pressure).
     ///
     /// Errors: `busy` when the slot is shutting down.
-    pub async fn run<T: Send + 'static>(
+    pub(super) async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Worker) -> T + Send + 'static,
     ) -> Result<T, ErrorBody> {

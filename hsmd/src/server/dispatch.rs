@@ -3,13 +3,9 @@
 //! one log line per key operation.
 
 use super::peer::{Peer, Policy};
-use crate::pkcs11::error::OpError;
-use crate::pkcs11::slot::SlotContext;
 use crate::pkcs11::slot::SlotHandle;
-use crate::pkcs11::{cipher, export, generate, keys, signature, status};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use cryptoki::session::Session;
 use hsmd_protocol::message::Operation;
 use hsmd_protocol::KeyUid;
 use hsmd_protocol::{
@@ -185,50 +181,15 @@ fn result_frame<T: HotResult>(id: u64, result: &T) -> Vec<u8> {
     out
 }
 
-/// What runs on a slot's session thread.
-type SlotOp<T> = dyn FnMut(&Session, &SlotContext) -> Result<T, OpError> + Send;
-
-/// Runs `f` on the slot's worker with a session, mapping errors to bodies.
-async fn run_op<T: Send + 'static>(
-    slot: &SlotHandle,
-    mut f: Box<SlotOp<T>>,
-) -> Result<T, ErrorBody> {
-    let id = slot.id();
-    slot.run(move |w| w.with_session(&mut f).map_err(|e| e.into_body(id)))
-        .await?
+/// A result as a JSON value.
+fn value<T: Serialize>(r: Result<T, ErrorBody>) -> Result<Reply, ErrorBody> {
+    to_value(r?).map(Reply::Value)
 }
 
-/// [`run_op`] with the result as a JSON value.
-async fn on_slot<T: Serialize + Send + 'static>(
-    slot: &SlotHandle,
-    f: impl FnMut(&Session, &SlotContext) -> Result<T, OpError> + Send + 'static,
-) -> Result<Reply, ErrorBody> {
-    to_value(run_op(slot, Box::new(f)).await?).map(Reply::Value)
-}
-
-/// [`run_op`] for the hot operations: the result goes straight into a
-/// response frame, without a `Value` in between.
-async fn on_slot_hot<T: HotResult + Send + 'static>(
-    slot: &SlotHandle,
-    request_id: u64,
-    f: impl FnMut(&Session, &SlotContext) -> Result<T, OpError> + Send + 'static,
-) -> Result<Reply, ErrorBody> {
-    let result = run_op(slot, Box::new(f)).await?;
-    Ok(Reply::Frame(result_frame(request_id, &result)))
-}
-
-/// A hot operation on the key `uid`: resolved through the slot's key cache,
-/// retried once on a fresh lookup when a cached handle went stale.
-async fn on_key_hot<T: HotResult + Send + 'static>(
-    state: &State,
-    uid: KeyUid,
-    request_id: u64,
-    op: impl Fn(&Session, &SlotContext, &KeyUid) -> Result<T, OpError> + Send + 'static,
-) -> Result<Reply, ErrorBody> {
-    on_slot_hot(state.slot(uid.slot)?, request_id, move |s, ctx| {
-        ctx.keys.retry_stale(|| op(s, ctx, &uid))
-    })
-    .await
+/// A result of a hot operation, straight into a response frame, without a
+/// `Value` in between.
+fn hot<T: HotResult>(request_id: u64, r: Result<T, ErrorBody>) -> Result<Reply, ErrorBody> {
+    Ok(Reply::Frame(result_frame(request_id, &r?)))
 }
 
 async fn execute(
@@ -241,14 +202,13 @@ async fn execute(
         Operation::Status(_) => {
             let mut slots = Vec::with_capacity(state.slots.len());
             for s in &state.slots {
-                slots.push(s.run(status::slot_status).await?);
+                slots.push(s.status().await?);
             }
-            to_value(StatusResult {
+            value(Ok(StatusResult {
                 model: state.model.clone(),
                 library: state.library.clone(),
                 slots,
-            })
-            .map(Reply::Value)
+            }))
         }
         Operation::ListKeys(p) => {
             let targets: Vec<&SlotHandle> = match p.slot {
@@ -257,107 +217,46 @@ async fn execute(
             };
             let mut all = Vec::new();
             for s in targets {
-                let id = s.id();
-                let found = s
-                    .run(move |w| {
-                        w.with_session(|sess, ctx| {
-                            let _store = ctx.keys.looking_up();
-                            keys::list(sess, ctx.profile(), id)
-                        })
-                        .map_err(|e| e.into_body(id))
-                    })
-                    .await??;
-                all.extend(
-                    found
-                        .into_iter()
-                        .filter(|k| p.kind.is_none_or(|want| k.kind == want)),
-                );
+                all.extend(s.list_keys(p.kind).await?);
             }
-            to_value(ListKeysResult { keys: all }).map(Reply::Value)
+            value(Ok(ListKeysResult { keys: all }))
         }
         Operation::GetKey(p) => {
             let uid = KeyUid::parse(&p.0.uid)?;
-            on_slot(state.slot(uid.slot)?, move |s, ctx| {
-                let _store = ctx.keys.looking_up();
-                let obj = keys::resolve(s, ctx.profile(), &uid, keys::Want::Any)?;
-                keys::key_info(s, ctx.id, &obj, &uid.label)?.ok_or_else(|| {
-                    ErrorBody::new(
-                        ErrorCode::Unsupported,
-                        format!("key {} is of a type hsmd does not serve", uid),
-                    )
-                    .into()
-                })
-            })
-            .await
+            value(state.slot(uid.slot)?.get_key(uid).await)
         }
         Operation::GenerateKey(p) => {
             state.policy.require_admin(identity, "create keys")?;
-            on_slot(state.slot(p.slot)?, move |s, ctx| {
-                let _store = ctx.keys.changing();
-                generate::generate_key(s, &ctx.mechanisms, &p)
-            })
-            .await
+            value(state.slot(p.slot)?.generate_key(p).await)
         }
         Operation::GenerateKeyPair(p) => {
             state.policy.require_admin(identity, "create keys")?;
-            on_slot(state.slot(p.slot)?, move |s, ctx| {
-                let _store = ctx.keys.changing();
-                generate::generate_key_pair(s, &ctx.mechanisms, &p)
-            })
-            .await
+            value(state.slot(p.slot)?.generate_key_pair(p).await)
         }
         Operation::Destroy(p) => {
             state.policy.require_admin(identity, "destroy keys")?;
             let uid = KeyUid::parse(&p.0.uid)?;
-            on_slot(state.slot(uid.slot)?, move |s, ctx| {
-                let _store = ctx.keys.changing();
-                generate::destroy(s, ctx.profile(), &uid)
-            })
-            .await
+            value(state.slot(uid.slot)?.destroy(uid).await)
         }
         Operation::Export(p) => {
             let uid = KeyUid::parse(&p.0.uid)?;
-            on_slot(state.slot(uid.slot)?, move |s, ctx| {
-                let _store = ctx.keys.looking_up();
-                export::export(s, ctx.profile(), &uid)
-            })
-            .await
+            value(state.slot(uid.slot)?.export(uid).await)
         }
         Operation::Encrypt(p) => {
-            on_key_hot(
-                state,
-                KeyUid::parse(&p.uid)?,
-                request_id,
-                move |s, ctx, uid| cipher::encrypt(s, &ctx.mechanisms, &ctx.keys, uid, &p),
-            )
-            .await
+            let uid = KeyUid::parse(&p.uid)?;
+            hot(request_id, state.slot(uid.slot)?.encrypt(uid, p).await)
         }
         Operation::Decrypt(p) => {
-            on_key_hot(
-                state,
-                KeyUid::parse(&p.uid)?,
-                request_id,
-                move |s, ctx, uid| cipher::decrypt(s, &ctx.mechanisms, &ctx.keys, uid, &p),
-            )
-            .await
+            let uid = KeyUid::parse(&p.uid)?;
+            hot(request_id, state.slot(uid.slot)?.decrypt(uid, p).await)
         }
         Operation::Sign(p) => {
-            on_key_hot(
-                state,
-                KeyUid::parse(&p.uid)?,
-                request_id,
-                move |s, ctx, uid| signature::sign(s, &ctx.mechanisms, &ctx.keys, uid, &p),
-            )
-            .await
+            let uid = KeyUid::parse(&p.uid)?;
+            hot(request_id, state.slot(uid.slot)?.sign(uid, p).await)
         }
         Operation::Verify(p) => {
-            on_key_hot(
-                state,
-                KeyUid::parse(&p.uid)?,
-                request_id,
-                move |s, ctx, uid| signature::verify(s, &ctx.mechanisms, &ctx.keys, uid, &p),
-            )
-            .await
+            let uid = KeyUid::parse(&p.uid)?;
+            hot(request_id, state.slot(uid.slot)?.verify(uid, p).await)
         }
         Operation::Random(p) => {
             if p.len == 0 || p.len > MAX_RANDOM_LEN {
@@ -373,13 +272,7 @@ async fn execute(
                     .first()
                     .ok_or_else(|| ErrorBody::new(ErrorCode::Internal, "no slot configured"))?,
             };
-            let len = p.len;
-            on_slot_hot(slot, request_id, move |s, _| {
-                Ok(RandomResult {
-                    bytes: s.generate_random_vec(len)?.into(),
-                })
-            })
-            .await
+            hot(request_id, slot.random(p.len).await)
         }
     }
 }
