@@ -5,8 +5,8 @@
 
 use clap::Parser;
 use hsmd::config::cli::Cli;
-use hsmd::pin::sources::PinSources;
 use hsmd::config::{parse_file, Config};
+use hsmd::pin::sources::PinSources;
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
