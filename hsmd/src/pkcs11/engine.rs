@@ -92,7 +92,7 @@ impl SlotHandle {
     pub async fn generate_key(&self, p: GenerateKey) -> Result<KeyInfo, ErrorBody> {
         self.on_session(Box::new(move |s, ctx| {
             let _store = ctx.keys.changing();
-            generate::generate_key(s, &ctx.mechanisms, &p)
+            generate::generate_key(s, &ctx.mechanisms, &ctx.keys, &p)
         }))
         .await
     }
@@ -101,7 +101,7 @@ impl SlotHandle {
     pub async fn generate_key_pair(&self, p: GenerateKeyPair) -> Result<KeyPairResult, ErrorBody> {
         self.on_session(Box::new(move |s, ctx| {
             let _store = ctx.keys.changing();
-            generate::generate_key_pair(s, &ctx.mechanisms, &p)
+            generate::generate_key_pair(s, &ctx.mechanisms, &ctx.keys, &p)
         }))
         .await
     }
@@ -110,7 +110,7 @@ impl SlotHandle {
     pub async fn destroy(&self, uid: KeyUid) -> Result<KeyRef, ErrorBody> {
         self.on_session(Box::new(move |s, ctx| {
             let _store = ctx.keys.changing();
-            generate::destroy(s, ctx.profile(), &uid)
+            generate::destroy(s, ctx.profile(), &ctx.keys, &uid)
         }))
         .await
     }

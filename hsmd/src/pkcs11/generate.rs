@@ -5,7 +5,7 @@
 use super::error::OpError;
 use super::keys::{
     curve_params, find_by_label, identity_attrs, key_info, names_any, resolve_found, secret_attrs,
-    Found, KeyObject, Want,
+    Found, KeyCache, KeyObject, Want,
 };
 use super::mechanisms::Mechanisms;
 use super::profile::Profile;
@@ -111,11 +111,17 @@ fn describe(
     })
 }
 
-/// Creates an AES key. The caller holds the slot's [`KeyCache::changing`](super::keys::KeyCache::changing) guard.
+/// Creates an AES key. The caller holds `keys`' [`KeyCache::changing`]
+/// guard; the cache forgets what the new key touches.
 ///
 /// Errors: `bad_request` (label, bits), `already_exists`, `unsupported`,
 /// PKCS#11 failures.
-pub fn generate_key(s: &Session, mechs: &Mechanisms, p: &GenerateKey) -> Result<KeyInfo, OpError> {
+pub fn generate_key(
+    s: &Session,
+    mechs: &Mechanisms,
+    keys: &KeyCache,
+    p: &GenerateKey,
+) -> Result<KeyInfo, OpError> {
     let label = label_ok(&p.label)?;
     if !AES_BITS.contains(&p.bits) {
         return Err(bad(format!(
@@ -141,7 +147,9 @@ pub fn generate_key(s: &Session, mechs: &Mechanisms, p: &GenerateKey) -> Result<
         ObjectClass::SECRET_KEY,
         &[Usage::Encrypt, Usage::Decrypt],
     ));
+    keys.forget_label(label.as_bytes());
     let handle = s.generate_key(&Mechanism::AesKeyGen, &template)?;
+    keys.forget_handle(handle);
     describe(
         s,
         p.slot,
@@ -153,13 +161,15 @@ pub fn generate_key(s: &Session, mechs: &Mechanisms, p: &GenerateKey) -> Result<
 }
 
 /// Creates a key pair: private `label`, public `label_pk`. The caller holds
-/// the slot's [`KeyCache::changing`](super::keys::KeyCache::changing) guard.
+/// `keys`' [`KeyCache::changing`] guard; the cache forgets what the new
+/// keys touch.
 ///
 /// Errors: `bad_request` (label, bits or curve missing or not accepted),
 /// `already_exists` (either label taken), `unsupported`, PKCS#11 failures.
 pub fn generate_key_pair(
     s: &Session,
     mechs: &Mechanisms,
+    keys: &KeyCache,
     p: &GenerateKeyPair,
 ) -> Result<KeyPairResult, OpError> {
     let label = label_ok(&p.label)?;
@@ -218,7 +228,14 @@ pub fn generate_key_pair(
     };
     ensure_free(s, mechs.profile(), p.slot, &label)?;
     ensure_free(s, mechs.profile(), p.slot, &pk_label)?;
+    // The private key is labelled L and the public key L_pk; a token that
+    // labels a pair's public key L too (one key on the card) is covered by
+    // forgetting L, which also forgets L_pk.
+    keys.forget_label(label.as_bytes());
+    keys.forget_label(pk_label.as_bytes());
     let (pub_handle, priv_handle) = s.generate_key_pair(&mechanism, &public, &private)?;
+    keys.forget_handle(pub_handle);
+    keys.forget_handle(priv_handle);
     Ok(KeyPairResult {
         private: describe(
             s,
@@ -241,11 +258,16 @@ pub fn generate_key_pair(
 
 /// Destroys the one key object `uid` names ([`resolve`]); objects of other
 /// classes that share its label, and the other half of a key pair, are left.
-/// The caller holds the slot's
-/// [`KeyCache::changing`](super::keys::KeyCache::changing) guard.
+/// The caller holds `keys`' [`KeyCache::changing`] guard; the cache
+/// forgets what the destroyed objects touched.
 ///
 /// Errors: `not_found`, `ambiguous` (nothing is destroyed), PKCS#11 failures.
-pub fn destroy(s: &Session, profile: &Profile, uid: &KeyUid) -> Result<KeyRef, OpError> {
+pub fn destroy(
+    s: &Session,
+    profile: &Profile,
+    keys: &KeyCache,
+    uid: &KeyUid,
+) -> Result<KeyRef, OpError> {
     let key = resolve_found(s, profile, uid, Want::Any)?;
     if key.obj.class == ObjectClass::PUBLIC_KEY && profile.pair_is_one_key {
         if let Some(private) = find_by_label(s, profile, &key.label)?
@@ -273,10 +295,16 @@ pub fn destroy(s: &Session, profile: &Profile, uid: &KeyUid) -> Result<KeyRef, O
         } else {
             Vec::new()
         };
-    s.destroy_object(key.obj.handle)?;
+    // Every object destroyed here carries the CKA_LABEL key.label (the
+    // pair's public keys are found by it), so forgetting it covers them all.
+    keys.forget_label(&key.label);
+    let destroyed = s.destroy_object(key.obj.handle);
+    keys.forget_handle(key.obj.handle);
+    destroyed?;
     for public in with_it {
         // Already gone is fine: that is what the card did.
         let _ = s.destroy_object(public.obj.handle);
+        keys.forget_handle(public.obj.handle);
     }
     Ok(KeyRef {
         uid: uid.to_string(),

@@ -384,8 +384,9 @@ const CACHE_MAX_LABELS: usize = 4096;
 /// sign, verify) resolve through this cache. Object handles are the
 /// application's (this process's) and stay valid until the object is
 /// destroyed; only names that were found are remembered (a key created
-/// later is seen at once); hsmd clears the cache whenever it creates or
-/// destroys a key; and a handle made stale by another application
+/// later is seen at once); when hsmd creates or destroys a key it forgets
+/// what that change can touch ([`KeyCache::forget_label`],
+/// [`KeyCache::forget_handle`]); and a handle made stale by another application
 /// (`CKR_OBJECT_HANDLE_INVALID`, `CKR_KEY_HANDLE_INVALID`) clears it and
 /// the operation is retried once on a fresh lookup ([`KeyCache::retry_stale`]).
 ///
@@ -428,11 +429,43 @@ impl KeyCache {
 
     /// Exclusive use of the token's object list, for creating or destroying
     /// a key (and the "label is free" check before): waits for running
-    /// lookups, keeps new ones out until dropped, and forgets the cache.
+    /// lookups and keeps new ones out until dropped. While it is held, the
+    /// change forgets what it touches ([`KeyCache::forget_label`] for the
+    /// `CKA_LABEL` of each object created or destroyed,
+    /// [`KeyCache::forget_handle`] for each handle) before the guard is
+    /// dropped; nothing can be remembered meanwhile, since remembering
+    /// happens under [`KeyCache::looking_up`].
     pub fn changing(&self) -> RwLockWriteGuard<'_, ()> {
-        let guard = self.store.write().unwrap_or_else(|p| p.into_inner());
-        self.clear();
-        guard
+        self.store.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets the uid labels an object whose `CKA_LABEL` is `label` can
+    /// be named by, or change the naming of, when it is created or
+    /// destroyed: `label` itself and `label_pk`. Why these two are enough
+    /// ([`named`]): what a uid label `X` names depends only on the objects
+    /// whose `CKA_LABEL` is `X` (less the public keys paired with a private
+    /// key of that same label) and, when `X` is `Y_pk`, on those whose
+    /// `CKA_LABEL` is `Y` (the public key of a pair `Y`). So an object
+    /// labelled `L` enters only what `L` and `L_pk` name; every other
+    /// entry is unchanged and stays right.
+    pub fn forget_label(&self, label: &[u8]) {
+        let mut inner = self.lock();
+        inner.labels.remove(label);
+        let pk = [label, PUBLIC_SUFFIX.as_bytes()].concat();
+        inner.labels.remove(pk.as_slice());
+    }
+
+    /// Forgets everything remembered about the object handle `handle`: its
+    /// curve, and every name that resolves to it. After a destruction the
+    /// handle is dead; after a creation it is new, and any entry that still
+    /// held it was about an object destroyed outside hsmd whose handle the
+    /// module gave again, which must not stand for the new key.
+    pub fn forget_handle(&self, handle: ObjectHandle) {
+        let mut inner = self.lock();
+        inner.curves.remove(&handle.handle());
+        inner
+            .labels
+            .retain(|_, found| !found.iter().any(|f| f.obj.handle == handle));
     }
 
     /// The key objects the uid label `label` names ([`resolve`]): from the
@@ -490,7 +523,8 @@ impl KeyCache {
         Ok(curve)
     }
 
-    /// Forgets everything (after a key was created or destroyed).
+    /// Forgets everything (the session was lost, the token was removed, or
+    /// a cached handle went stale).
     pub fn clear(&self) {
         let mut inner = self.lock();
         inner.labels.clear();
