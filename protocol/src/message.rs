@@ -56,140 +56,87 @@ pub struct Request {
     pub op: Operation,
 }
 
-/// Every operation of version 1 with its typed parameters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum Operation {
-    Status(Status),
-    ListKeys(ListKeys),
-    GetKey(GetKey),
-    GenerateKey(GenerateKey),
-    GenerateKeyPair(GenerateKeyPair),
-    Export(Export),
-    Encrypt(Encrypt),
-    Decrypt(Decrypt),
-    Sign(Sign),
-    Verify(Verify),
-    Random(Random),
-    Destroy(Destroy),
+/// Writes [`Operation`], [`OP_NAMES`] and the per-operation `match`es from
+/// the list of [`for_each_operation!`](crate::for_each_operation).
+macro_rules! operations {
+    ($($op:ident),* $(,)?) => {
+        /// Every operation of version 1 with its typed parameters.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[allow(missing_docs)]
+        pub enum Operation {
+            $($op($op),)*
+        }
+
+        /// The `op` names of version 1, for error messages.
+        pub const OP_NAMES: &[&str] = &[$($op::NAME,)*];
+
+        impl Operation {
+            /// The wire name of the operation.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Self::$op(_) => $op::NAME,)*
+                }
+            }
+
+            /// The key uid the operation names or creates, if any (for logs
+            /// and audit).
+            pub fn key_uid(&self) -> Option<String> {
+                match self {
+                    $(Self::$op(p) => p.key_uid(),)*
+                }
+            }
+
+            /// Decodes `params` for the operation named `op`.
+            ///
+            /// Errors: `bad_request` naming the unknown op (and listing the
+            /// known ones), or the ill-typed / missing field by its path
+            /// (e.g. `params.bits`).
+            pub fn decode(op: &str, params: Option<Value>) -> Result<Self, ErrorBody> {
+                Ok(match op {
+                    $($op::NAME => Self::$op(decode_params(op, params)?),)*
+                    other => {
+                        return Err(ErrorBody::bad_request(format!(
+                            "op: unknown operation {}; known operations are {}",
+                            echo(other),
+                            OP_NAMES.join(", ")
+                        )))
+                    }
+                })
+            }
+
+            fn params(&self) -> Result<Value, serde_json::Error> {
+                match self {
+                    $(Self::$op(x) => serde_json::to_value(x),)*
+                }
+            }
+        }
+    };
 }
 
-/// The `op` names of version 1, for error messages.
-pub const OP_NAMES: &[&str] = &[
-    Status::NAME,
-    ListKeys::NAME,
-    GetKey::NAME,
-    GenerateKey::NAME,
-    GenerateKeyPair::NAME,
-    Export::NAME,
-    Encrypt::NAME,
-    Decrypt::NAME,
-    Sign::NAME,
-    Verify::NAME,
-    Random::NAME,
-    Destroy::NAME,
-];
+crate::for_each_operation!(operations);
 
-impl Operation {
-    /// The wire name of the operation.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Status(_) => Status::NAME,
-            Self::ListKeys(_) => ListKeys::NAME,
-            Self::GetKey(_) => GetKey::NAME,
-            Self::GenerateKey(_) => GenerateKey::NAME,
-            Self::GenerateKeyPair(_) => GenerateKeyPair::NAME,
-            Self::Export(_) => Export::NAME,
-            Self::Encrypt(_) => Encrypt::NAME,
-            Self::Decrypt(_) => Decrypt::NAME,
-            Self::Sign(_) => Sign::NAME,
-            Self::Verify(_) => Verify::NAME,
-            Self::Random(_) => Random::NAME,
-            Self::Destroy(_) => Destroy::NAME,
+/// Decodes the `params` of `op` into its parameter type: absent or null is
+/// `{}`; anything but an object is refused.
+fn decode_params<T: DeserializeOwned>(op: &str, v: Option<Value>) -> Result<T, ErrorBody> {
+    let v = match v {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(v @ Value::Object(_)) => v,
+        Some(other) => {
+            return Err(ErrorBody::bad_request(format!(
+                "{op}: params: expected an object, got {}",
+                json_type(&other)
+            )))
         }
-    }
-
-    /// The key uid the operation names or creates, if any (for logs and audit).
-    pub fn key_uid(&self) -> Option<String> {
-        match self {
-            Self::GetKey(GetKey(r)) | Self::Export(Export(r)) | Self::Destroy(Destroy(r)) => {
-                Some(r.uid.clone())
-            }
-            Self::Encrypt(p) => Some(p.uid.clone()),
-            Self::Decrypt(p) => Some(p.uid.clone()),
-            Self::Sign(p) => Some(p.uid.clone()),
-            Self::Verify(p) => Some(p.uid.clone()),
-            Self::GenerateKey(p) => Some(format!("hsm::{}::{}", p.slot, p.label)),
-            Self::GenerateKeyPair(p) => Some(format!("hsm::{}::{}", p.slot, p.label)),
-            _ => None,
-        }
-    }
-
-    /// Decodes `params` for the operation named `op`.
-    ///
-    /// Errors: `bad_request` naming the unknown op (and listing the known ones),
-    /// or the ill-typed / missing field by its path (e.g. `params.bits`).
-    pub fn decode(op: &str, params: Option<Value>) -> Result<Self, ErrorBody> {
-        fn p<T: DeserializeOwned>(op: &str, v: Option<Value>) -> Result<T, ErrorBody> {
-            let v = match v {
-                None | Some(Value::Null) => Value::Object(Map::new()),
-                Some(v @ Value::Object(_)) => v,
-                Some(other) => {
-                    return Err(ErrorBody::bad_request(format!(
-                        "{op}: params: expected an object, got {}",
-                        json_type(&other)
-                    )))
-                }
-            };
-            serde_path_to_error::deserialize(v).map_err(|e| {
-                let path = e.path().to_string();
-                let field = if path == "." {
-                    "params".to_owned()
-                } else {
-                    format!("params.{path}")
-                };
-                ErrorBody::bad_request(bound_message(format!("{op}: {field}: {}", e.into_inner())))
-            })
-        }
-        Ok(match op {
-            Status::NAME => Self::Status(p(op, params)?),
-            ListKeys::NAME => Self::ListKeys(p(op, params)?),
-            GetKey::NAME => Self::GetKey(p(op, params)?),
-            GenerateKey::NAME => Self::GenerateKey(p(op, params)?),
-            GenerateKeyPair::NAME => Self::GenerateKeyPair(p(op, params)?),
-            Export::NAME => Self::Export(p(op, params)?),
-            Encrypt::NAME => Self::Encrypt(p(op, params)?),
-            Decrypt::NAME => Self::Decrypt(p(op, params)?),
-            Sign::NAME => Self::Sign(p(op, params)?),
-            Verify::NAME => Self::Verify(p(op, params)?),
-            Random::NAME => Self::Random(p(op, params)?),
-            Destroy::NAME => Self::Destroy(p(op, params)?),
-            other => {
-                return Err(ErrorBody::bad_request(format!(
-                    "op: unknown operation {}; known operations are {}",
-                    echo(other),
-                    OP_NAMES.join(", ")
-                )))
-            }
-        })
-    }
-
-    fn params(&self) -> Result<Value, serde_json::Error> {
-        match self {
-            Self::Status(x) => serde_json::to_value(x),
-            Self::ListKeys(x) => serde_json::to_value(x),
-            Self::GetKey(x) => serde_json::to_value(x),
-            Self::GenerateKey(x) => serde_json::to_value(x),
-            Self::GenerateKeyPair(x) => serde_json::to_value(x),
-            Self::Export(x) => serde_json::to_value(x),
-            Self::Encrypt(x) => serde_json::to_value(x),
-            Self::Decrypt(x) => serde_json::to_value(x),
-            Self::Sign(x) => serde_json::to_value(x),
-            Self::Verify(x) => serde_json::to_value(x),
-            Self::Random(x) => serde_json::to_value(x),
-            Self::Destroy(x) => serde_json::to_value(x),
-        }
-    }
+    };
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "params".to_owned()
+        } else {
+            format!("params.{path}")
+        };
+        ErrorBody::bad_request(bound_message(format!("{op}: {field}: {}", e.into_inner())))
+    })
 }
 
 /// Why a request frame could not be decoded; `id` is the request's id when

@@ -1,5 +1,9 @@
 //! Operations of protocol version 1: one parameter type per `op`, each naming
-//! its result type through [`Op`] (docs/protocol.md "Operations").
+//! its result type through [`Op`] (docs/protocol.md "Operations"), and the
+//! one list of them all ([`for_each_operation!`](crate::for_each_operation))
+//! from which `message::Operation`, its names, decoder and encoder are
+//! written. Adding an operation to the protocol is this file only: its
+//! parameter type with an `op!` line, and its name in that list.
 
 use crate::b64::{self, SecretBytes};
 use serde::de::DeserializeOwned;
@@ -11,13 +15,57 @@ pub trait Op: Serialize {
     const NAME: &'static str;
     /// The type of the response's `result` object.
     type Output: DeserializeOwned;
+
+    /// The key uid the operation names or creates, if any (for logs and
+    /// audit records); None by default.
+    fn key_uid(&self) -> Option<String> {
+        None
+    }
 }
 
+/// `op!(Params, "name", Result)`, with `key_uid: |p| <uid of p>` for an
+/// operation that names or creates a key.
 macro_rules! op {
     ($params:ty, $name:literal, $out:ty) => {
         impl Op for $params {
             const NAME: &'static str = $name;
             type Output = $out;
+        }
+    };
+    ($params:ty, $name:literal, $out:ty, key_uid: |$p:ident| $uid:expr) => {
+        impl Op for $params {
+            const NAME: &'static str = $name;
+            type Output = $out;
+            fn key_uid(&self) -> Option<String> {
+                let $p = self;
+                Some($uid)
+            }
+        }
+    };
+}
+
+/// Every operation of version 1, in the order error messages list them:
+/// calls the macro `$m` with the parameter types, each of which is also its
+/// `message::Operation` variant's name. The one place an operation is
+/// declared; `message.rs` writes `Operation`, `OP_NAMES`, `name`, `key_uid`,
+/// the decoder and the encoder from it, and hsmd can write its dispatch
+/// from it too.
+#[macro_export]
+macro_rules! for_each_operation {
+    ($m:ident) => {
+        $m! {
+            Status,
+            ListKeys,
+            GetKey,
+            GenerateKey,
+            GenerateKeyPair,
+            Export,
+            Encrypt,
+            Decrypt,
+            Sign,
+            Verify,
+            Random,
+            Destroy,
         }
     };
 }
@@ -201,19 +249,19 @@ pub struct KeyRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct GetKey(pub KeyRef);
-op!(GetKey, "get_key", KeyInfo);
+op!(GetKey, "get_key", KeyInfo, key_uid: |p| p.0.uid.clone());
 
 /// `export`: public keys as SPKI DER, extractable secret keys raw or PKCS#8.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Export(pub KeyRef);
-op!(Export, "export", ExportResult);
+op!(Export, "export", ExportResult, key_uid: |p| p.0.uid.clone());
 
 /// `destroy`: delete a key object (admin only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Destroy(pub KeyRef);
-op!(Destroy, "destroy", KeyRef);
+op!(Destroy, "destroy", KeyRef, key_uid: |p| p.0.uid.clone());
 
 /// Format of exported key data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,7 +310,7 @@ pub struct GenerateKey {
     #[serde(default)]
     pub extractable: bool,
 }
-op!(GenerateKey, "generate_key", KeyInfo);
+op!(GenerateKey, "generate_key", KeyInfo, key_uid: |p| format!("hsm::{}::{}", p.slot, p.label));
 
 /// Algorithm of `generate_key_pair`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,7 +342,12 @@ pub struct GenerateKeyPair {
     #[serde(default)]
     pub extractable: bool,
 }
-op!(GenerateKeyPair, "generate_key_pair", KeyPairResult);
+op!(
+    GenerateKeyPair,
+    "generate_key_pair",
+    KeyPairResult,
+    key_uid: |p| format!("hsm::{}::{}", p.slot, p.label)
+);
 
 /// Result of `generate_key_pair`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -338,7 +391,7 @@ pub struct Encrypt {
     #[serde(default, with = "b64::option", skip_serializing_if = "Option::is_none")]
     pub iv: Option<Vec<u8>>,
 }
-op!(Encrypt, "encrypt", EncryptResult);
+op!(Encrypt, "encrypt", EncryptResult, key_uid: |p| p.uid.clone());
 
 /// Result of `encrypt`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -375,7 +428,7 @@ pub struct Decrypt {
     #[serde(default, with = "b64::option", skip_serializing_if = "Option::is_none")]
     pub aad: Option<Vec<u8>>,
 }
-op!(Decrypt, "decrypt", DecryptResult);
+op!(Decrypt, "decrypt", DecryptResult, key_uid: |p| p.uid.clone());
 
 /// Result of `decrypt`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -419,7 +472,7 @@ pub struct Sign {
     /// The message (hsmd hashes it).
     pub data: SecretBytes,
 }
-op!(Sign, "sign", SignResult);
+op!(Sign, "sign", SignResult, key_uid: |p| p.uid.clone());
 
 /// Result of `sign`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -443,7 +496,7 @@ pub struct Verify {
     #[serde(with = "b64")]
     pub signature: Vec<u8>,
 }
-op!(Verify, "verify", VerifyResult);
+op!(Verify, "verify", VerifyResult, key_uid: |p| p.uid.clone());
 
 /// Result of `verify`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
