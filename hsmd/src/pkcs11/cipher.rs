@@ -4,9 +4,11 @@
 //! `CKM_AES_CBC_PAD`, such as the SmartCard-HSM, behave the same), RSA-OAEP
 //! (`CKM_RSA_PKCS_OAEP`) and RSA PKCS#1 v1.5 (`CKM_RSA_PKCS`).
 
+use super::engine::{routed_key, KeyObjects, Route, SlotOperation};
 use super::error::OpError;
 use super::keys::{resolve_cached, KeyCache, Want};
 use super::mechanisms::Mechanisms;
+use super::slot::SlotContext;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -15,7 +17,7 @@ use cryptoki::session::Session;
 use hsmd_protocol::b64::SecretBytes;
 use hsmd_protocol::uid::KeyUid;
 use hsmd_protocol::{
-    Decrypt, DecryptResult, Encrypt, EncryptResult, EncryptionAlgorithm, ErrorCode,
+    Decrypt, DecryptResult, Encrypt, EncryptResult, EncryptionAlgorithm, ErrorBody, ErrorCode,
 };
 use zeroize::Zeroizing;
 
@@ -437,6 +439,42 @@ pub fn decrypt(
     Ok(DecryptResult {
         plaintext: SecretBytes::new(plaintext),
     })
+}
+
+impl SlotOperation for Encrypt {
+    type Result = EncryptResult;
+    const KEY_OBJECTS: KeyObjects = KeyObjects::Cached;
+
+    fn route(&self) -> Result<Route, ErrorBody> {
+        Ok(Route::Key(KeyUid::parse(&self.uid)?))
+    }
+
+    fn run(
+        &self,
+        s: &Session,
+        ctx: &SlotContext,
+        uid: Option<&KeyUid>,
+    ) -> Result<EncryptResult, OpError> {
+        encrypt(s, &ctx.mechanisms, &ctx.keys, routed_key(uid)?, self)
+    }
+}
+
+impl SlotOperation for Decrypt {
+    type Result = DecryptResult;
+    const KEY_OBJECTS: KeyObjects = KeyObjects::Cached;
+
+    fn route(&self) -> Result<Route, ErrorBody> {
+        Ok(Route::Key(KeyUid::parse(&self.uid)?))
+    }
+
+    fn run(
+        &self,
+        s: &Session,
+        ctx: &SlotContext,
+        uid: Option<&KeyUid>,
+    ) -> Result<DecryptResult, OpError> {
+        decrypt(s, &ctx.mechanisms, &ctx.keys, routed_key(uid)?, self)
+    }
 }
 
 #[cfg(test)]

@@ -1,21 +1,95 @@
-//! The engine's face: one typed method per operation of docs/protocol.md on
-//! a [`SlotHandle`]. The engine decides here, and only here, on which
-//! session thread an operation runs, whether it waits for the slot's key
-//! cache ([`KeyCache::looking_up`](super::keys::KeyCache::looking_up) for
-//! lookups, [`KeyCache::changing`](super::keys::KeyCache::changing) for
-//! creations and destructions), and whether it is retried once on a fresh
-//! lookup when a cached key handle went stale. Callers (the server) see
-//! protocol types and [`ErrorBody`] only, never a cryptoki type.
+//! The engine's face: what the server may ask of a slot. Every operation of
+//! docs/protocol.md that one slot performs is a [`SlotOperation`], declared
+//! with its code in its own file of this directory (`cipher.rs`,
+//! `signature.rs`, `generate.rs`, `export.rs`, `keys.rs`, `random.rs`), and
+//! run by [`SlotHandle::perform`]; `status` and `list_keys`, which ask every
+//! slot, are [`SlotHandle::status`] and [`SlotHandle::list_keys`].
+//!
+//! The engine decides here, and only here, on which session thread an
+//! operation runs, whether it waits for the slot's key cache
+//! ([`KeyCache::looking_up`](super::keys::KeyCache::looking_up) for lookups,
+//! [`KeyCache::changing`](super::keys::KeyCache::changing) for creations and
+//! destructions), and whether it is retried once on a fresh lookup when a
+//! cached key handle went stale. Callers see protocol types, [`Route`] and
+//! [`ErrorBody`] only, never a cryptoki type.
 
 use super::error::OpError;
+use super::keys;
 use super::slot::{SlotContext, SlotHandle};
-use super::{cipher, export, generate, keys, signature, status};
+use super::status;
 use cryptoki::session::Session;
-use hsmd_protocol::{
-    Decrypt, DecryptResult, Encrypt, EncryptResult, ErrorBody, ErrorCode, ExportResult,
-    GenerateKey, GenerateKeyPair, KeyInfo, KeyKind, KeyPairResult, KeyRef, KeyUid, RandomResult,
-    Sign, SignResult, SlotStatus, Verify, VerifyResult,
-};
+use hsmd_protocol::{ErrorBody, KeyInfo, KeyKind, KeyUid, Op, SlotStatus};
+
+/// How an operation uses the slot's key objects, which decides how the
+/// engine orders it against the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyObjects {
+    /// None (`random`).
+    Untouched,
+    /// Looks keys up on the token, under
+    /// [`KeyCache::looking_up`](super::keys::KeyCache::looking_up).
+    LookedUp,
+    /// Creates or destroys keys, under
+    /// [`KeyCache::changing`](super::keys::KeyCache::changing).
+    Changed,
+    /// Uses the key the request's uid names through the key cache, retried
+    /// once on a fresh lookup when a cached handle went stale (the hot
+    /// operations).
+    Cached,
+}
+
+/// Which slot a request goes to, from its parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// The slot of this key uid, which the operation gets.
+    Key(KeyUid),
+    /// This slot.
+    Slot(u64),
+    /// This slot, or the first configured one when None.
+    SlotOrFirst(Option<u64>),
+}
+
+/// An operation one slot performs: its protocol parameters ([`Op`]), how
+/// it is routed, who may ask for it, how it uses the key objects, and what
+/// it does on a session. Adding an operation to hsmd is one impl of this,
+/// in its own file of `pkcs11/`, next to the code it runs.
+pub trait SlotOperation: Op + Send + 'static {
+    /// What it produces (the protocol's result type).
+    type Result: Send + 'static;
+    /// How it uses the slot's key objects.
+    const KEY_OBJECTS: KeyObjects;
+    /// For admin-only operations, what the refusal says they do (e.g.
+    /// `"create keys"`); None when every client may ask.
+    const ADMIN_ONLY: Option<&'static str> = None;
+
+    /// Checks what can be checked without a slot and says which slot.
+    ///
+    /// Errors: `bad_request` (a uid that does not parse, a value out of range).
+    fn route(&self) -> Result<Route, ErrorBody>;
+
+    /// Runs on one of the slot's session threads; `uid` is the key of a
+    /// [`Route::Key`].
+    ///
+    /// Errors: the operation's refusals and PKCS#11 failures.
+    fn run(
+        &self,
+        session: &Session,
+        ctx: &SlotContext,
+        uid: Option<&KeyUid>,
+    ) -> Result<Self::Result, OpError>;
+}
+
+/// The key uid a [`Route::Key`] operation was given.
+///
+/// Errors: `internal` when the operation was not routed by a key.
+pub fn routed_key(uid: Option<&KeyUid>) -> Result<&KeyUid, OpError> {
+    uid.ok_or_else(|| {
+        OpError::new(
+            hsmd_protocol::ErrorCode::Internal,
+            "the operation was not routed by a key uid",
+        )
+    })
+}
 
 /// What runs on a slot's session thread.
 type SlotOp<T> = dyn FnMut(&Session, &SlotContext) -> Result<T, OpError> + Send;
@@ -30,16 +104,28 @@ impl SlotHandle {
             .await?
     }
 
-    /// An operation on the key `uid` of this slot, resolved through the
-    /// slot's key cache and retried once on a fresh lookup when a cached
-    /// handle went stale.
-    async fn on_key<T: Send + 'static>(
+    /// Performs `op` on this slot; `uid` is the key of its [`Route::Key`].
+    ///
+    /// Errors: the operation's, `busy` when the slot is shutting down.
+    pub async fn perform<O: SlotOperation>(
         &self,
-        uid: KeyUid,
-        op: impl Fn(&Session, &SlotContext, &KeyUid) -> Result<T, OpError> + Send + 'static,
-    ) -> Result<T, ErrorBody> {
+        op: O,
+        uid: Option<KeyUid>,
+    ) -> Result<O::Result, ErrorBody> {
         self.on_session(Box::new(move |s, ctx| {
-            ctx.keys.retry_stale(|| op(s, ctx, &uid))
+            let uid = uid.as_ref();
+            match O::KEY_OBJECTS {
+                KeyObjects::Untouched => op.run(s, ctx, uid),
+                KeyObjects::LookedUp => {
+                    let _store = ctx.keys.looking_up();
+                    op.run(s, ctx, uid)
+                }
+                KeyObjects::Changed => {
+                    let _store = ctx.keys.changing();
+                    op.run(s, ctx, uid)
+                }
+                KeyObjects::Cached => ctx.keys.retry_stale(|| op.run(s, ctx, uid)),
+            }
         }))
         .await
     }
@@ -67,104 +153,5 @@ impl SlotHandle {
             .into_iter()
             .filter(|k| kind.is_none_or(|want| k.kind == want))
             .collect())
-    }
-
-    /// The key info of `uid`.
-    ///
-    /// Errors: `not_found`, `ambiguous`, `unsupported` (a key type hsmd does
-    /// not serve), PKCS#11 failures.
-    pub async fn get_key(&self, uid: KeyUid) -> Result<KeyInfo, ErrorBody> {
-        self.on_session(Box::new(move |s, ctx| {
-            let _store = ctx.keys.looking_up();
-            let obj = keys::resolve(s, ctx.profile(), &uid, keys::Want::Any)?;
-            keys::key_info(s, ctx.id, &obj, &uid.label)?.ok_or_else(|| {
-                ErrorBody::new(
-                    ErrorCode::Unsupported,
-                    format!("key {} is of a type hsmd does not serve", uid),
-                )
-                .into()
-            })
-        }))
-        .await
-    }
-
-    /// Creates an AES key ([`generate::generate_key`]).
-    pub async fn generate_key(&self, p: GenerateKey) -> Result<KeyInfo, ErrorBody> {
-        self.on_session(Box::new(move |s, ctx| {
-            let _store = ctx.keys.changing();
-            generate::generate_key(s, &ctx.mechanisms, &ctx.keys, &p)
-        }))
-        .await
-    }
-
-    /// Creates a key pair ([`generate::generate_key_pair`]).
-    pub async fn generate_key_pair(&self, p: GenerateKeyPair) -> Result<KeyPairResult, ErrorBody> {
-        self.on_session(Box::new(move |s, ctx| {
-            let _store = ctx.keys.changing();
-            generate::generate_key_pair(s, &ctx.mechanisms, &ctx.keys, &p)
-        }))
-        .await
-    }
-
-    /// Destroys the key `uid` ([`generate::destroy`]).
-    pub async fn destroy(&self, uid: KeyUid) -> Result<KeyRef, ErrorBody> {
-        self.on_session(Box::new(move |s, ctx| {
-            let _store = ctx.keys.changing();
-            generate::destroy(s, ctx.profile(), &ctx.keys, &uid)
-        }))
-        .await
-    }
-
-    /// Exports the key `uid` ([`export::export`]).
-    pub async fn export(&self, uid: KeyUid) -> Result<ExportResult, ErrorBody> {
-        self.on_session(Box::new(move |s, ctx| {
-            let _store = ctx.keys.looking_up();
-            export::export(s, ctx.profile(), &uid)
-        }))
-        .await
-    }
-
-    /// Encrypts with the key `uid` ([`cipher::encrypt`]).
-    pub async fn encrypt(&self, uid: KeyUid, p: Encrypt) -> Result<EncryptResult, ErrorBody> {
-        self.on_key(uid, move |s, ctx, uid| {
-            cipher::encrypt(s, &ctx.mechanisms, &ctx.keys, uid, &p)
-        })
-        .await
-    }
-
-    /// Decrypts with the key `uid` ([`cipher::decrypt`]).
-    pub async fn decrypt(&self, uid: KeyUid, p: Decrypt) -> Result<DecryptResult, ErrorBody> {
-        self.on_key(uid, move |s, ctx, uid| {
-            cipher::decrypt(s, &ctx.mechanisms, &ctx.keys, uid, &p)
-        })
-        .await
-    }
-
-    /// Signs with the key `uid` ([`signature::sign`]).
-    pub async fn sign(&self, uid: KeyUid, p: Sign) -> Result<SignResult, ErrorBody> {
-        self.on_key(uid, move |s, ctx, uid| {
-            signature::sign(s, &ctx.mechanisms, &ctx.keys, uid, &p)
-        })
-        .await
-    }
-
-    /// Verifies with the key `uid` ([`signature::verify`]).
-    pub async fn verify(&self, uid: KeyUid, p: Verify) -> Result<VerifyResult, ErrorBody> {
-        self.on_key(uid, move |s, ctx, uid| {
-            signature::verify(s, &ctx.mechanisms, &ctx.keys, uid, &p)
-        })
-        .await
-    }
-
-    /// `len` random bytes from the token (`C_GenerateRandom`, PKCS#11 v2.40
-    /// section 5.15); the caller has checked `len` against
-    /// [`hsmd_protocol::MAX_RANDOM_LEN`].
-    pub async fn random(&self, len: u32) -> Result<RandomResult, ErrorBody> {
-        self.on_session(Box::new(move |s, _| {
-            Ok(RandomResult {
-                bytes: s.generate_random_vec(len)?.into(),
-            })
-        }))
-        .await
     }
 }

@@ -2,14 +2,16 @@
 //! 4.1.2.7, RFC 3279, RFC 5480), extractable AES keys raw, extractable private
 //! keys as PKCS#8 DER (RFC 5208). Sensitive keys never leave the token.
 
+use super::engine::{routed_key, KeyObjects, Route, SlotOperation};
 use super::error::OpError;
 use super::keys::{curve_of, resolve, KeyObject, Want};
 use super::profile::Profile;
+use super::slot::SlotContext;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
 use cryptoki::session::Session;
 use hsmd_protocol::b64::SecretBytes;
 use hsmd_protocol::uid::KeyUid;
-use hsmd_protocol::{Curve, ErrorCode, ExportFormat, ExportResult};
+use hsmd_protocol::{Curve, ErrorBody, ErrorCode, Export, ExportFormat, ExportResult};
 use p256::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use rsa::BigUint;
 use zeroize::Zeroizing;
@@ -220,6 +222,24 @@ fn private_pkcs8(s: &Session, key: &KeyObject) -> Result<Vec<u8>, OpError> {
     }
     .map_err(|e| encoding_failed("EC private key", e))?;
     Ok(der.as_bytes().to_vec())
+}
+
+impl SlotOperation for Export {
+    type Result = ExportResult;
+    const KEY_OBJECTS: KeyObjects = KeyObjects::LookedUp;
+
+    fn route(&self) -> Result<Route, ErrorBody> {
+        Ok(Route::Key(KeyUid::parse(&self.0.uid)?))
+    }
+
+    fn run(
+        &self,
+        s: &Session,
+        ctx: &SlotContext,
+        uid: Option<&KeyUid>,
+    ) -> Result<ExportResult, OpError> {
+        export(s, ctx.profile(), routed_key(uid)?)
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! (`CKM_RSA_PKCS_KEY_PAIR_GEN`, `CKM_EC_KEY_PAIR_GEN`), PKCS#11 v2.40
 //! section 5.14, and `destroy` (`C_DestroyObject`, section 5.7).
 
+use super::engine::{routed_key, KeyObjects, Route, SlotOperation};
 use super::error::OpError;
 use super::keys::{
     curve_params, find_by_label, identity_attrs, key_info, names_any, resolve_found, secret_attrs,
@@ -9,13 +10,14 @@ use super::keys::{
 };
 use super::mechanisms::Mechanisms;
 use super::profile::Profile;
+use super::slot::SlotContext;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use hsmd_protocol::uid::{KeyUid, Label};
 use hsmd_protocol::{
-    ErrorCode, GenerateKey, GenerateKeyPair, KeyInfo, KeyPairAlgorithm, KeyPairResult, KeyRef,
-    Usage,
+    Destroy, ErrorBody, ErrorCode, GenerateKey, GenerateKeyPair, KeyInfo, KeyPairAlgorithm,
+    KeyPairResult, KeyRef, Usage,
 };
 
 /// AES key sizes accepted, in bits.
@@ -309,4 +311,51 @@ pub fn destroy(
     Ok(KeyRef {
         uid: uid.to_string(),
     })
+}
+
+impl SlotOperation for GenerateKey {
+    type Result = KeyInfo;
+    const KEY_OBJECTS: KeyObjects = KeyObjects::Changed;
+    const ADMIN_ONLY: Option<&'static str> = Some("create keys");
+
+    fn route(&self) -> Result<Route, ErrorBody> {
+        Ok(Route::Slot(self.slot))
+    }
+
+    fn run(&self, s: &Session, ctx: &SlotContext, _: Option<&KeyUid>) -> Result<KeyInfo, OpError> {
+        generate_key(s, &ctx.mechanisms, &ctx.keys, self)
+    }
+}
+
+impl SlotOperation for GenerateKeyPair {
+    type Result = KeyPairResult;
+    const KEY_OBJECTS: KeyObjects = KeyObjects::Changed;
+    const ADMIN_ONLY: Option<&'static str> = Some("create keys");
+
+    fn route(&self) -> Result<Route, ErrorBody> {
+        Ok(Route::Slot(self.slot))
+    }
+
+    fn run(
+        &self,
+        s: &Session,
+        ctx: &SlotContext,
+        _: Option<&KeyUid>,
+    ) -> Result<KeyPairResult, OpError> {
+        generate_key_pair(s, &ctx.mechanisms, &ctx.keys, self)
+    }
+}
+
+impl SlotOperation for Destroy {
+    type Result = KeyRef;
+    const KEY_OBJECTS: KeyObjects = KeyObjects::Changed;
+    const ADMIN_ONLY: Option<&'static str> = Some("destroy keys");
+
+    fn route(&self) -> Result<Route, ErrorBody> {
+        Ok(Route::Key(KeyUid::parse(&self.0.uid)?))
+    }
+
+    fn run(&self, s: &Session, ctx: &SlotContext, uid: Option<&KeyUid>) -> Result<KeyRef, OpError> {
+        destroy(s, ctx.profile(), &ctx.keys, routed_key(uid)?)
+    }
 }

@@ -2,13 +2,15 @@
 //! protocol key infos, and the templates of new keys (PKCS#11 v2.40 sections
 //! 4.7-4.9 for the key attributes, 2.3 for EC parameters).
 
+use super::engine::{routed_key, KeyObjects, Route, SlotOperation};
 use super::error::OpError;
 use super::profile::Profile;
+use super::slot::SlotContext;
 use cryptoki::error::RvError;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use hsmd_protocol::uid::{is_key_pair, KeyUid, Label, PUBLIC_SUFFIX};
-use hsmd_protocol::{Curve, ErrorCode, KeyInfo, KeyKind, Usage};
+use hsmd_protocol::{Curve, ErrorBody, ErrorCode, GetKey, KeyInfo, KeyKind, Usage};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -684,4 +686,34 @@ pub fn secret_attrs(label: &Label, extractable: bool) -> Vec<Attribute> {
         Attribute::Extractable(extractable),
     ]);
     t
+}
+
+/// `get_key`: the key info of the one key the uid names.
+///
+/// Errors: `not_found`, `ambiguous`, `unsupported` (a key type hsmd does
+/// not serve), PKCS#11 failures.
+impl SlotOperation for GetKey {
+    type Result = KeyInfo;
+    const KEY_OBJECTS: KeyObjects = KeyObjects::LookedUp;
+
+    fn route(&self) -> Result<Route, ErrorBody> {
+        Ok(Route::Key(KeyUid::parse(&self.0.uid)?))
+    }
+
+    fn run(
+        &self,
+        s: &Session,
+        ctx: &SlotContext,
+        uid: Option<&KeyUid>,
+    ) -> Result<KeyInfo, OpError> {
+        let uid = routed_key(uid)?;
+        let obj = resolve(s, ctx.profile(), uid, Want::Any)?;
+        key_info(s, ctx.id, &obj, &uid.label)?.ok_or_else(|| {
+            ErrorBody::new(
+                ErrorCode::Unsupported,
+                format!("key {} is of a type hsmd does not serve", uid),
+            )
+            .into()
+        })
+    }
 }

@@ -14,6 +14,7 @@ pub mod library;
 pub mod login;
 pub mod mechanisms;
 pub mod profile;
+pub mod random;
 pub mod signature;
 pub mod slot;
 pub mod status;

@@ -6,16 +6,20 @@
 
 use super::digest::Hash;
 use super::ecdsa;
+use super::engine::{routed_key, KeyObjects, Route, SlotOperation};
 use super::error::OpError;
 use super::keys::{resolve_cached, KeyCache, KeyObject, Want};
 use super::mechanisms::Mechanisms;
+use super::slot::SlotContext;
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::rsa::PkcsPssParams;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::KeyType;
 use cryptoki::session::Session;
 use hsmd_protocol::uid::KeyUid;
-use hsmd_protocol::{Curve, ErrorCode, Sign, SignResult, SignatureAlgorithm, Verify, VerifyResult};
+use hsmd_protocol::{
+    Curve, ErrorBody, ErrorCode, Sign, SignResult, SignatureAlgorithm, Verify, VerifyResult,
+};
 
 #[derive(Clone, Copy)]
 enum Family {
@@ -159,5 +163,41 @@ pub fn verify(
             Ok(VerifyResult { valid: false })
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+impl SlotOperation for Sign {
+    type Result = SignResult;
+    const KEY_OBJECTS: KeyObjects = KeyObjects::Cached;
+
+    fn route(&self) -> Result<Route, ErrorBody> {
+        Ok(Route::Key(KeyUid::parse(&self.uid)?))
+    }
+
+    fn run(
+        &self,
+        s: &Session,
+        ctx: &SlotContext,
+        uid: Option<&KeyUid>,
+    ) -> Result<SignResult, OpError> {
+        sign(s, &ctx.mechanisms, &ctx.keys, routed_key(uid)?, self)
+    }
+}
+
+impl SlotOperation for Verify {
+    type Result = VerifyResult;
+    const KEY_OBJECTS: KeyObjects = KeyObjects::Cached;
+
+    fn route(&self) -> Result<Route, ErrorBody> {
+        Ok(Route::Key(KeyUid::parse(&self.uid)?))
+    }
+
+    fn run(
+        &self,
+        s: &Session,
+        ctx: &SlotContext,
+        uid: Option<&KeyUid>,
+    ) -> Result<VerifyResult, OpError> {
+        verify(s, &ctx.mechanisms, &ctx.keys, routed_key(uid)?, self)
     }
 }

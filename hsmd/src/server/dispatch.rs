@@ -3,14 +3,15 @@
 //! one log line per key operation.
 
 use super::peer::{Peer, Policy};
+use crate::pkcs11::engine::{Route, SlotOperation};
 use crate::pkcs11::slot::SlotHandle;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hsmd_protocol::message::Operation;
-use hsmd_protocol::KeyUid;
 use hsmd_protocol::{
-    DecryptResult, EncryptResult, ErrorBody, ErrorCode, LibraryInfo, ListKeysResult, RandomResult,
-    Request, Response, SignResult, StatusResult, VerifyResult, MAX_RANDOM_LEN,
+    DecryptResult, EncryptResult, ErrorBody, ErrorCode, ExportResult, KeyInfo, KeyPairResult,
+    KeyRef, LibraryInfo, ListKeys, ListKeysResult, RandomResult, Request, Response, SignResult,
+    Status, StatusResult, VerifyResult,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -181,101 +182,138 @@ fn result_frame<T: HotResult>(id: u64, result: &T) -> Vec<u8> {
     out
 }
 
-/// A result as a JSON value.
-fn value<T: Serialize>(r: Result<T, ErrorBody>) -> Result<Reply, ErrorBody> {
-    to_value(r?).map(Reply::Value)
+/// How a result goes out: as a JSON value, or (the hot operations) written
+/// straight into the response frame without a `Value` in between.
+trait Encode {
+    fn encode(self, request_id: u64) -> Result<Reply, ErrorBody>;
 }
 
-/// A result of a hot operation, straight into a response frame, without a
-/// `Value` in between.
-fn hot<T: HotResult>(request_id: u64, r: Result<T, ErrorBody>) -> Result<Reply, ErrorBody> {
-    Ok(Reply::Frame(result_frame(request_id, &r?)))
+macro_rules! encode_as_value {
+    ($($t:ty),* $(,)?) => {$(
+        impl Encode for $t {
+            fn encode(self, _: u64) -> Result<Reply, ErrorBody> {
+                to_value(self).map(Reply::Value)
+            }
+        }
+    )*};
 }
 
-async fn execute(
-    state: &State,
-    identity: &str,
-    request_id: u64,
-    op: Operation,
-) -> Result<Reply, ErrorBody> {
-    match op {
-        Operation::Status(_) => {
-            let mut slots = Vec::with_capacity(state.slots.len());
-            for s in &state.slots {
-                slots.push(s.status().await?);
+macro_rules! encode_as_frame {
+    ($($t:ty),* $(,)?) => {$(
+        impl Encode for $t {
+            fn encode(self, request_id: u64) -> Result<Reply, ErrorBody> {
+                Ok(Reply::Frame(result_frame(request_id, &self)))
             }
-            value(Ok(StatusResult {
-                model: state.model.clone(),
-                library: state.library.clone(),
-                slots,
-            }))
         }
-        Operation::ListKeys(p) => {
-            let targets: Vec<&SlotHandle> = match p.slot {
-                Some(id) => vec![state.slot(id)?],
-                None => state.slots.iter().collect(),
-            };
-            let mut all = Vec::new();
-            for s in targets {
-                all.extend(s.list_keys(p.kind).await?);
-            }
-            value(Ok(ListKeysResult { keys: all }))
+    )*};
+}
+
+encode_as_value!(
+    StatusResult,
+    ListKeysResult,
+    KeyInfo,
+    KeyPairResult,
+    KeyRef,
+    ExportResult
+);
+encode_as_frame!(
+    EncryptResult,
+    DecryptResult,
+    SignResult,
+    VerifyResult,
+    RandomResult
+);
+
+/// One operation served: authorization, routing, the work, the reply.
+trait Serve {
+    async fn serve(
+        self,
+        state: &State,
+        identity: &str,
+        request_id: u64,
+    ) -> Result<Reply, ErrorBody>;
+}
+
+/// An operation of one slot: admin-only ones are refused to others, then
+/// it goes to the slot its parameters name ([`Route`]).
+impl<O: SlotOperation> Serve for O
+where
+    O::Result: Encode,
+{
+    async fn serve(
+        self,
+        state: &State,
+        identity: &str,
+        request_id: u64,
+    ) -> Result<Reply, ErrorBody> {
+        if let Some(what) = O::ADMIN_ONLY {
+            state.policy.require_admin(identity, what)?;
         }
-        Operation::GetKey(p) => {
-            let uid = KeyUid::parse(&p.0.uid)?;
-            value(state.slot(uid.slot)?.get_key(uid).await)
-        }
-        Operation::GenerateKey(p) => {
-            state.policy.require_admin(identity, "create keys")?;
-            value(state.slot(p.slot)?.generate_key(p).await)
-        }
-        Operation::GenerateKeyPair(p) => {
-            state.policy.require_admin(identity, "create keys")?;
-            value(state.slot(p.slot)?.generate_key_pair(p).await)
-        }
-        Operation::Destroy(p) => {
-            state.policy.require_admin(identity, "destroy keys")?;
-            let uid = KeyUid::parse(&p.0.uid)?;
-            value(state.slot(uid.slot)?.destroy(uid).await)
-        }
-        Operation::Export(p) => {
-            let uid = KeyUid::parse(&p.0.uid)?;
-            value(state.slot(uid.slot)?.export(uid).await)
-        }
-        Operation::Encrypt(p) => {
-            let uid = KeyUid::parse(&p.uid)?;
-            hot(request_id, state.slot(uid.slot)?.encrypt(uid, p).await)
-        }
-        Operation::Decrypt(p) => {
-            let uid = KeyUid::parse(&p.uid)?;
-            hot(request_id, state.slot(uid.slot)?.decrypt(uid, p).await)
-        }
-        Operation::Sign(p) => {
-            let uid = KeyUid::parse(&p.uid)?;
-            hot(request_id, state.slot(uid.slot)?.sign(uid, p).await)
-        }
-        Operation::Verify(p) => {
-            let uid = KeyUid::parse(&p.uid)?;
-            hot(request_id, state.slot(uid.slot)?.verify(uid, p).await)
-        }
-        Operation::Random(p) => {
-            if p.len == 0 || p.len > MAX_RANDOM_LEN {
-                return Err(ErrorBody::bad_request(format!(
-                    "len: random takes 1 to {MAX_RANDOM_LEN} bytes, got {}",
-                    p.len
-                )));
-            }
-            let slot = match p.slot {
-                Some(id) => state.slot(id)?,
-                None => state
+        let (slot, uid) = match self.route()? {
+            Route::Key(uid) => (state.slot(uid.slot)?, Some(uid)),
+            Route::Slot(id) => (state.slot(id)?, None),
+            Route::SlotOrFirst(Some(id)) => (state.slot(id)?, None),
+            Route::SlotOrFirst(None) => (
+                state
                     .slots
                     .first()
                     .ok_or_else(|| ErrorBody::new(ErrorCode::Internal, "no slot configured"))?,
-            };
-            hot(request_id, slot.random(p.len).await)
-        }
+                None,
+            ),
+        };
+        slot.perform(self, uid).await?.encode(request_id)
     }
 }
+
+/// `status`: every slot's, with the model and the library.
+impl Serve for Status {
+    async fn serve(self, state: &State, _: &str, request_id: u64) -> Result<Reply, ErrorBody> {
+        let mut slots = Vec::with_capacity(state.slots.len());
+        for s in &state.slots {
+            slots.push(s.status().await?);
+        }
+        StatusResult {
+            model: state.model.clone(),
+            library: state.library.clone(),
+            slots,
+        }
+        .encode(request_id)
+    }
+}
+
+/// `list_keys`: the keys of one slot, or of every slot in order.
+impl Serve for ListKeys {
+    async fn serve(self, state: &State, _: &str, request_id: u64) -> Result<Reply, ErrorBody> {
+        let targets: Vec<&SlotHandle> = match self.slot {
+            Some(id) => vec![state.slot(id)?],
+            None => state.slots.iter().collect(),
+        };
+        let mut keys = Vec::new();
+        for s in targets {
+            keys.extend(s.list_keys(self.kind).await?);
+        }
+        ListKeysResult { keys }.encode(request_id)
+    }
+}
+
+/// `match op { Operation::X(p) => p.serve(..).await, ... }` for every
+/// operation of the protocol's list.
+macro_rules! serve_every_operation {
+    ($($op:ident),* $(,)?) => {
+        async fn execute(
+            state: &State,
+            identity: &str,
+            request_id: u64,
+            op: Operation,
+        ) -> Result<Reply, ErrorBody> {
+            match op {
+                $(Operation::$op(p) => p.serve(state, identity, request_id).await,)*
+            }
+        }
+    };
+}
+
+hsmd_protocol::for_each_operation!(serve_every_operation);
 
 /// Handles one decoded request from `peer`.
 pub async fn handle(state: &State, peer: &Peer, req: Request) -> Answer {
