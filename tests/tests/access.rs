@@ -436,3 +436,23 @@ async fn socket_mode_and_group_are_applied() {
     assert_eq!(meta.gid(), 0);
     assert_serves_root(&d).await;
 }
+
+/// `hsmctl call` sends any operation of the protocol by name: the result
+/// as JSON, refusals (the client's own check, then hsmd's) as errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hsmctl_call_sends_any_operation_by_name() {
+    let token = Token::new("access-call");
+    let d = Daemon::start(&token, "");
+    let status: Value =
+        serde_json::from_str(&ok(&d.hsmctl(None, &["call", "status"]))).expect("status is JSON");
+    let slot = status["slots"][0]["slot"].as_u64().expect("a slot");
+    let random: Value =
+        serde_json::from_str(&ok(&d.hsmctl(None, &["call", "random", r#"{"len":16}"#])))
+            .expect("random is JSON");
+    assert_eq!(random["bytes"].as_str().map(str::len), Some(24), "{random}");
+    let err = exit1(&d.hsmctl(None, &["call", "no_such_op"]));
+    assert!(err.contains("unknown operation"), "{err}");
+    let missing = format!(r#"{{"uid":"hsm::{slot}::missing"}}"#);
+    let err = exit1(&d.hsmctl(None, &["call", "get_key", &missing]));
+    assert!(err.contains("not_found"), "{err}");
+}

@@ -192,6 +192,16 @@ enum Cmd {
         #[arg(value_parser = uid_arg)]
         uid: String,
     },
+    /// Any operation of the protocol by its name, with its params as a JSON
+    /// object (docs/protocol.md "Operations"); prints the result as JSON.
+    /// Reaches every operation hsmd serves, also those without a command
+    /// of their own here.
+    Call {
+        /// The operation's name, e.g. get_key.
+        op: String,
+        /// Its params, e.g. '{"uid":"hsm::0::payroll"}'; default {}.
+        params: Option<String>,
+    },
 }
 
 fn b64(s: &str, what: &str) -> Result<Vec<u8>> {
@@ -575,6 +585,21 @@ async fn run(args: Args) -> Result<bool> {
                 return print_json(&r).map(|_| true);
             }
             println!("destroyed {}", shown(&r.uid));
+        }
+        Cmd::Call { op, params } => {
+            let params: serde_json::Value = match params {
+                Some(text) => serde_json::from_str(&text).context("params: not JSON")?,
+                None => serde_json::Value::Object(serde_json::Map::new()),
+            };
+            // Checked here as hsmd checks it, for the same message sooner.
+            hsmd_protocol::message::Operation::decode(&op, Some(params.clone()))
+                .map_err(ClientError::Server)?;
+            let result = client
+                .call_raw(&op, who, &params)
+                .await?
+                .into_result::<serde_json::Value>()
+                .map_err(ClientError::Server)?;
+            print_json(&result)?;
         }
     }
     Ok(true)
