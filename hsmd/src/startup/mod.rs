@@ -14,9 +14,11 @@
 //! 8. [`serve`]: the slot workers, `READY=1`, docs/protocol.md until SIGTERM
 //!    or SIGINT, then the orderly stop.
 //!
-//! Whatever step fails, the [`LibraryGuard`] closes the slots' sessions and
-//! finalizes the library (`C_Finalize`) as start-up returns; the error is one
-//! sentence, and [`exit_status`] maps it to hsmd's exit status.
+//! Whatever step fails, and after a clean stop, the [`LibraryGuard`] closes
+//! the slots' sessions and finalizes the library (`C_Finalize`) as start-up
+//! returns (only connections still holding the slots after the shutdown
+//! deadline leave it initialized); the error is one sentence, and
+//! [`exit_status`] maps it to hsmd's exit status.
 
 pub mod check;
 pub mod library;
