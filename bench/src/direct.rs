@@ -3,7 +3,7 @@
 //! token work hsmd does for the same request.
 
 use crate::cell::{Phase, ThreadStats};
-use crate::token::PIN;
+use crate::servers::PIN;
 use crate::workload::{Workload, AES_LABEL, EC_LABEL, RSA_LABEL};
 use anyhow::{anyhow, Context, Result};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};

@@ -1,5 +1,6 @@
 //! Through the KMS frontend: `kms-frontend` (the release build beside this
-//! program) started in front of the bench's hsmd, and N HTTP/1.1 keep-alive
+//! program) started in front of the bench's hsmd (by
+//! [`crate::servers::KmsFrontend`]), and N HTTP/1.1 keep-alive
 //! connections sending KMIP 2.1 JSON TTLV requests to `POST /kmip/2_1`, one
 //! at a time each (D = 1: HTTP/1.1 without pipelining).
 //!
@@ -11,7 +12,6 @@
 //! expected response tag, and its result ([`check_hex`]).
 
 use crate::cell::{Phase, ThreadStats};
-use crate::token::Token;
 use crate::workload::{Workload, AES_LABEL, EC_LABEL, RSA_LABEL};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
@@ -20,12 +20,9 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::StatusCode;
 use hyper_util::rt::TokioIo;
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 use tokio::task::JoinHandle;
 
 /// Connections the frontend keeps to hsmd: its default `--hsmd-connections`.
@@ -35,112 +32,6 @@ pub const KMS_USER: &str = "bench";
 /// Why the random workload has no frontend cell.
 pub const RANDOM_NOTE: &str =
     "n/a: kms-frontend has no KMIP operation for random bytes (RNGRetrieve is not served)";
-/// How long the frontend may take to listen or to stop.
-const TIMEOUT: Duration = Duration::from_secs(30);
-/// What the frontend logs once it listens (followed by the address).
-const LISTENING: &str = "listening on http://";
-
-/// A running kms-frontend.
-pub struct Frontend {
-    child: Option<Child>,
-    /// Its process id.
-    pub pid: i32,
-    /// Where it listens.
-    pub addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Frontend {
-    /// Starts `binary` in front of the hsmd at `socket` and waits for its
-    /// "listening on http://ADDR" log line (read from its stderr, which is
-    /// then copied to `kms-frontend-<n>.log` in the bench directory).
-    pub fn start(binary: &Path, token: &Token, socket: &Path, n: usize) -> Result<Self> {
-        let log = token.path(&format!("kms-frontend-{n}.log"));
-        let mut child = Command::new(binary)
-            .args(["--hostname", "127.0.0.1", "--port", "0"])
-            .args(["--default-username", KMS_USER])
-            .arg("--sqlite-path")
-            .arg(token.path("kms-sqlite"))
-            .arg("--hsmd-socket")
-            .arg(socket)
-            .arg("--hsmd-connections")
-            .arg(HSMD_CONNECTIONS.to_string())
-            .env("KMS_LOG", "info")
-            .env_remove("COSMIAN_KMS_CONF")
-            .env_remove("KMS_TLS_P12_PASSWORD")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        let pid = child.id() as i32;
-        let stderr = child.stderr.take().context("kms-frontend's stderr")?;
-        let file = std::fs::File::create(&log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || copy_log(stderr, file, tx));
-        let mut frontend = Self {
-            child: Some(child),
-            pid,
-            addr: "127.0.0.1:0".parse()?,
-            log,
-        };
-        match rx.recv_timeout(TIMEOUT) {
-            Ok(addr) => frontend.addr = addr,
-            Err(mpsc::RecvTimeoutError::Disconnected) => bail!(
-                "kms-frontend exited before listening; its log:\n{}",
-                frontend.log_text()
-            ),
-            Err(mpsc::RecvTimeoutError::Timeout) => bail!(
-                "kms-frontend did not listen within {TIMEOUT:?}; its log:\n{}",
-                frontend.log_text()
-            ),
-        }
-        Ok(frontend)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends SIGTERM and waits for the frontend to exit (SIGKILL after the timeout).
-    pub fn stop(mut self) -> Result<()> {
-        match self.child.take() {
-            Some(child) => crate::daemon::stop_child(child, self.pid, "kms-frontend"),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Frontend {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Copies the frontend's stderr to `file` until it closes; sends the address
-/// of the first "listening on http://ADDR" line to `tx`.
-fn copy_log(stderr: impl std::io::Read, mut file: std::fs::File, tx: mpsc::Sender<SocketAddr>) {
-    let mut tx = Some(tx);
-    for line in BufReader::new(stderr).lines() {
-        let Ok(line) = line else { break };
-        let _ = writeln!(file, "{line}");
-        if let Some(addr) = line
-            .split(LISTENING)
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-        {
-            if let Some(tx) = tx.take() {
-                let _ = tx.send(addr);
-            }
-        }
-    }
-}
-
 /// One HTTP/1.1 keep-alive connection to the frontend.
 pub type Connection = SendRequest<Full<Bytes>>;
 

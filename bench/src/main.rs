@@ -24,20 +24,19 @@
 )]
 
 mod cell;
-mod daemon;
 mod direct;
 mod frontend;
 mod procstat;
 mod remote;
 mod report;
+mod servers;
 mod soak;
-mod token;
 mod workload;
 
 use anyhow::{bail, Context, Result};
 use cell::{Cell, Mode, Phase, Servers, ThreadStats};
 use clap::Parser;
-use daemon::{Hsmd, HsmdOptions};
+use servers::{Hsmd, HsmdOptions, KmsFrontend};
 use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -140,7 +139,7 @@ fn main() -> Result<()> {
     let warmup = Duration::from_millis(args.warmup_ms);
     let duration = Duration::from_millis(args.duration_ms);
 
-    let token = token::Token::create("hsmd-bench")?;
+    let token = servers::token("hsmd-bench")?;
     // The direct mode loads the module in this process: it must see the same token.
     // SAFETY-free: no other thread exists yet.
     std::env::set_var("SOFTHSM2_CONF", &token.conf);
@@ -150,7 +149,7 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
 
-    let meta = report::Meta::collect(cores, &args, &workloads, token.root());
+    let meta = report::Meta::collect(cores, &args, &workloads, token.dir.path());
     report::print_header(&meta);
 
     let mut cells: Vec<Cell> = Vec::new();
@@ -183,7 +182,7 @@ fn main() -> Result<()> {
         let clients = rt.block_on(remote::connect(&hsmd.socket, n))?;
         let mut kms = match &frontend_bin {
             Some(bin) => {
-                let f = frontend::Frontend::start(bin, &token, &hsmd.socket, n)?;
+                let f = KmsFrontend::start(bin, &token, &hsmd.socket, n)?;
                 fe_memory.idle_kib.push((n, procstat::rss_kib(f.pid)?.0));
                 let conns = rt.block_on(frontend::connect(f.addr, n))?;
                 Some((f, Some(conns)))

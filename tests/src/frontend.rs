@@ -7,14 +7,14 @@
 //! e.g. an HTTPS client from [`https_client`] with a client certificate or
 //! a bearer token).
 
-use crate::{bin, config_with_admins, drain_lines, Token, START_TIMEOUT};
+use crate::process::{terminate, Stderr};
+use crate::{bin, config_with_admins, HarnessError, Launch, Token, START_TIMEOUT};
 use serde_json::Value;
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What kms-frontend logs once it accepts connections, followed by its
 /// URL (`http://ADDR` or `https://ADDR`).
@@ -66,10 +66,13 @@ pub struct Frontend {
     url: String,
     /// The flags of every start: port, hostname, hsmd socket, database.
     base_args: Vec<OsString>,
-    /// Every stderr line of every start so far.
+    /// Every stderr line of every start so far (empty when
+    /// [`Launch::log_file`] took them).
     pub log: Arc<Mutex<Vec<String>>>,
-    /// stderr lines of the current start not yet looked at.
-    lines: Option<mpsc::Receiver<String>>,
+    /// stderr of the current start, from the lines not yet looked at.
+    stderr: Option<Stderr>,
+    /// Binary, environment and log file of every start.
+    launch: Launch,
     http: reqwest::Client,
 }
 
@@ -79,6 +82,17 @@ impl Frontend {
     /// until it listens. Panics with its log when it exits or does not
     /// listen within [`START_TIMEOUT`].
     pub fn start(token: &Token, socket: &Path, extra: &[&str]) -> Self {
+        Self::try_start(token, socket, extra, Launch::default()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Frontend::start`] with `launch` (binary, environment, log file),
+    /// or why it does not listen.
+    pub fn try_start(
+        token: &Token,
+        socket: &Path,
+        extra: &[&str],
+        launch: Launch,
+    ) -> Result<Self, HarnessError> {
         let base_args: Vec<OsString> = vec![
             "--port".into(),
             "0".into(),
@@ -94,67 +108,69 @@ impl Frontend {
             url: String::new(),
             base_args,
             log: Arc::new(Mutex::new(Vec::new())),
-            lines: None,
+            stderr: None,
+            launch,
             http: reqwest::Client::builder()
                 .timeout(HTTP_TIMEOUT)
                 .build()
-                .expect("HTTP client"),
+                .map_err(|e| HarnessError(format!("HTTP client: {e}")))?,
         };
-        f.spawn(extra);
-        f
+        f.try_spawn(extra)?;
+        Ok(f)
     }
 
-    fn spawn(&mut self, extra: &[&str]) {
-        assert!(self.child.is_none(), "kms-frontend is already running");
-        let mut child = Command::new(bin("kms-frontend"))
-            .args(&self.base_args)
+    fn try_spawn(&mut self, extra: &[&str]) -> Result<(), HarnessError> {
+        if self.child.is_some() {
+            return Err(HarnessError("kms-frontend is already running".into()));
+        }
+        let mut cmd = Command::new(self.launch.binary("kms-frontend")?);
+        cmd.args(&self.base_args)
             .args(extra)
             .env("KMS_LOG", "info")
+            .envs(self.launch.env.iter().map(|(k, v)| (k, v)))
             .env_remove("COSMIAN_KMS_CONF")
-            .env_remove("KMS_TLS_P12_PASSWORD")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn kms-frontend");
-        let lines = drain_lines(child.stderr.take().expect("stderr piped"), self.log.clone());
+            .env_remove("KMS_TLS_P12_PASSWORD");
+        let (child, stderr) = self.launch.spawn(&mut cmd, "kms-frontend", &self.log)?;
         self.child = Some(child);
-        let line = self.wait_for_line(&lines, READY);
+        self.stderr = Some(stderr);
+        let line = self.try_wait_for_log(READY)?;
         let url = line
             .split(READY)
             .nth(1)
             .and_then(|rest| rest.split_whitespace().next())
             .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
-            .unwrap_or_else(|| panic!("no http:// or https:// URL in {line:?}"));
+            .ok_or_else(|| HarnessError(format!("no http:// or https:// URL in {line:?}")))?;
         self.url = url.to_owned();
-        self.lines = Some(lines);
+        Ok(())
     }
 
     /// Blocks until the current start logs a line holding `needle` (after
     /// the lines already looked at); panics with the log when it exits or
     /// [`START_TIMEOUT`] passes.
     pub fn wait_for_log(&mut self, needle: &str) -> String {
-        let lines = self.lines.take().expect("kms-frontend is running");
-        let line = self.wait_for_line(&lines, needle);
-        self.lines = Some(lines);
-        line
+        self.try_wait_for_log(needle)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Blocks until a line holding `needle` arrives (one deadline for the
-    /// whole wait); panics with the log when the frontend exits first.
-    fn wait_for_line(&self, lines: &mpsc::Receiver<String>, needle: &str) -> String {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!(
-                    "kms-frontend did not log {needle:?}; its log:\n{}",
-                    self.log_text()
-                ),
-            }
-        }
+    /// [`Frontend::wait_for_log`] (one deadline for the whole wait), or why
+    /// the line did not come.
+    fn try_wait_for_log(&mut self, needle: &str) -> Result<String, HarnessError> {
+        let (Some(child), Some(stderr)) = (self.child.as_mut(), self.stderr.as_mut()) else {
+            return Err(HarnessError("kms-frontend is not running".into()));
+        };
+        stderr.wait_for(
+            child,
+            "kms-frontend",
+            needle,
+            START_TIMEOUT,
+            &self.log,
+            || false,
+        )
+    }
+
+    /// Its pid (0 when stopped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
     }
 
     /// `http://host:port` (or `https://`) of the current start.
@@ -171,10 +187,14 @@ impl Frontend {
 
     /// The frontend's stderr so far (all starts).
     pub fn log_text(&self) -> String {
-        self.log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .join("\n")
+        match &self.stderr {
+            Some(stderr) => stderr.text(&self.log),
+            None => self
+                .log
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .join("\n"),
+        }
     }
 
     /// SIGTERM and wait; returns the exit status.
@@ -188,6 +208,15 @@ impl Frontend {
         child.wait().expect("wait kms-frontend")
     }
 
+    /// SIGTERM and wait at most `timeout` (then SIGKILL and an error).
+    pub fn try_stop(&mut self, timeout: Duration) -> Result<ExitStatus, HarnessError> {
+        let child = self
+            .child
+            .take()
+            .ok_or_else(|| HarnessError("kms-frontend is not running".into()))?;
+        terminate(child, "kms-frontend", timeout)
+    }
+
     /// Stops (SIGTERM; it must exit 0) and starts again with the same base
     /// flags (same hsmd, same database) and `extra` instead of the previous
     /// extra flags; waits until it listens again.
@@ -198,7 +227,7 @@ impl Frontend {
             "kms-frontend exited {status} on SIGTERM; its log:\n{}",
             self.log_text()
         );
-        self.spawn(extra);
+        self.try_spawn(extra).unwrap_or_else(|e| panic!("{e}"));
     }
 
     async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Reply {

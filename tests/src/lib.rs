@@ -4,13 +4,15 @@
 //! second unix user created for the test run.
 //!
 //! Readiness is taken from hsmd's own "listening" log line, never from a sleep.
+//!
+//! The bench (`bench/`, hsmd-bench) starts its servers through this harness
+//! too, with the fallible `try_*` forms and a [`Launch`] of its own (release
+//! binaries, a log file, its log level).
 
 use hsmd_protocol::Client;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tempfile::TempDir;
@@ -18,7 +20,10 @@ use tempfile::TempDir;
 pub mod card;
 pub mod frontend;
 pub mod kmip;
+mod process;
 pub use frontend::{frontend_hsmd_config, https_client, run_frontend_to_exit, Frontend, Reply};
+pub use process::{drain_lines, HarnessError, Launch};
+use process::{terminate, Stderr};
 
 /// SoftHSMv2's module path on Debian.
 pub const SOFTHSM_LIB: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -34,16 +39,25 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A built binary of this workspace (`target/<profile>/<name>`).
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
+    try_bin(name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`bin`], or why it is not there.
+pub fn try_bin(name: &str) -> Result<PathBuf, HarnessError> {
+    let exe = std::env::current_exe().map_err(|e| HarnessError::io("test executable path", e))?;
     // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| HarnessError(format!("no target dir above {}", exe.display())))?;
     let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "{} is not built: run `cargo build --workspace --bins` first (scripts/test does)",
-        path.display()
-    );
-    path
+    if !path.is_file() {
+        return Err(HarnessError(format!(
+            "{} is not built: run `cargo build --workspace --bins` first (scripts/test does)",
+            path.display()
+        )));
+    }
+    Ok(path)
 }
 
 /// A fresh SoftHSMv2 token directory with one initialized token.
@@ -54,20 +68,30 @@ pub struct Token {
     pub conf: PathBuf,
     /// The slot ID SoftHSMv2 assigned to the token.
     pub slot: u64,
+    /// The unix user the directory is given to (hsmd drops to it); `None`:
+    /// it stays with this process's user.
+    owner: Option<TestUser>,
 }
 
 impl Token {
-    /// Initializes a token labelled `label` with [`PIN`] / [`SO_PIN`].
+    /// Initializes a token labelled `label` with [`PIN`] / [`SO_PIN`], in a
+    /// directory given to [`DAEMON_USER`].
     pub fn new(label: &str) -> Self {
+        Self::try_new(label, Some(test_user(DAEMON_USER))).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Token::new`] with the directory given to `owner` (`None`: kept by
+    /// this process's user), or why the token could not be made.
+    pub fn try_new(label: &str, owner: Option<TestUser>) -> Result<Self, HarnessError> {
         let dir = tempfile::Builder::new()
             .prefix("hsmd-e2e-")
             .tempdir()
-            .expect("tempdir");
+            .map_err(|e| HarnessError::io("tempdir", e))?;
         // Let a second unix user reach the socket inside.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
+            .map_err(|e| HarnessError::io("chmod", e))?;
         let tokens = dir.path().join("tokens");
-        std::fs::create_dir(&tokens).expect("token dir");
+        std::fs::create_dir(&tokens).map_err(|e| HarnessError::io("token dir", e))?;
         let conf = dir.path().join("softhsm2.conf");
         std::fs::write(
             &conf,
@@ -76,10 +100,15 @@ impl Token {
                 tokens.display()
             ),
         )
-        .expect("softhsm2.conf");
-        let mut token = Self { dir, conf, slot: 0 };
-        token.slot = token.init_token(label);
-        token
+        .map_err(|e| HarnessError::io("softhsm2.conf", e))?;
+        let mut token = Self {
+            dir,
+            conf,
+            slot: 0,
+            owner,
+        };
+        token.slot = token.try_init_token(label)?;
+        Ok(token)
     }
 
     /// A test directory without a SoftHSMv2 token (for hsmd on another
@@ -93,31 +122,47 @@ impl Token {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .expect("chmod");
         let conf = dir.path().join("softhsm2.conf");
-        let token = Self { dir, conf, slot };
-        token.give_to_daemon();
+        let token = Self {
+            dir,
+            conf,
+            slot,
+            owner: Some(test_user(DAEMON_USER)),
+        };
+        token.give_to_owner().unwrap_or_else(|e| panic!("{e}"));
         token
     }
 
-    /// Gives the test directory (tokens, socket) to [`DAEMON_USER`], the user
-    /// hsmd drops to after logging in, as the package gives /var/lib/softhsm
-    /// and /run/hsmd to the hsmd user.
-    fn give_to_daemon(&self) {
-        let user = test_user(DAEMON_USER);
+    /// Gives the test directory (tokens, socket) to its owner ([`DAEMON_USER`]
+    /// unless made by [`Token::try_new`]), the user hsmd drops to after
+    /// logging in, as the package gives /var/lib/softhsm and /run/hsmd to
+    /// the hsmd user; nothing without an owner. Again after this process
+    /// wrote in it (the bench's direct mode opens the token as root).
+    pub fn give_to_owner(&self) -> Result<(), HarnessError> {
+        let Some(user) = &self.owner else {
+            return Ok(());
+        };
         let out = Command::new("chown")
             .arg("-R")
             .arg(format!("{}:{}", user.uid, user.gid))
             .arg(self.dir.path())
             .output()
-            .expect("chown");
-        assert!(
-            out.status.success(),
-            "chown: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .map_err(|e| HarnessError::io("chown", e))?;
+        if !out.status.success() {
+            return Err(HarnessError(format!(
+                "chown: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(())
     }
 
     /// Initializes one more token in the same directory; returns its slot ID.
     pub fn init_token(&self, label: &str) -> u64 {
+        self.try_init_token(label).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Token::init_token`], or why it failed.
+    pub fn try_init_token(&self, label: &str) -> Result<u64, HarnessError> {
         let out = Command::new("softhsm2-util")
             .env("SOFTHSM2_CONF", &self.conf)
             .args([
@@ -131,19 +176,20 @@ impl Token {
                 SO_PIN,
             ])
             .output()
-            .expect("softhsm2-util (install softhsm2)");
+            .map_err(|e| HarnessError::io("softhsm2-util (install softhsm2)", e))?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "softhsm2-util --init-token failed: {text}"
-        );
-        self.give_to_daemon();
+        if !out.status.success() {
+            return Err(HarnessError(format!(
+                "softhsm2-util --init-token failed: {text}"
+            )));
+        }
+        self.give_to_owner()?;
         // "The token has been initialized and is reassigned to slot 1147832486"
         text.split_whitespace()
             .last()
             .and_then(|w| w.parse().ok())
-            .unwrap_or_else(|| panic!("no slot ID in softhsm2-util output: {text}"))
+            .ok_or_else(|| HarnessError(format!("no slot ID in softhsm2-util output: {text}")))
     }
 
     /// Path inside the test directory.
@@ -183,9 +229,9 @@ pub struct Daemon {
     child: Option<Child>,
     /// Its socket.
     pub socket: PathBuf,
-    /// Every stderr line so far.
+    /// Every stderr line so far (empty when [`Launch::log_file`] took them).
     pub log: Arc<Mutex<Vec<String>>>,
-    lines: mpsc::Receiver<String>,
+    stderr: Stderr,
 }
 
 /// The TOML of a test hsmd on `token`: softhsm2, the token's slot and PIN,
@@ -198,10 +244,43 @@ pub fn base_config(token: &Token, extra: &str) -> String {
 /// [`base_config`] with `hsm_admin = <admins>` (a TOML value: `"root"`,
 /// `["admin"]`) instead of root.
 pub fn config_with_admins(token: &Token, admins: &str, extra: &str) -> String {
+    hsmd_config(
+        token,
+        &HsmdConfig {
+            admins,
+            socket_mode: "0666",
+            drop_to: Some((DAEMON_USER, DAEMON_USER)),
+            extra,
+        },
+    )
+}
+
+/// What varies between the hsmd configurations of the tests and the bench.
+pub struct HsmdConfig<'a> {
+    /// `hsm_admin`, a TOML value: `"root"`, `["admin"]`, `"*"`.
+    pub admins: &'a str,
+    /// `socket_mode`, octal: `0666` (tests: a second user connects), `0600`.
+    pub socket_mode: &'a str,
+    /// `user` and `group` hsmd drops to after logging in; `None`: it stays.
+    pub drop_to: Option<(&'a str, &'a str)>,
+    /// Appended as is (more settings, each line ending in a newline).
+    pub extra: &'a str,
+}
+
+/// The TOML of an hsmd on `token`: softhsm2, the token's slot and PIN, the
+/// socket `hsmd.sock` in the token's directory, and `c`.
+pub fn hsmd_config(token: &Token, c: &HsmdConfig<'_>) -> String {
+    let drop_to = c
+        .drop_to
+        .map(|(user, group)| format!("user = \"{user}\"\ngroup = \"{group}\"\n"))
+        .unwrap_or_default();
     format!(
-        "hsm_model = \"softhsm2\"\nhsm_admin = {admins}\nhsm_slot = [{}]\nhsm_password = [\"{PIN}\"]\nsocket_path = \"{}\"\nsocket_mode = \"0666\"\nuser = \"{DAEMON_USER}\"\ngroup = \"{DAEMON_USER}\"\n{extra}\n",
+        "hsm_model = \"softhsm2\"\nhsm_admin = {}\nhsm_slot = [{}]\nhsm_password = [\"{PIN}\"]\nsocket_path = \"{}\"\nsocket_mode = \"{}\"\n{drop_to}{}\n",
+        c.admins,
         token.slot,
-        token.path("hsmd.sock").display()
+        token.path("hsmd.sock").display(),
+        c.socket_mode,
+        c.extra
     )
 }
 
@@ -213,22 +292,44 @@ pub fn spawn_hsmd(token: &Token, toml: &str, args: &[&str]) -> Child {
 
 /// [`spawn_hsmd`] with extra environment variables for hsmd.
 pub fn spawn_hsmd_env(token: &Token, toml: &str, args: &[&str], env: &[(String, String)]) -> Child {
+    let launch = Launch {
+        env: env.to_vec(),
+        ..Launch::default()
+    };
+    hsmd_command(token, toml, args, &launch)
+        .and_then(|mut cmd| {
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| HarnessError::io("spawn hsmd", e))
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Writes `toml` to `hsmd.toml` in the token's directory; the command that
+/// starts hsmd on it with `args` and `launch`'s binary and environment.
+fn hsmd_command(
+    token: &Token,
+    toml: &str,
+    args: &[&str],
+    launch: &Launch,
+) -> Result<Command, HarnessError> {
     let config = token.path("hsmd.toml");
-    std::fs::write(&config, toml).expect("write config");
-    Command::new(bin("hsmd"))
-        .env("HSMD_LOG", "info")
-        .envs(env.iter().map(|(k, v)| (k, v)))
+    std::fs::write(&config, toml).map_err(|e| HarnessError::io("write config", e))?;
+    let mut cmd = Command::new(launch.binary("hsmd")?);
+    cmd.env("HSMD_LOG", "info")
+        // Not another process's socket activation (a caller may set them).
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
         .arg("--config")
         .arg(&config)
         .args(args)
         .env("SOFTHSM2_CONF", &token.conf)
         .env_remove("HSMD_HSM_PASSWORD")
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn hsmd")
+        .env_remove("CREDENTIALS_DIRECTORY");
+    Ok(cmd)
 }
 
 /// The fault-injecting PKCS#11 module (`tests/pkcs11-faults`) of one test:
@@ -332,26 +433,6 @@ impl Faults {
     }
 }
 
-/// Reads `stream` line by line on a thread of its own: every line goes to
-/// `log` and to the returned channel (which ends when the stream does).
-pub fn drain_lines(
-    stream: impl std::io::Read + Send + 'static,
-    log: Arc<Mutex<Vec<String>>>,
-) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            log.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(line.clone());
-            if tx.send(line).is_err() {
-                // The test stopped listening; keep draining into the log.
-            }
-        }
-    });
-    rx
-}
-
 /// Runs hsmd to completion (for configurations that must fail), returning
 /// its exit status and stderr.
 pub fn run_hsmd_to_exit(token: &Token, toml: &str, args: &[&str]) -> (ExitStatus, String) {
@@ -383,10 +464,25 @@ impl Daemon {
         args: &[&str],
         env: &[(String, String)],
     ) -> Self {
-        let mut child = spawn_hsmd_env(token, toml, args, env);
-        let stderr = child.stderr.take().expect("stderr piped");
+        let launch = Launch {
+            env: env.to_vec(),
+            ..Launch::default()
+        };
+        Self::try_start(token, toml, args, &launch).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts hsmd with the full `toml`, extra `args` and `launch`; waits
+    /// until it listens. Errors with hsmd's log when it cannot start, exits
+    /// or does not listen within [`START_TIMEOUT`].
+    pub fn try_start(
+        token: &Token,
+        toml: &str,
+        args: &[&str],
+        launch: &Launch,
+    ) -> Result<Self, HarnessError> {
         let log = Arc::new(Mutex::new(Vec::new()));
-        let rx = drain_lines(stderr, log.clone());
+        let mut cmd = hsmd_command(token, toml, args, launch)?;
+        let (child, stderr) = launch.spawn(&mut cmd, "hsmd", &log)?;
         let socket = toml
             .lines()
             .find_map(|l| l.strip_prefix("socket_path = \""))
@@ -396,33 +492,42 @@ impl Daemon {
             child: Some(child),
             socket,
             log,
-            lines: rx,
+            stderr,
         };
-        d.wait_for_line("listening");
-        d
+        let probe = launch.ready_on_connect.then(|| d.socket.clone());
+        d.try_wait_until("listening", || {
+            probe
+                .as_ref()
+                .is_some_and(|s| std::os::unix::net::UnixStream::connect(s).is_ok())
+        })?;
+        Ok(d)
     }
 
     /// Blocks until hsmd logs a line containing `needle`; panics with the log
     /// if hsmd exits first or [`START_TIMEOUT`] passes.
     pub fn wait_for_line(&mut self, needle: &str) -> String {
+        self.try_wait_until(needle, || false)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Daemon::wait_for_line`], or until `ready()` (then the line is empty).
+    fn try_wait_until(
+        &mut self,
+        needle: &str,
+        ready: impl FnMut() -> bool,
+    ) -> Result<String, HarnessError> {
+        let child = self
+            .child
+            .as_mut()
+            .ok_or_else(|| HarnessError("hsmd is not running".into()))?;
         // One deadline for the whole wait: a chatty daemon must not extend it.
-        let deadline = std::time::Instant::now() + START_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("hsmd did not log {needle:?}; its log:\n{}", self.log_text()),
-            }
-        }
+        self.stderr
+            .wait_for(child, "hsmd", needle, START_TIMEOUT, &self.log, ready)
     }
 
     /// hsmd's stderr so far.
     pub fn log_text(&self) -> String {
-        self.log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .join("\n")
+        self.stderr.text(&self.log)
     }
 
     /// hsmd's pid.
@@ -446,8 +551,19 @@ impl Daemon {
             .expect("kill");
         let status = child.wait().expect("wait hsmd");
         // The reader ends at end of file, which closes the channel.
-        while self.lines.recv().is_ok() {}
+        if let Stderr::Pipe { lines } = &self.stderr {
+            while lines.recv().is_ok() {}
+        }
         status
+    }
+
+    /// SIGTERM and wait at most `timeout` (then SIGKILL and an error).
+    pub fn try_stop(&mut self, timeout: Duration) -> Result<ExitStatus, HarnessError> {
+        let child = self
+            .child
+            .take()
+            .ok_or_else(|| HarnessError("hsmd is not running".into()))?;
+        terminate(child, "hsmd", timeout)
     }
 
     /// SIGTERM and wait.

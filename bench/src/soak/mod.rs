@@ -14,11 +14,10 @@ mod http;
 mod socket;
 mod tally;
 
-use crate::daemon::{Hsmd, HsmdOptions};
-use crate::frontend::{Frontend, HSMD_CONNECTIONS};
+use crate::frontend::HSMD_CONNECTIONS;
 use crate::procstat::rss_kib;
 use crate::report::{command_line, loadavg};
-use crate::token::Token;
+use crate::servers::{Hsmd, HsmdOptions, KmsFrontend};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -142,7 +141,7 @@ pub fn run(args: SoakArgs, hsmd_bin: PathBuf, frontend_bin: PathBuf) -> Result<(
     let socket_clients = args.clients - args.clients / 2;
     let (socket_admins, socket_users) = split(socket_clients, !args.no_churn);
     let (http_admins, http_users) = split(args.clients / 2, !args.no_churn);
-    let token = Token::create("hsmd-soak")?;
+    let token = crate::servers::token("hsmd-soak")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.client_threads.max(1))
         .thread_name("soak-client")
@@ -158,7 +157,7 @@ pub fn run(args: SoakArgs, hsmd_bin: PathBuf, frontend_bin: PathBuf) -> Result<(
         },
     )?;
     rt.block_on(crate::remote::create_keys(&hsmd.socket, token.slot))?;
-    let frontend = Frontend::start(&frontend_bin, &token, &hsmd.socket, args.clients)?;
+    let frontend = KmsFrontend::start(&frontend_bin, &token, &hsmd.socket, args.clients)?;
     let softhsm = command_line("softhsm2-util", &["--version"]).unwrap_or_default();
     println!(
         "hsmd-bench soak: {} minutes, {} clients (socket: {socket_admins} admins, {socket_users} users; http: {http_admins} admins, {http_users} users), sessions_per_slot {}, HSMD_LOG {}, SoftHSM {softhsm}, load {}",
