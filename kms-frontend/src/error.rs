@@ -3,10 +3,14 @@
 //! not found / not granted / sensitive, 503 when hsmd is unreachable); the
 //! plain-text body always names the real cause. 500 is kept for real
 //! faults: the cause goes to the log, the body carries a correlation id.
+//!
+//! The bottom layer (see the map in the crate's documentation): it uses no
+//! other module of the crate. The lower layers' own errors become a
+//! [`KmsError`] where they arise (`crate::kmip` converts a TTLV error,
+//! callers of the grant store map its errors to 500), and `crate::http`
+//! turns a [`KmsError`] into the plain-text answer.
 
-use crate::ttlv::TtlvError;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use hsmd_protocol::{ClientError, ErrorCode};
 
 /// A request that cannot be served, with the HTTP status it maps to.
@@ -177,23 +181,6 @@ pub fn one_line(e: &anyhow::Error) -> String {
     printable(&line)
 }
 
-impl From<TtlvError> for KmsError {
-    fn from(e: TtlvError) -> Self {
-        Self::unprocessable(e.to_string())
-    }
-}
-
-impl IntoResponse for KmsError {
-    fn into_response(self) -> Response {
-        (
-            self.status,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            self.message,
-        )
-            .into_response()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -224,22 +211,6 @@ mod tests {
             e.message,
             "HSM service unavailable: Create: C_GenerateKey on slot 1 failed with CKR_GENERAL_ERROR"
         );
-    }
-
-    #[test]
-    fn start_up_errors_say_each_cause_once() {
-        let io = std::io::Error::from_raw_os_error(13);
-        let e = anyhow::Error::new(crate::access::store::StoreError::Directory {
-            dir: "/var/lib/kms-frontend".into(),
-            source: io,
-        })
-        .context("cannot start");
-        assert_eq!(
-            super::one_line(&e),
-            "cannot start: cannot create the access rights database directory /var/lib/kms-frontend: Permission denied (os error 13)"
-        );
-        // What the binary printed before.
-        assert!(format!("{e:#}").ends_with("(os error 13): Permission denied (os error 13)"));
     }
 
     #[test]

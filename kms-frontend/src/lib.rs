@@ -3,6 +3,32 @@
 //! rights endpoints), authenticates KMS users, keeps their access rights in
 //! SQLite and asks hsmd (docs/protocol.md, as a `frontends` peer with `as_user`)
 //! to do every key operation. It never reads a PIN nor loads PKCS#11.
+//!
+//! # Map
+//!
+//! Layers, top to bottom; a module uses only those below it
+//! (`scripts/module-graph kms-frontend` checks there is no cycle):
+//!
+//! ```text
+//! http    every route (/kmip/2_1, /access/*, /version, /health), AppState,
+//!   |     body limits, the authentication middleware, KmsError -> HTTP
+//!   |     answer, the accept loop
+//!   +--> auth     who is calling: TLS client certificates, JWT (no HTTP)
+//!   v
+//! kmip    one file per KMIP operation family; KMIP and TTLV, no HTTP types
+//!   |
+//!   +--> access   access policy and grant store (SQLite), no routes
+//!   +--> hsm      the hsmd client (connection pool)
+//!   +--> ttlv     KMIP JSON TTLV values
+//!   v
+//! error   KmsError (the status class and message of a refusal), echo
+//! config  the configuration (CLI, file); logging: the log output
+//! ```
+//!
+//! The KMS key store will add two rooms at the `access`/`hsm` level, used
+//! by `kmip`: `store/` for KMIP objects kept in the database (keys that are
+//! not HSM keys, their attributes and states), and `crypto/` for the
+//! operations done in software on those keys.
 
 // No unwrap, expect or panic outside tests: bad input gets an answer, never
 // a crash (docs/design.md "Rules").

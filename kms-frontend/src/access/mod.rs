@@ -1,7 +1,6 @@
 //! Access rights: who may use which HSM key for what ([`policy`]), kept in
-//! SQLite ([`store`]) and managed through the reference's `/access/*`
-//! endpoints ([`routes`]).
+//! SQLite ([`store`]). The `/access/*` endpoints that manage them are
+//! `crate::http::access`; nothing here knows HTTP.
 
 pub mod policy;
-pub mod routes;
 pub mod store;

@@ -261,4 +261,20 @@ mod tests {
             vec![("hsm::1::j".to_owned(), vec!["sign".to_owned()])]
         );
     }
+
+    #[test]
+    fn start_up_errors_say_each_cause_once() {
+        let io = std::io::Error::from_raw_os_error(13);
+        let e = anyhow::Error::new(StoreError::Directory {
+            dir: "/var/lib/kms-frontend".into(),
+            source: io,
+        })
+        .context("cannot start");
+        assert_eq!(
+            crate::error::one_line(&e),
+            "cannot start: cannot create the access rights database directory /var/lib/kms-frontend: Permission denied (os error 13)"
+        );
+        // What the binary printed before.
+        assert!(format!("{e:#}").ends_with("(os error 13): Permission denied (os error 13)"));
+    }
 }

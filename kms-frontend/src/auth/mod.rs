@@ -1,12 +1,15 @@
 //! Who is calling: TLS client certificates (`--clients-ca-cert-file`), JWT
 //! bearer tokens (`--jwt-auth-provider`), else the default user.
 //!
-//! The HTTP layer runs [`middleware`] on every request; it puts the caller's
-//! name in the request's extensions as [`User`], or answers 401 naming the
-//! reason. A request with bad credentials never falls back to the default user.
+//! [`Authenticator::identify`] names the caller of a request from its
+//! credentials; the HTTP layer (`crate::http::authenticate`) runs it on
+//! every request, puts the caller's name in the request's extensions as
+//! [`User`], or answers 401 naming the reason. A request with bad
+//! credentials never falls back to the default user. Nothing here knows
+//! HTTP routes.
 //!
-//! - [`tls`]: the HTTPS server set-up ([`tls::server_config`]) and its accept
-//!   loop ([`tls::serve`]), which hands the verified client certificate to
+//! - [`tls`]: the HTTPS server set-up ([`tls::server_config`]); the accept
+//!   loop (`crate::http::serve`) hands the verified client certificate to
 //!   every request as [`PeerCertificate`];
 //! - [`cert`]: the user name of a client certificate;
 //! - [`bearer`]: the token of an `Authorization: Bearer` header;
@@ -20,10 +23,6 @@ pub mod jwt;
 pub mod tls;
 
 use crate::config::Config;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use rustls_pki_types::CertificateDer;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -123,6 +122,12 @@ impl Authenticator {
         }
     }
 
+    /// True when a JWT provider is configured (a 401 then carries
+    /// `WWW-Authenticate: Bearer`).
+    pub fn accepts_jwt(&self) -> bool {
+        self.jwt.is_some()
+    }
+
     /// What a caller without accepted credentials is told to send.
     fn accepted(&self, sent_authorization: bool) -> String {
         match (&self.clients_ca, &self.jwt) {
@@ -167,60 +172,5 @@ impl Authenticator {
     }
 }
 
-/// axum middleware: authenticates the request, stores [`User`] in its
-/// extensions, or answers 401 with the reason as a plain-text body.
-///
-/// An `Authorization` header that is not UTF-8 is passed on lossily (so it
-/// fails verification instead of counting as absent); several
-/// `Authorization` headers are refused when callers authenticate.
-pub async fn middleware(
-    State(auth): State<Arc<Authenticator>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let certificate = request.extensions().get::<PeerCertificate>().cloned();
-    let mut values = request
-        .headers()
-        .get_all(axum::http::header::AUTHORIZATION)
-        .iter();
-    let authorization = values
-        .next()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    if auth.authenticates() && values.next().is_some() {
-        return unauthorized(
-            &auth,
-            AuthError::Invalid("the request has several Authorization headers; send one".into()),
-        );
-    }
-    match auth
-        .identify(
-            certificate.as_ref().map(|c| c.0.as_ref()),
-            authorization.as_deref(),
-        )
-        .await
-    {
-        Ok(user) => {
-            request.extensions_mut().insert(User(user));
-            next.run(request).await
-        }
-        Err(e) => unauthorized(&auth, e),
-    }
-}
-
-/// 401 with the reason as body; `WWW-Authenticate: Bearer` when JWTs are
-/// accepted (RFC 6750 section 3).
-fn unauthorized(auth: &Authenticator, error: AuthError) -> Response {
-    let reason = crate::error::printable(&error.to_string());
-    tracing::debug!("request refused: {reason}");
-    let mut response = (StatusCode::UNAUTHORIZED, reason).into_response();
-    if auth.jwt.is_some() {
-        response.headers_mut().insert(
-            axum::http::header::WWW_AUTHENTICATE,
-            axum::http::HeaderValue::from_static("Bearer"),
-        );
-    }
-    response
-}
-
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -130,8 +130,7 @@ pub async fn key_info(
 ) -> Result<KeyInfo, KmsError> {
     hsmd_protocol::KeyUid::parse(uid)?;
     ctx.check(uid, need).await?;
-    ctx.state
-        .hsmd
+    ctx.hsmd()
         .call(
             ctx.user,
             &format!("{what} {uid}"),

@@ -119,8 +119,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     let extractable = extractable(&[attrs])?;
     let uid_text = uid_text.unwrap_or_default();
     let info = ctx
-        .state
-        .hsmd
+        .hsmd()
         .call(
             ctx.user,
             &format!("Create {uid_text}"),
@@ -217,8 +216,7 @@ pub async fn create_key_pair(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError
         }
     };
     let pair = ctx
-        .state
-        .hsmd
+        .hsmd()
         .call(ctx.user, &format!("CreateKeyPair {uid_text}"), &op)
         .await?;
     tracing::info!(user = %crate::error::echo(ctx.user), uid = %pair.private.uid, "created key pair");

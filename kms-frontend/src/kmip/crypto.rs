@@ -261,8 +261,7 @@ pub async fn encrypt(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     let (uid, p, kind) = prepare(ctx, req, Need::Encrypt).await?;
     let algorithm = encryption(&p, kind)?;
     let out = ctx
-        .state
-        .hsmd
+        .hsmd()
         .call(
             ctx.user,
             &format!("Encrypt with {uid}"),
@@ -307,8 +306,7 @@ pub async fn decrypt(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
         ));
     }
     let out = ctx
-        .state
-        .hsmd
+        .hsmd()
         .call(
             ctx.user,
             &format!("Decrypt with {uid}"),
@@ -338,8 +336,7 @@ pub async fn sign(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     let (uid, p, kind) = prepare(ctx, req, Need::Sign).await?;
     let algorithm = signature(&p, kind)?;
     let out = ctx
-        .state
-        .hsmd
+        .hsmd()
         .call(
             ctx.user,
             &format!("Sign with {uid}"),
@@ -364,8 +361,7 @@ pub async fn signature_verify(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsErro
     let (uid, p, kind) = prepare(ctx, req, Need::SignatureVerify).await?;
     let algorithm = signature(&p, kind)?;
     let out = ctx
-        .state
-        .hsmd
+        .hsmd()
         .call(
             ctx.user,
             &format!("SignatureVerify with {uid}"),

@@ -21,7 +21,7 @@ pub async fn destroy(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
             ctx.user
         )));
     }
-    let hsmd = &ctx.state.hsmd;
+    let hsmd = ctx.hsmd();
     let info = hsmd
         .call(
             ctx.user,
@@ -70,7 +70,7 @@ pub async fn destroy(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
 async fn cascade_public(ctx: &Ctx<'_>, id: &str, private: &KeyInfo) -> Result<(), KmsError> {
     let public = KeyUid::parse(id)?.public_key()?.to_string();
     let what = format!("Destroy (cascade) {public}");
-    let hsmd = &ctx.state.hsmd;
+    let hsmd = ctx.hsmd();
     let info = match hsmd
         .call_code(
             ctx.user,
@@ -121,8 +121,7 @@ async fn cascade_public(ctx: &Ctx<'_>, id: &str, private: &KeyInfo) -> Result<()
 async fn forget_public_if_gone(ctx: &Ctx<'_>, id: &str) -> Result<(), KmsError> {
     let public = KeyUid::parse(id)?.public_key()?.to_string();
     let lookup = ctx
-        .state
-        .hsmd
+        .hsmd()
         .call_code(
             ctx.user,
             &format!("Destroy {id}"),
@@ -140,7 +139,7 @@ async fn forget_public_if_gone(ctx: &Ctx<'_>, id: &str) -> Result<(), KmsError> 
 /// Removes the grants of destroyed key `id`. A failure is a 500: stale
 /// grants would apply to a later key of the same name.
 fn forget(ctx: &Ctx<'_>, id: &str) -> Result<(), KmsError> {
-    ctx.state.grants.forget(id).map(drop).map_err(|e| {
+    ctx.grants().forget(id).map(drop).map_err(|e| {
         KmsError::internal(format!(
             "{id} was destroyed but its grants could not be removed (remove them before creating a key of that name): {e}"
         ))

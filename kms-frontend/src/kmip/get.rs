@@ -43,8 +43,7 @@ pub async fn get(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     let asked = req.enum_of("KeyFormatType")?;
     let format = asked.unwrap_or(attributes::default_format(info.kind));
     let exported = ctx
-        .state
-        .hsmd
+        .hsmd()
         .call(
             ctx.user,
             &format!("{} {uid}", req.tag),

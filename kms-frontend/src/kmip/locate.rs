@@ -55,8 +55,7 @@ pub async fn locate(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     let max = count("MaximumItems")?;
     let offset = count("OffsetItems")?.unwrap_or(0);
     let keys = ctx
-        .state
-        .hsmd
+        .hsmd()
         .call(ctx.user, "Locate", &ListKeys::default())
         .await?
         .keys;
@@ -66,11 +65,7 @@ pub async fn locate(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     let granted: Option<HashSet<String>> = if policy::is_admin(ctx.user, &hello.admins) {
         None
     } else {
-        let rows = ctx
-            .state
-            .grants
-            .by_user(ctx.user)
-            .map_err(KmsError::internal)?;
+        let rows = ctx.grants().by_user(ctx.user).map_err(KmsError::internal)?;
         Some(rows.into_iter().map(|(uid, _)| uid).collect())
     };
     let mut found = Vec::new();

@@ -1,8 +1,9 @@
 //! KMIP 2.1 operations on HSM keys, as the Cosmian KMS answers them on
 //! `POST /kmip/2_1` (a bare operation payload in JSON TTLV, the response
-//! payload back). Each operation checks the caller's access rights, asks
-//! hsmd, and shapes the answer like the reference's (see
-//! `tests/fixtures/kmip/`).
+//! payload back; the route is [`crate::http`]'s). Each operation checks the
+//! caller's access rights ([`crate::access`]), asks hsmd ([`crate::hsm`]),
+//! and shapes the answer like the reference's (see `tests/fixtures/kmip/`).
+//! One file per operation family; no HTTP types here.
 
 pub mod attributes;
 pub mod create;
@@ -13,9 +14,10 @@ pub mod locate;
 pub mod server;
 
 use crate::access::policy::{self, Need};
+use crate::access::store::GrantStore;
 use crate::error::KmsError;
-use crate::http::AppState;
-use crate::ttlv::Ttlv;
+use crate::hsm::Hsmd;
+use crate::ttlv::{Ttlv, TtlvError};
 use hsmd_protocol::ServerHello;
 use std::sync::Arc;
 
@@ -37,20 +39,40 @@ pub const OPERATIONS: &[&str] = &[
     "SignatureVerify",
 ];
 
+/// What a KMIP operation uses of the frontend's shared state: the hsmd
+/// client and the access rights. `crate::http::AppState` provides it, so
+/// this layer needs nothing of the HTTP one.
+pub trait Services: Send + Sync {
+    /// The hsmd connection pool.
+    fn hsmd(&self) -> &Hsmd;
+    /// The access-rights store.
+    fn grants(&self) -> &GrantStore;
+}
+
 /// One request's context: the shared state and the authenticated user.
 pub struct Ctx<'a> {
-    /// Shared state.
-    pub state: &'a AppState,
+    /// Shared state (`&AppState` coerces to it).
+    pub state: &'a dyn Services,
     /// The KMS user.
     pub user: &'a str,
 }
 
 impl Ctx<'_> {
+    /// The hsmd connection pool.
+    pub fn hsmd(&self) -> &Hsmd {
+        self.state.hsmd()
+    }
+
+    /// The access-rights store.
+    pub fn grants(&self) -> &GrantStore {
+        self.state.grants()
+    }
+
     /// hsmd's hello, whose `admins` are the HSM admins.
     ///
     /// Errors: 503 when hsmd is unreachable.
     pub async fn hello(&self) -> Result<Arc<ServerHello>, KmsError> {
-        self.state.hsmd.hello().await
+        self.hsmd().hello().await
     }
 
     /// True when the caller is an HSM admin.
@@ -61,7 +83,14 @@ impl Ctx<'_> {
     /// Checks the caller may do `need` on `uid` ([`policy::check`]).
     pub async fn check(&self, uid: &str, need: Need) -> Result<(), KmsError> {
         let hello = self.hello().await?;
-        policy::check(&self.state.grants, self.user, &hello.admins, uid, need)
+        policy::check(self.grants(), self.user, &hello.admins, uid, need)
+    }
+}
+
+impl From<TtlvError> for KmsError {
+    /// 422 naming what is wrong in the JSON TTLV.
+    fn from(e: TtlvError) -> Self {
+        Self::unprocessable(e.to_string())
     }
 }
 

@@ -2,14 +2,12 @@
 
 mod cert;
 mod jwt;
-mod middleware;
-mod pki;
-mod serve;
+pub(crate) mod pki;
 mod tls;
 
 use crate::config::{self, Config};
 
 /// The configuration of no file and no flags (no TLS, no authentication).
-fn base_config() -> Config {
+pub(crate) fn base_config() -> Config {
     config::load(config::Args::default()).expect("default configuration")
 }

@@ -1,9 +1,10 @@
 //! `serve` end to end: a TLS client with and without a client certificate.
 
-use super::super::tls::server_config;
-use super::super::{middleware, Authenticator, PeerCertificate, User};
-use super::{base_config, pki};
+use crate::auth::tests::{base_config, pki};
+use crate::auth::tls::server_config;
+use crate::auth::{Authenticator, PeerCertificate, User};
 use crate::config::TlsIdentity;
+use crate::http::authenticate::middleware;
 use crate::http::serve::serve;
 use axum::{routing::get, Extension, Router};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};

@@ -1,8 +1,9 @@
 //! The axum middleware: 401 bodies and headers, odd Authorization headers.
 
-use super::super::{middleware, Authenticator, User};
-use super::{base_config, pki};
+use crate::auth::tests::{base_config, pki};
+use crate::auth::{Authenticator, User};
 use crate::config::JwtProvider;
+use crate::http::authenticate::middleware;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::{routing::get, Extension, Router};

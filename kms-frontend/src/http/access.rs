@@ -4,10 +4,10 @@
 //! `GET /access/list/<uid>`, `/access/owned`, `/access/obtained` answer
 //! JSON arrays. Only HSM admins grant, revoke and list.
 
-use super::policy;
+use super::{json, read_body, AppState};
+use crate::access::policy;
 use crate::auth::User;
 use crate::error::{echo, KmsError};
-use crate::http::{json, read_body, AppState};
 use crate::kmip::attributes;
 use axum::body::Body;
 use axum::extract::{Extension, Path, State};
