@@ -25,6 +25,10 @@
 //! config  the configuration (CLI, file); logging: the log output
 //! ```
 //!
+//! The audit records (a key created or destroyed, a grant or revocation, a
+//! refused KMIP request, each naming the user) log with the target `audit`
+//! wherever they are written (`KMS_LOG=audit=info` selects them).
+//!
 //! The KMS key store will add two rooms at the `access`/`hsm` level, used
 //! by `kmip`: `store/` for KMIP objects kept in the database (keys that are
 //! not HSM keys, their attributes and states), and `crypto/` for the

@@ -165,7 +165,9 @@ async fn broken_bodies_are_4xx_never_500_and_the_frontend_keeps_serving() {
     }
     // The last refusal is logged after the ones before it: once it is in,
     // every line of these requests is.
-    fe.wait_for_log("Revoke: HSM keys cannot be revoked");
+    let refused = fe.wait_for_log("Revoke: HSM keys cannot be revoked");
+    // A refusal is an audit record: target `audit`, not a module path.
+    assert!(refused.contains(" audit: "), "{refused}");
     assert!(
         !fe.log_text().contains("internal error"),
         "{}",

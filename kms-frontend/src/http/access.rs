@@ -76,7 +76,7 @@ pub async fn grant(
         .grants
         .grant(&b.unique_identifier, &b.user_id, &ops)
         .map_err(KmsError::internal)?;
-    tracing::info!(user = %echo(&user), uid = %echo(&b.unique_identifier), to = %echo(&b.user_id), ops = ?ops, "granted");
+    tracing::info!(target: "audit", user = %echo(&user), uid = %echo(&b.unique_identifier), to = %echo(&b.user_id), ops = ?ops, "granted");
     Ok(Json(
         json!({"success": format!("Access for {} successfully added", echo(&b.user_id))}),
     ))
@@ -103,7 +103,7 @@ pub async fn revoke(
         .grants
         .revoke(&b.unique_identifier, &b.user_id, &ops)
         .map_err(KmsError::internal)?;
-    tracing::info!(user = %echo(&user), uid = %echo(&b.unique_identifier), from = %echo(&b.user_id), ops = ?ops, "revoked");
+    tracing::info!(target: "audit", user = %echo(&user), uid = %echo(&b.unique_identifier), from = %echo(&b.user_id), ops = ?ops, "revoked");
     Ok(Json(
         json!({"success": format!("Access for {} successfully deleted", echo(&b.user_id))}),
     ))

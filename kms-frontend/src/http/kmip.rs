@@ -36,7 +36,7 @@ pub async fn handler(
             }
         },
         Err(e) => {
-            tracing::info!(user = %crate::error::echo(&user), status = e.status.as_u16(), "KMIP request refused: {e}");
+            tracing::info!(target: "audit", user = %crate::error::echo(&user), status = e.status.as_u16(), "KMIP request refused: {e}");
             e.into_response()
         }
     }

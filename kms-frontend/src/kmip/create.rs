@@ -132,7 +132,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
             },
         )
         .await?;
-    tracing::info!(user = %crate::error::echo(ctx.user), uid = %info.uid, extractable, "created AES-{bits} key");
+    tracing::info!(target: "audit", user = %crate::error::echo(ctx.user), uid = %info.uid, extractable, "created AES-{bits} key");
     Ok(Ttlv::structure(
         "CreateResponse",
         vec![
@@ -219,7 +219,7 @@ pub async fn create_key_pair(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError
         .hsmd()
         .call(ctx.user, &format!("CreateKeyPair {uid_text}"), &op)
         .await?;
-    tracing::info!(user = %crate::error::echo(ctx.user), uid = %pair.private.uid, "created key pair");
+    tracing::info!(target: "audit", user = %crate::error::echo(ctx.user), uid = %pair.private.uid, "created key pair");
     Ok(Ttlv::structure(
         "CreateKeyPairResponse",
         vec![

@@ -52,7 +52,7 @@ pub async fn destroy(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     )
     .await?;
     forget(ctx, id)?;
-    tracing::info!(user = %crate::error::echo(ctx.user), uid = id, "destroyed key");
+    tracing::info!(target: "audit", user = %crate::error::echo(ctx.user), uid = id, "destroyed key");
     if private {
         forget_public_if_gone(ctx, id).await?;
     }
@@ -111,7 +111,7 @@ async fn cascade_public(ctx: &Ctx<'_>, id: &str, private: &KeyInfo) -> Result<()
         }
     }
     forget(ctx, &public)?;
-    tracing::info!(user = %crate::error::echo(ctx.user), uid = %public, "destroyed public key (cascade)");
+    tracing::info!(target: "audit", user = %crate::error::echo(ctx.user), uid = %public, "destroyed public key (cascade)");
     Ok(())
 }
 
