@@ -4,6 +4,7 @@
 //! `CKM_AES_CBC_PAD`, such as the SmartCard-HSM, behave the same), RSA-OAEP
 //! (`CKM_RSA_PKCS_OAEP`) and RSA PKCS#1 v1.5 (`CKM_RSA_PKCS`).
 
+use super::engine::on_session::OnSession;
 use super::engine::{routed_key, KeyObjects, Route, SlotOperation};
 use super::error::OpError;
 use super::keys::{resolve_cached, KeyCache, Want};
@@ -442,12 +443,13 @@ pub fn decrypt(
 }
 
 impl SlotOperation for Encrypt {
-    type Result = EncryptResult;
-    const KEY_OBJECTS: KeyObjects = KeyObjects::Cached;
-
     fn route(&self) -> Result<Route, ErrorBody> {
         Ok(Route::Key(KeyUid::parse(&self.uid)?))
     }
+}
+
+impl OnSession for Encrypt {
+    const KEY_OBJECTS: KeyObjects = KeyObjects::Cached;
 
     fn run(
         &self,
@@ -460,12 +462,13 @@ impl SlotOperation for Encrypt {
 }
 
 impl SlotOperation for Decrypt {
-    type Result = DecryptResult;
-    const KEY_OBJECTS: KeyObjects = KeyObjects::Cached;
-
     fn route(&self) -> Result<Route, ErrorBody> {
         Ok(Route::Key(KeyUid::parse(&self.uid)?))
     }
+}
+
+impl OnSession for Decrypt {
+    const KEY_OBJECTS: KeyObjects = KeyObjects::Cached;
 
     fn run(
         &self,

@@ -49,15 +49,16 @@ pub enum Route {
     SlotOrFirst(Option<u64>),
 }
 
-/// An operation one slot performs: its protocol parameters ([`Op`]), how
-/// it is routed, who may ask for it, how it uses the key objects, and what
-/// it does on a session. Adding an operation to hsmd is one impl of this,
-/// in its own file of `pkcs11/`, next to the code it runs.
-pub trait SlotOperation: Op + Send + 'static {
-    /// What it produces (the protocol's result type).
-    type Result: Send + 'static;
-    /// How it uses the slot's key objects.
-    const KEY_OBJECTS: KeyObjects;
+/// An operation one slot performs, as the server sees it: its protocol
+/// parameters and result ([`Op`]), how it is routed and who may ask for it.
+/// What it does on a session is its `OnSession` half, which only `pkcs11/` can name (so nothing outside the engine
+/// touches a cryptoki type through it). Adding an operation to hsmd is one
+/// impl of each, in its own file of `pkcs11/`, next to the code it runs.
+// The OnSession bound is less visible than this trait on purpose: it seals
+// the session side inside pkcs11/.
+pub trait SlotOperation:
+    Op<Output: Send + 'static> + on_session::OnSession + Send + 'static
+{
     /// For admin-only operations, what the refusal says they do (e.g.
     /// `"create keys"`); None when every client may ask.
     const ADMIN_ONLY: Option<&'static str> = None;
@@ -66,17 +67,29 @@ pub trait SlotOperation: Op + Send + 'static {
     ///
     /// Errors: `bad_request` (a uid that does not parse, a value out of range).
     fn route(&self) -> Result<Route, ErrorBody>;
+}
 
-    /// Runs on one of the slot's session threads; `uid` is the key of a
-    /// [`Route::Key`].
-    ///
-    /// Errors: the operation's refusals and PKCS#11 failures.
-    fn run(
-        &self,
-        session: &Session,
-        ctx: &SlotContext,
-        uid: Option<&KeyUid>,
-    ) -> Result<Self::Result, OpError>;
+/// The session side of a [`SlotOperation`], visible inside `pkcs11/` only.
+pub(super) mod on_session {
+    use super::{KeyObjects, KeyUid, OpError, Session, SlotContext};
+    use hsmd_protocol::Op;
+
+    /// What a [`SlotOperation`](super::SlotOperation) does on a session.
+    pub trait OnSession: Op {
+        /// How it uses the slot's key objects.
+        const KEY_OBJECTS: KeyObjects;
+
+        /// Runs on one of the slot's session threads; `uid` is the key of a
+        /// [`Route::Key`](super::Route::Key).
+        ///
+        /// Errors: the operation's refusals and PKCS#11 failures.
+        fn run(
+            &self,
+            session: &Session,
+            ctx: &SlotContext,
+            uid: Option<&KeyUid>,
+        ) -> Result<Self::Output, OpError>;
+    }
 }
 
 /// The key uid a [`Route::Key`] operation was given.
@@ -111,7 +124,7 @@ impl SlotHandle {
         &self,
         op: O,
         uid: Option<KeyUid>,
-    ) -> Result<O::Result, ErrorBody> {
+    ) -> Result<O::Output, ErrorBody> {
         self.on_session(Box::new(move |s, ctx| {
             let uid = uid.as_ref();
             match O::KEY_OBJECTS {

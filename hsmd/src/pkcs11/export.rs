@@ -2,6 +2,7 @@
 //! 4.1.2.7, RFC 3279, RFC 5480), extractable AES keys raw, extractable private
 //! keys as PKCS#8 DER (RFC 5208). Sensitive keys never leave the token.
 
+use super::engine::on_session::OnSession;
 use super::engine::{routed_key, KeyObjects, Route, SlotOperation};
 use super::error::OpError;
 use super::keys::{curve_of, resolve, KeyObject, Want};
@@ -225,12 +226,13 @@ fn private_pkcs8(s: &Session, key: &KeyObject) -> Result<Vec<u8>, OpError> {
 }
 
 impl SlotOperation for Export {
-    type Result = ExportResult;
-    const KEY_OBJECTS: KeyObjects = KeyObjects::LookedUp;
-
     fn route(&self) -> Result<Route, ErrorBody> {
         Ok(Route::Key(KeyUid::parse(&self.0.uid)?))
     }
+}
+
+impl OnSession for Export {
+    const KEY_OBJECTS: KeyObjects = KeyObjects::LookedUp;
 
     fn run(
         &self,

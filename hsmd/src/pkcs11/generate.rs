@@ -2,6 +2,7 @@
 //! (`CKM_RSA_PKCS_KEY_PAIR_GEN`, `CKM_EC_KEY_PAIR_GEN`), PKCS#11 v2.40
 //! section 5.14, and `destroy` (`C_DestroyObject`, section 5.7).
 
+use super::engine::on_session::OnSession;
 use super::engine::{routed_key, KeyObjects, Route, SlotOperation};
 use super::error::OpError;
 use super::keys::{
@@ -314,13 +315,15 @@ pub fn destroy(
 }
 
 impl SlotOperation for GenerateKey {
-    type Result = KeyInfo;
-    const KEY_OBJECTS: KeyObjects = KeyObjects::Changed;
     const ADMIN_ONLY: Option<&'static str> = Some("create keys");
 
     fn route(&self) -> Result<Route, ErrorBody> {
         Ok(Route::Slot(self.slot))
     }
+}
+
+impl OnSession for GenerateKey {
+    const KEY_OBJECTS: KeyObjects = KeyObjects::Changed;
 
     fn run(&self, s: &Session, ctx: &SlotContext, _: Option<&KeyUid>) -> Result<KeyInfo, OpError> {
         generate_key(s, &ctx.mechanisms, &ctx.keys, self)
@@ -328,13 +331,15 @@ impl SlotOperation for GenerateKey {
 }
 
 impl SlotOperation for GenerateKeyPair {
-    type Result = KeyPairResult;
-    const KEY_OBJECTS: KeyObjects = KeyObjects::Changed;
     const ADMIN_ONLY: Option<&'static str> = Some("create keys");
 
     fn route(&self) -> Result<Route, ErrorBody> {
         Ok(Route::Slot(self.slot))
     }
+}
+
+impl OnSession for GenerateKeyPair {
+    const KEY_OBJECTS: KeyObjects = KeyObjects::Changed;
 
     fn run(
         &self,
@@ -347,13 +352,15 @@ impl SlotOperation for GenerateKeyPair {
 }
 
 impl SlotOperation for Destroy {
-    type Result = KeyRef;
-    const KEY_OBJECTS: KeyObjects = KeyObjects::Changed;
     const ADMIN_ONLY: Option<&'static str> = Some("destroy keys");
 
     fn route(&self) -> Result<Route, ErrorBody> {
         Ok(Route::Key(KeyUid::parse(&self.0.uid)?))
     }
+}
+
+impl OnSession for Destroy {
+    const KEY_OBJECTS: KeyObjects = KeyObjects::Changed;
 
     fn run(&self, s: &Session, ctx: &SlotContext, uid: Option<&KeyUid>) -> Result<KeyRef, OpError> {
         destroy(s, ctx.profile(), &ctx.keys, routed_key(uid)?)

@@ -2,6 +2,7 @@
 //! protocol key infos, and the templates of new keys (PKCS#11 v2.40 sections
 //! 4.7-4.9 for the key attributes, 2.3 for EC parameters).
 
+use super::engine::on_session::OnSession;
 use super::engine::{routed_key, KeyObjects, Route, SlotOperation};
 use super::error::OpError;
 use super::profile::Profile;
@@ -693,12 +694,13 @@ pub fn secret_attrs(label: &Label, extractable: bool) -> Vec<Attribute> {
 /// Errors: `not_found`, `ambiguous`, `unsupported` (a key type hsmd does
 /// not serve), PKCS#11 failures.
 impl SlotOperation for GetKey {
-    type Result = KeyInfo;
-    const KEY_OBJECTS: KeyObjects = KeyObjects::LookedUp;
-
     fn route(&self) -> Result<Route, ErrorBody> {
         Ok(Route::Key(KeyUid::parse(&self.0.uid)?))
     }
+}
+
+impl OnSession for GetKey {
+    const KEY_OBJECTS: KeyObjects = KeyObjects::LookedUp;
 
     fn run(
         &self,

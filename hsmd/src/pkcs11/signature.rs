@@ -6,6 +6,7 @@
 
 use super::digest::Hash;
 use super::ecdsa;
+use super::engine::on_session::OnSession;
 use super::engine::{routed_key, KeyObjects, Route, SlotOperation};
 use super::error::OpError;
 use super::keys::{resolve_cached, KeyCache, KeyObject, Want};
@@ -167,12 +168,13 @@ pub fn verify(
 }
 
 impl SlotOperation for Sign {
-    type Result = SignResult;
-    const KEY_OBJECTS: KeyObjects = KeyObjects::Cached;
-
     fn route(&self) -> Result<Route, ErrorBody> {
         Ok(Route::Key(KeyUid::parse(&self.uid)?))
     }
+}
+
+impl OnSession for Sign {
+    const KEY_OBJECTS: KeyObjects = KeyObjects::Cached;
 
     fn run(
         &self,
@@ -185,12 +187,13 @@ impl SlotOperation for Sign {
 }
 
 impl SlotOperation for Verify {
-    type Result = VerifyResult;
-    const KEY_OBJECTS: KeyObjects = KeyObjects::Cached;
-
     fn route(&self) -> Result<Route, ErrorBody> {
         Ok(Route::Key(KeyUid::parse(&self.uid)?))
     }
+}
+
+impl OnSession for Verify {
+    const KEY_OBJECTS: KeyObjects = KeyObjects::Cached;
 
     fn run(
         &self,

@@ -238,7 +238,7 @@ trait Serve {
 /// it goes to the slot its parameters name ([`Route`]).
 impl<O: SlotOperation> Serve for O
 where
-    O::Result: Encode,
+    O::Output: Encode,
 {
     async fn serve(
         self,
