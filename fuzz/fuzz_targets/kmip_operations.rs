@@ -25,13 +25,24 @@ use std::sync::OnceLock;
 struct World {
     runtime: tokio::runtime::Runtime,
     state: AppState,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+static WORLD: OnceLock<World> = OnceLock::new();
+
+/// libFuzzer ends the process with `exit()`, which runs no destructor, so
+/// the world's temporary directory is removed by an `atexit` handler.
+extern "C" fn remove_world_dir() {
+    if let Some(w) = WORLD.get() {
+        let _ = std::fs::remove_dir_all(w.dir.path());
+    }
 }
 
 fn world() -> &'static World {
-    static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temp dir");
+        // SAFETY: registers a plain function with no arguments.
+        unsafe { libc::atexit(remove_world_dir) };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -63,7 +74,7 @@ fn world() -> &'static World {
                 grants,
                 max_body_bytes: 1 << 20,
             },
-            _dir: dir,
+            dir,
         }
     })
 }
