@@ -719,3 +719,57 @@ impl OnSession for GetKey {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(handle: u64, label: &str) -> Found {
+        Found {
+            obj: KeyObject {
+                // SAFETY: never passed to a module; only compared.
+                handle: unsafe { ObjectHandle::new_from_raw(handle) },
+                class: ObjectClass::SECRET_KEY,
+                key_type: KeyType::AES,
+            },
+            label: label.as_bytes().to_vec(),
+            id: Vec::new(),
+        }
+    }
+
+    fn cached(cache: &KeyCache) -> Vec<String> {
+        let mut names: Vec<String> = cache
+            .lock()
+            .labels
+            .keys()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A change forgets the names of its label (`L`, `L_pk`) and every entry
+    /// holding its handle, and nothing else.
+    #[test]
+    fn a_change_forgets_only_what_it_touches() {
+        let cache = KeyCache::default();
+        {
+            let mut inner = cache.lock();
+            for (name, handle) in [("a", 1), ("a_pk", 2), ("b", 3), ("c", 4), ("ab", 5)] {
+                inner.labels.insert(
+                    name.as_bytes().to_vec(),
+                    Arc::from(vec![found(handle, name)]),
+                );
+            }
+            inner.curves.insert(3, Some(Curve::P256));
+            inner.curves.insert(4, None);
+        }
+        cache.forget_label(b"a");
+        assert_eq!(cached(&cache), ["ab", "b", "c"]);
+        // SAFETY: as in `found`.
+        cache.forget_handle(unsafe { ObjectHandle::new_from_raw(3) });
+        assert_eq!(cached(&cache), ["ab", "c"]);
+        assert!(!cache.lock().curves.contains_key(&3));
+        assert!(cache.lock().curves.contains_key(&4));
+    }
+}
