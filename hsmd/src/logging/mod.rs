@@ -31,7 +31,9 @@ pub fn stderr_is_journal() -> bool {
     }
 }
 
-/// Records go to the journal, not through the log thread.
+/// Records go to the journal, not through the log thread. Process-wide as
+/// the subscriber it describes is (`tracing` has one global subscriber per
+/// process); set once by [`init`].
 static TO_JOURNAL: AtomicBool = AtomicBool::new(false);
 
 /// Installs the subscriber; safe to call once per process. A refused
@@ -106,6 +108,8 @@ pub fn flush() {
 /// accepts): true at most once per second, so the log cannot be flooded.
 pub fn allow_every_second() -> bool {
     use std::sync::atomic::{AtomicU64, Ordering};
+    // Process-wide on purpose: the flood it guards against is of the one
+    // log, whichever connection or thread triggers it.
     static LAST: AtomicU64 = AtomicU64::new(0);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -23,6 +23,9 @@ const BATCH_BYTES: usize = 64 * 1024;
 
 /// The log thread's queue while it runs. Every line in flight holds a clone
 /// of the sender, so the thread ends only once each of them is written.
+/// Process-wide because the writer it feeds is: the global `tracing`
+/// subscriber's fmt layer reaches it through [`StderrWriter`], which holds
+/// no state of its own.
 static QUEUE: RwLock<Option<Sender<Vec<u8>>>> = RwLock::new(None);
 /// The log thread, for [`stop`] to wait for.
 static THREAD: Mutex<Option<JoinHandle<()>>> = Mutex::new(None);
