@@ -7,6 +7,7 @@ pub mod gate;
 mod hot;
 pub mod listener;
 pub mod peer;
+mod reply;
 
 /// Entry points for the fuzz targets (`fuzz/` at the repository root), not
 /// an API: the server's decoders exactly as the connection calls them.
