@@ -289,6 +289,33 @@ async fn creating_a_name_that_a_foreign_public_key_holds_is_refused() {
     assert_eq!(objects_labelled(&token, "l_pk"), 0);
 }
 
+/// hsmd remembers what a name resolved to for about a second only: a
+/// second key that another program gives a name hsmd has in its cache
+/// makes the name `ambiguous` soon after, instead of hsmd going on using
+/// the first key it found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_made_by_another_program_is_seen_once_the_cache_entry_ages() {
+    let token = Token::new("uid-late-dup");
+    let d = Daemon::start(&token, "");
+    let c = d.client().await;
+    let uid = format!("hsm::{}::late", token.slot);
+    aes(&c, token.slot, "late").await;
+    c.call(None, &gcm(&uid))
+        .await
+        .expect("the one key late, now cached");
+    foreign_aes(&token, b"late", "0c");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match c.call(None, &gcm(&uid)).await {
+            Err(ClientError::Server(b)) if b.code == ErrorCode::Ambiguous => break,
+            Ok(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await
+            }
+            other => panic!("expected `ambiguous` within 20 s, got {other:?}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listing_skips_a_key_destroyed_while_it_is_read() {
     let token = Token::new("uid-vanish");

@@ -14,6 +14,7 @@ use hsmd_protocol::uid::{is_key_pair, KeyUid, Label, PUBLIC_SUFFIX};
 use hsmd_protocol::{Curve, ErrorBody, ErrorCode, GetKey, KeyInfo, KeyKind, Usage};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 /// DER of the curve OIDs as `CKA_EC_PARAMS` holds them (namedCurve).
 const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -377,6 +378,15 @@ fn resolve_by(
 /// Most labels a [`KeyCache`] remembers before it starts over.
 const CACHE_MAX_LABELS: usize = 4096;
 
+/// How long a [`KeyCache`] trusts what a name resolved to before it looks
+/// the name up on the token again. Another program (pkcs11-tool, a second
+/// application on the card) may create or destroy keys without hsmd
+/// knowing: this bounds how long hsmd can miss a new duplicate label
+/// (`ambiguous`) or keep a handle the module has since given to another
+/// object. One lookup per name per second costs nothing measurable on
+/// SoftHSMv2 nor on the card (docs/performance.md).
+const CACHE_MAX_AGE: Duration = Duration::from_secs(1);
+
 /// What the key operations of one slot looked up on the token: the key
 /// objects each uid label names ([`resolve`]) and the curve of each EC key.
 ///
@@ -387,7 +397,8 @@ const CACHE_MAX_LABELS: usize = 4096;
 /// sign, verify) resolve through this cache. Object handles are the
 /// application's (this process's) and stay valid until the object is
 /// destroyed; only names that were found are remembered (a key created
-/// later is seen at once); when hsmd creates or destroys a key it forgets
+/// later is seen at once), each for [`CACHE_MAX_AGE`] (what another
+/// program changes is seen within it); when hsmd creates or destroys a key it forgets
 /// what that change can touch ([`KeyCache::forget_label`],
 /// [`KeyCache::forget_handle`]); and a handle made stale by another application
 /// (`CKR_OBJECT_HANDLE_INVALID`, `CKR_KEY_HANDLE_INVALID`) clears it and
@@ -412,8 +423,9 @@ pub struct KeyCache {
 
 #[derive(Debug, Default)]
 struct CacheInner {
-    /// By uid label (the name, not `CKA_LABEL`).
-    labels: HashMap<Vec<u8>, Arc<[Found]>>,
+    /// By uid label (the name, not `CKA_LABEL`): when it was looked up on
+    /// the token, and what it named then.
+    labels: HashMap<Vec<u8>, (Instant, Arc<[Found]>)>,
     curves: HashMap<u64, Option<Curve>>,
 }
 
@@ -468,38 +480,49 @@ impl KeyCache {
         inner.curves.remove(&handle.handle());
         inner
             .labels
-            .retain(|_, found| !found.iter().any(|f| f.obj.handle == handle));
+            .retain(|_, (_, found)| !found.iter().any(|f| f.obj.handle == handle));
     }
 
     /// The key objects the uid label `label` names ([`resolve`]): from the
-    /// cache, else from the token (and remembered when there is at least
-    /// one). Remembering what a name resolves to, rather than each label
-    /// looked up, spares the lookup that finds nothing (a card's `L_pk`,
-    /// whose public key carries the label `L`) on every operation.
+    /// cache when looked up less than [`CACHE_MAX_AGE`] ago, else from the
+    /// token (and remembered when there is at least one). Remembering what a
+    /// name resolves to, rather than each label looked up, spares the lookup
+    /// that finds nothing (a card's `L_pk`, whose public key carries the
+    /// label `L`) on every operation. A fresh lookup also forgets the curve
+    /// read for each handle it found, in case the module gave that handle
+    /// again to another object.
     pub fn named(
         &self,
         session: &Session,
         profile: &Profile,
         label: &Label,
     ) -> Result<Arc<[Found]>, OpError> {
-        if let Some(found) = self.lock().labels.get(label.as_bytes()) {
-            return Ok(found.clone());
+        if let Some((at, found)) = self.lock().labels.get(label.as_bytes()) {
+            if at.elapsed() < CACHE_MAX_AGE {
+                return Ok(found.clone());
+            }
         }
         // Held until the result is cached, so a destruction cannot clear the
         // cache between the lookup and the insertion.
         let _store = self.looking_up();
+        let at = Instant::now();
         let found: Arc<[Found]> = named(label, &mut |l| {
             find_by_label(session, profile, l).map(Arc::from)
         })?
         .into();
-        if !found.is_empty() {
-            let mut inner = self.lock();
+        let mut inner = self.lock();
+        for f in found.iter() {
+            inner.curves.remove(&f.obj.handle.handle());
+        }
+        if found.is_empty() {
+            inner.labels.remove(label.as_bytes());
+        } else {
             if inner.labels.len() >= CACHE_MAX_LABELS {
                 inner.labels.clear();
             }
             inner
                 .labels
-                .insert(label.as_bytes().to_vec(), found.clone());
+                .insert(label.as_bytes().to_vec(), (at, found.clone()));
         }
         Ok(found)
     }
@@ -758,7 +781,7 @@ mod tests {
             for (name, handle) in [("a", 1), ("a_pk", 2), ("b", 3), ("c", 4), ("ab", 5)] {
                 inner.labels.insert(
                     name.as_bytes().to_vec(),
-                    Arc::from(vec![found(handle, name)]),
+                    (Instant::now(), Arc::from(vec![found(handle, name)])),
                 );
             }
             inner.curves.insert(3, Some(Curve::P256));
