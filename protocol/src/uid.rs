@@ -144,13 +144,18 @@ pub fn printable(text: &str) -> String {
 /// categories Format (Cf: zero-width and bidirectional marks, soft hyphen,
 /// tags, interlinear annotations, ...), Line and Paragraph Separator (Zl,
 /// Zp, U+2028 and U+2029), and the Default_Ignorable_Code_Point property
-/// (Hangul fillers, variation selectors, ...). Unicode data from
-/// `icu_properties` (Unicode Standard Annex #44).
+/// (Hangul fillers, ...) except the variation selectors (U+FE00-U+FE0F,
+/// U+E0100-U+E01EF), which only choose a glyph for the character before
+/// them (the U+FE0F of an emoji such as "\u{2764}\u{fe0f}"). Unicode data
+/// from `icu_properties` (Unicode Standard Annex #44).
 pub fn needs_escape(c: char) -> bool {
     use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory};
     use icu_properties::{CodePointMapData, CodePointSetData};
     if c.is_ascii() {
         return c.is_ascii_control();
+    }
+    if matches!(c, '\u{fe00}'..='\u{fe0f}' | '\u{e0100}'..='\u{e01ef}') {
+        return false;
     }
     c.is_control()
         || CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
@@ -442,7 +447,6 @@ mod tests {
             '\u{206a}',
             '\u{206f}',
             '\u{3164}',
-            '\u{fe0f}',
             '\u{feff}',
             '\u{fff9}',
             '\u{fffb}',
@@ -452,7 +456,17 @@ mod tests {
         ] {
             assert!(needs_escape(c), "U+{:04X}", c as u32);
         }
-        for c in ['a', '~', ' ', '\u{e9}', '\u{20ac}', '\u{65e5}', '\u{1f512}'] {
+        for c in [
+            'a',
+            '~',
+            ' ',
+            '\u{e9}',
+            '\u{20ac}',
+            '\u{65e5}',
+            '\u{1f512}',
+            '\u{fe0f}',
+            '\u{e0100}',
+        ] {
             assert!(!needs_escape(c), "U+{:04X}", c as u32);
         }
         assert_eq!(escape_label("a\u{2028}b".as_bytes()), "a\\xe2\\x80\\xa8b");
