@@ -34,6 +34,7 @@ pub struct Cli {
     /// PKCS#11 slot ID; repeat, paired in order with --hsm-password.
     #[arg(long, value_name = "N")]
     pub hsm_slot: Vec<u64>,
+    #[allow(rustdoc::invalid_html_tags)] // clap help text, not HTML
     /// Token instead of a slot ID: "serial:<serial>" or "label:<label>"; repeat, paired in order with --hsm-password.
     #[arg(long, value_name = "SEL")]
     pub hsm_token: Vec<String>,

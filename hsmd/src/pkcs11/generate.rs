@@ -259,7 +259,7 @@ pub fn generate_key_pair(
     })
 }
 
-/// Destroys the one key object `uid` names ([`resolve`]); objects of other
+/// Destroys the one key object `uid` names ([`resolve`](super::keys::resolve)); objects of other
 /// classes that share its label, and the other half of a key pair, are left.
 /// The caller holds `keys`' [`KeyCache::changing`] guard; the cache
 /// forgets what the destroyed objects touched.

@@ -303,7 +303,7 @@ impl Meeting {
 /// session and waits (sc-hsm-embedded deadlocks in `C_Finalize` while a
 /// session is open); afterwards they reopen and log in on their next job.
 /// Gives up, leaving the library as it is, when a thread does not get there
-/// within [`REINIT_WAIT`] or a slot is shutting down.
+/// within `REINIT_WAIT` (10 s) or a slot is shutting down.
 ///
 /// Errors: the threads did not all stop, or `C_Initialize` failed.
 pub fn reinitialize(pkcs11: &Pkcs11) -> Result<(), String> {
