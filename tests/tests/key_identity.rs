@@ -152,6 +152,27 @@ async fn a_uid_has_one_spelling_in_hsmd_and_hsmctl() {
     ));
     assert!(err.contains("at most 128"), "{err}");
     assert!(!err.contains("no-such.sock"), "{err}");
+    // A refused uid is quoted escaped, never raw: no ESC reaches the
+    // terminal, also with clap's colours forced on (its own styling is
+    // ESC sequences, so there only the refused sequence is looked for).
+    let sock = token.path("no-such.sock");
+    for hostile in ["\x1b[2J".to_owned(), format!("hsm::{s}::\x1b[2J")] {
+        let out = hsmd_e2e::hsmctl(&sock, None, &["key", &hostile]);
+        assert!(!out.status.success(), "{hostile:?} accepted");
+        assert!(!out.stderr.contains(&0x1b), "{:?}", out.stderr);
+        let forced = Command::new(hsmd_e2e::bin("hsmctl"))
+            .arg("--socket")
+            .arg(&sock)
+            .args(["encrypt", &hostile])
+            .env("CLICOLOR_FORCE", "1")
+            .env_remove("NO_COLOR")
+            .output()
+            .expect("run hsmctl");
+        assert!(!forced.status.success(), "{hostile:?} accepted");
+        let err = String::from_utf8_lossy(&forced.stderr);
+        assert!(!err.contains("\x1b[2J"), "{err:?}");
+        assert!(err.contains("\\u{1b}[2J"), "{err:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,8 @@
 use anyhow::{Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use clap::builder::TypedValueParser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand, ValueEnum};
 use hsmd_protocol::b64::SecretBytes;
 use hsmd_protocol::*;
@@ -113,71 +115,23 @@ enum Cmd {
     },
     /// Show one key.
     Key {
-        #[arg(value_parser = uid_arg)]
+        #[arg(value_parser = UidArg)]
         uid: String,
     },
     /// Create a key (hsm_admin only).
     #[command(subcommand)]
     Create(CreateCmd),
     /// Encrypt; data from --data (UTF-8) or --data-b64, else stdin.
-    Encrypt {
-        #[arg(value_parser = uid_arg)]
-        uid: String,
-        /// aes_gcm, aes_cbc_pad, rsa_oaep_sha256, rsa_oaep_sha1, rsa_pkcs1v15.
-        #[arg(long, default_value = "aes_gcm")]
-        algorithm: String,
-        #[arg(long)]
-        data: Option<String>,
-        #[arg(long)]
-        data_b64: Option<String>,
-        #[arg(long)]
-        aad_b64: Option<String>,
-        #[arg(long)]
-        iv_b64: Option<String>,
-    },
+    Encrypt(EncryptArgs),
     /// Decrypt; prints the plaintext (raw bytes unless --json).
-    Decrypt {
-        #[arg(value_parser = uid_arg)]
-        uid: String,
-        #[arg(long, default_value = "aes_gcm")]
-        algorithm: String,
-        #[arg(long)]
-        ciphertext_b64: String,
-        #[arg(long)]
-        iv_b64: Option<String>,
-        #[arg(long)]
-        tag_b64: Option<String>,
-        #[arg(long)]
-        aad_b64: Option<String>,
-    },
+    Decrypt(DecryptArgs),
     /// Sign; data from --data (UTF-8) or --data-b64, else stdin.
-    Sign {
-        #[arg(value_parser = uid_arg)]
-        uid: String,
-        /// rsa_pkcs1v15_sha256|384|512, rsa_pss_sha256|384|512, ecdsa_sha256|384|512.
-        #[arg(long)]
-        algorithm: String,
-        #[arg(long)]
-        data: Option<String>,
-        #[arg(long)]
-        data_b64: Option<String>,
-    },
+    Sign(SignArgs),
     /// Verify a signature; exit 0 when valid, 1 when not.
-    Verify {
-        #[arg(value_parser = uid_arg)]
-        uid: String,
-        #[arg(long)]
-        algorithm: String,
-        #[arg(long)]
-        data: Option<String>,
-        #[arg(long)]
-        data_b64: Option<String>,
-        #[arg(long)]
-        signature_b64: String,
-    },
+    Verify(VerifyArgs),
     /// Export a key: PEM for public keys, base64 otherwise.
     Export {
-        #[arg(value_parser = uid_arg)]
+        #[arg(value_parser = UidArg)]
         uid: String,
     },
     /// Random bytes from the token, base64.
@@ -189,7 +143,7 @@ enum Cmd {
     },
     /// Destroy a key (hsm_admin only).
     Destroy {
-        #[arg(value_parser = uid_arg)]
+        #[arg(value_parser = UidArg)]
         uid: String,
     },
     /// Any operation of the protocol by its name, with its params as a JSON
@@ -202,6 +156,69 @@ enum Cmd {
         /// Its params, e.g. '{"uid":"hsm::0::payroll"}'; default {}.
         params: Option<String>,
     },
+}
+
+// The arguments of the subcommands that have many; no doc comments on the
+// structs, so the help shows the variant's text only.
+
+#[derive(Debug, clap::Args)]
+struct EncryptArgs {
+    #[arg(value_parser = UidArg)]
+    uid: String,
+    /// aes_gcm, aes_cbc_pad, rsa_oaep_sha256, rsa_oaep_sha1, rsa_pkcs1v15.
+    #[arg(long, default_value = "aes_gcm")]
+    algorithm: String,
+    #[arg(long)]
+    data: Option<String>,
+    #[arg(long)]
+    data_b64: Option<String>,
+    #[arg(long)]
+    aad_b64: Option<String>,
+    #[arg(long)]
+    iv_b64: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct DecryptArgs {
+    #[arg(value_parser = UidArg)]
+    uid: String,
+    #[arg(long, default_value = "aes_gcm")]
+    algorithm: String,
+    #[arg(long)]
+    ciphertext_b64: String,
+    #[arg(long)]
+    iv_b64: Option<String>,
+    #[arg(long)]
+    tag_b64: Option<String>,
+    #[arg(long)]
+    aad_b64: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct SignArgs {
+    #[arg(value_parser = UidArg)]
+    uid: String,
+    /// rsa_pkcs1v15_sha256|384|512, rsa_pss_sha256|384|512, ecdsa_sha256|384|512.
+    #[arg(long)]
+    algorithm: String,
+    #[arg(long)]
+    data: Option<String>,
+    #[arg(long)]
+    data_b64: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    #[arg(value_parser = UidArg)]
+    uid: String,
+    #[arg(long)]
+    algorithm: String,
+    #[arg(long)]
+    data: Option<String>,
+    #[arg(long)]
+    data_b64: Option<String>,
+    #[arg(long)]
+    signature_b64: String,
 }
 
 fn b64(s: &str, what: &str) -> Result<Vec<u8>> {
@@ -253,6 +270,30 @@ fn curve(c: CurveArg) -> Curve {
 /// A key uid argument, checked as hsmd checks it (docs/protocol.md "Keys").
 fn uid_arg(text: &str) -> Result<String, UidError> {
     KeyUid::parse(text).map(|u| u.to_string())
+}
+
+/// The value parser of a key uid argument: [`uid_arg`], with the refused
+/// text in clap's message shown escaped ([`shown`]) instead of raw, so a
+/// control character (an ESC sequence) never reaches the terminal.
+#[derive(Debug, Clone, Copy)]
+struct UidArg;
+
+impl TypedValueParser for UidArg {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        uid_arg.parse_ref(cmd, arg, value).map_err(|mut e| {
+            if let (ErrorKind::ValueValidation, Some(text)) = (e.kind(), value.to_str()) {
+                e.insert(ContextKind::InvalidValue, ContextValue::String(shown(text)));
+            }
+            e
+        })
+    }
 }
 
 /// Text from hsmd made safe for a terminal: control and invisible
@@ -314,295 +355,332 @@ fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-async fn run(args: Args) -> Result<bool> {
-    let client = Client::connect(&args.socket, concat!("hsmctl/", env!("CARGO_PKG_VERSION")))
+/// What every subcommand needs: the connection, the KMS user to act for
+/// (`--as-user`) and the output form (`--json`).
+struct Ctl<'a> {
+    client: &'a Client,
+    who: Option<&'a str>,
+    json: bool,
+}
+
+/// Connects to hsmd at `socket`; a failed connect names the fixes
+/// (start hsmd, or point hsmctl at another socket).
+async fn connect(socket: &std::path::Path) -> Result<Client> {
+    Client::connect(socket, concat!("hsmctl/", env!("CARGO_PKG_VERSION")))
         .await
         .map_err(|e| match e {
             ClientError::Connect { .. } => anyhow::anyhow!(
                 "{e}; is hsmd running? (`systemctl status hsmd`), or point hsmctl at another socket with --socket PATH or HSMD_SOCKET=PATH"
             ),
             e => e.into(),
-        })?;
-    let who = args.as_user.as_deref();
-    let json = args.json;
+        })
+}
+
+/// Runs one subcommand. `Ok(false)` only for `verify` of a signature
+/// that is not valid; errors carry hsmd's code and message.
+async fn run(args: Args) -> Result<bool> {
+    let client = connect(&args.socket).await?;
+    let ctl = Ctl {
+        client: &client,
+        who: args.as_user.as_deref(),
+        json: args.json,
+    };
     match args.cmd {
-        Cmd::Status => {
-            let s = client.call(who, &Status {}).await?;
-            if json {
-                return print_json(&s).map(|_| true);
-            }
-            println!("model    {}", shown(&s.model));
-            println!(
-                "library  {} ({} {}, version {})",
-                shown(&s.library.path),
-                shown(&s.library.manufacturer),
-                shown(&s.library.description),
-                shown(&s.library.version)
-            );
-            for slot in s.slots {
-                println!(
-                    "slot {}: state={} token {:?} serial {:?} present={} logged_in={} pin_count_low={} pin_final_try={} pin_locked={} ({} mechanisms){}",
-                    slot.slot, slot.state, slot.token_label, slot.serial, slot.present, slot.logged_in, slot.pin_count_low, slot.pin_final_try, slot.pin_locked, slot.mechanisms.len(),
-                    slot.last_error.as_deref().map(|e| format!("; last error: {}", shown(e))).unwrap_or_default()
-                );
-            }
-        }
-        Cmd::Slots => {
-            let h = client.server_hello();
-            if json {
-                return print_json(h).map(|_| true);
-            }
-            println!(
-                "server {} (protocol {}), model {}",
-                shown(&h.server),
-                h.version,
-                shown(&h.model)
-            );
-            println!(
-                "slots  {}",
-                h.slots
-                    .iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            println!("admins {}", shown(&h.admins.join(", ")));
-            println!(
-                "you    {}{}",
-                shown(&h.identity),
-                if h.may_act_as_others {
-                    " (frontend)"
-                } else {
-                    ""
-                }
-            );
-        }
-        Cmd::Keys { slot, kind: k } => {
-            let r = client
-                .call(
-                    who,
-                    &ListKeys {
-                        slot,
-                        kind: k.map(kind),
-                    },
-                )
-                .await?;
-            if json {
-                return print_json(&r).map(|_| true);
-            }
-            for k in &r.keys {
-                println!("{}", key_line(k));
-            }
-        }
-        Cmd::Key { uid } => {
-            let k = client.call(who, &GetKey(KeyRef { uid })).await?;
-            if json {
-                return print_json(&k).map(|_| true);
-            }
-            println!("{}", key_line(&k));
-        }
-        Cmd::Create(c) => {
-            let infos = match c {
-                CreateCmd::Aes {
-                    slot,
-                    label,
-                    bits,
-                    extractable,
-                } => {
-                    vec![
-                        client
-                            .call(
-                                who,
-                                &GenerateKey {
-                                    slot,
-                                    label,
-                                    algorithm: SecretKeyAlgorithm::Aes,
-                                    bits,
-                                    extractable,
-                                },
-                            )
-                            .await?,
-                    ]
-                }
-                CreateCmd::Rsa {
-                    slot,
-                    label,
-                    bits,
-                    extractable,
-                } => {
-                    let r = client
-                        .call(
-                            who,
-                            &GenerateKeyPair {
-                                slot,
-                                label,
-                                algorithm: KeyPairAlgorithm::Rsa,
-                                bits: Some(bits),
-                                curve: None,
-                                extractable,
-                            },
-                        )
-                        .await?;
-                    vec![r.private, r.public]
-                }
-                CreateCmd::Ec {
-                    slot,
-                    label,
-                    curve: c,
-                    extractable,
-                } => {
-                    let r = client
-                        .call(
-                            who,
-                            &GenerateKeyPair {
-                                slot,
-                                label,
-                                algorithm: KeyPairAlgorithm::Ec,
-                                bits: None,
-                                curve: Some(curve(c)),
-                                extractable,
-                            },
-                        )
-                        .await?;
-                    vec![r.private, r.public]
-                }
-            };
-            if json {
-                return print_json(&infos).map(|_| true);
-            }
-            for k in &infos {
-                println!("created {}", key_line(k));
-            }
-        }
-        Cmd::Encrypt {
-            uid,
-            algorithm,
-            data,
-            data_b64,
-            aad_b64,
-            iv_b64,
-        } => {
-            let p = Encrypt {
-                uid,
-                algorithm: enum_arg(&algorithm, "algorithm")?,
-                plaintext: input(&data, &data_b64)?,
-                aad: opt_b64(&aad_b64, "aad-b64")?,
-                iv: opt_b64(&iv_b64, "iv-b64")?,
-            };
-            let r = client.call(who, &p).await?;
-            if json {
-                return print_json(&r).map(|_| true);
-            }
-            println!("ciphertext {}", STANDARD.encode(&r.ciphertext));
-            if let Some(iv) = &r.iv {
-                println!("iv         {}", STANDARD.encode(iv));
-            }
-            if let Some(tag) = &r.tag {
-                println!("tag        {}", STANDARD.encode(tag));
-            }
-        }
-        Cmd::Decrypt {
-            uid,
-            algorithm,
-            ciphertext_b64,
-            iv_b64,
-            tag_b64,
-            aad_b64,
-        } => {
-            let p = Decrypt {
-                uid,
-                algorithm: enum_arg(&algorithm, "algorithm")?,
-                ciphertext: b64(&ciphertext_b64, "ciphertext-b64")?,
-                iv: opt_b64(&iv_b64, "iv-b64")?,
-                tag: opt_b64(&tag_b64, "tag-b64")?,
-                aad: opt_b64(&aad_b64, "aad-b64")?,
-            };
-            let r = client.call(who, &p).await?;
-            if json {
-                return print_json(&r).map(|_| true);
-            }
-            std::io::stdout().write_all(r.plaintext.expose())?;
-        }
-        Cmd::Sign {
-            uid,
-            algorithm,
-            data,
-            data_b64,
-        } => {
-            let p = Sign {
-                uid,
-                algorithm: enum_arg(&algorithm, "algorithm")?,
-                data: input(&data, &data_b64)?,
-            };
-            let r = client.call(who, &p).await?;
-            if json {
-                return print_json(&r).map(|_| true);
-            }
-            println!("{}", STANDARD.encode(&r.signature));
-        }
-        Cmd::Verify {
-            uid,
-            algorithm,
-            data,
-            data_b64,
-            signature_b64,
-        } => {
-            let p = Verify {
-                uid,
-                algorithm: enum_arg(&algorithm, "algorithm")?,
-                data: input(&data, &data_b64)?,
-                signature: b64(&signature_b64, "signature-b64")?,
-            };
-            let r = client.call(who, &p).await?;
-            if json {
-                print_json(&r)?;
-            } else {
-                println!("{}", if r.valid { "valid" } else { "invalid" });
-            }
-            return Ok(r.valid);
-        }
-        Cmd::Export { uid } => {
-            let r = client.call(who, &Export(KeyRef { uid })).await?;
-            if json {
-                return print_json(&r).map(|_| true);
-            }
-            match r.format {
-                ExportFormat::SpkiDer => println!("{}", pem("PUBLIC KEY", r.data.expose())),
-                ExportFormat::Pkcs8Der => println!("{}", pem("PRIVATE KEY", r.data.expose())),
-                ExportFormat::Raw => println!("{}", STANDARD.encode(r.data.expose())),
-            }
-        }
-        Cmd::Random { len, slot } => {
-            let r = client.call(who, &Random { len, slot }).await?;
-            if json {
-                return print_json(&r).map(|_| true);
-            }
-            println!("{}", STANDARD.encode(r.bytes.expose()));
-        }
-        Cmd::Destroy { uid } => {
-            let r = client.call(who, &Destroy(KeyRef { uid })).await?;
-            if json {
-                return print_json(&r).map(|_| true);
-            }
-            println!("destroyed {}", shown(&r.uid));
-        }
-        Cmd::Call { op, params } => {
-            let params: serde_json::Value = match params {
-                Some(text) => serde_json::from_str(&text).context("params: not JSON")?,
-                None => serde_json::Value::Object(serde_json::Map::new()),
-            };
-            // Checked here as hsmd checks it, for the same message sooner.
-            hsmd_protocol::message::Operation::decode(&op, Some(params.clone()))
-                .map_err(ClientError::Server)?;
-            let result = client
-                .call_raw(&op, who, &params)
-                .await?
-                .into_result::<serde_json::Value>()
-                .map_err(ClientError::Server)?;
-            print_json(&result)?;
-        }
+        Cmd::Status => status(&ctl).await?,
+        Cmd::Slots => slots(&ctl)?,
+        Cmd::Keys { slot, kind } => keys(&ctl, slot, kind).await?,
+        Cmd::Key { uid } => key(&ctl, uid).await?,
+        Cmd::Create(c) => create(&ctl, c).await?,
+        Cmd::Encrypt(a) => encrypt(&ctl, a).await?,
+        Cmd::Decrypt(a) => decrypt(&ctl, a).await?,
+        Cmd::Sign(a) => sign(&ctl, a).await?,
+        Cmd::Verify(a) => return verify(&ctl, a).await,
+        Cmd::Export { uid } => export(&ctl, uid).await?,
+        Cmd::Random { len, slot } => random(&ctl, len, slot).await?,
+        Cmd::Destroy { uid } => destroy(&ctl, uid).await?,
+        Cmd::Call { op, params } => call(&ctl, &op, params).await?,
     }
     Ok(true)
+}
+
+/// `status`: the PKCS#11 library and each slot's token and PIN flags.
+async fn status(ctl: &Ctl<'_>) -> Result<()> {
+    let s = ctl.client.call(ctl.who, &Status {}).await?;
+    if ctl.json {
+        return print_json(&s);
+    }
+    println!("model    {}", shown(&s.model));
+    println!(
+        "library  {} ({} {}, version {})",
+        shown(&s.library.path),
+        shown(&s.library.manufacturer),
+        shown(&s.library.description),
+        shown(&s.library.version)
+    );
+    for slot in s.slots {
+        println!(
+            "slot {}: state={} token {:?} serial {:?} present={} logged_in={} pin_count_low={} pin_final_try={} pin_locked={} ({} mechanisms){}",
+            slot.slot, slot.state, slot.token_label, slot.serial, slot.present, slot.logged_in, slot.pin_count_low, slot.pin_final_try, slot.pin_locked, slot.mechanisms.len(),
+            slot.last_error.as_deref().map(|e| format!("; last error: {}", shown(e))).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// `slots`: the configured slots as hsmd's hello reports them, the admins,
+/// and who hsmd thinks the caller is. Asks hsmd nothing beyond the hello.
+fn slots(ctl: &Ctl<'_>) -> Result<()> {
+    let h = ctl.client.server_hello();
+    if ctl.json {
+        return print_json(h);
+    }
+    println!(
+        "server {} (protocol {}), model {}",
+        shown(&h.server),
+        h.version,
+        shown(&h.model)
+    );
+    println!(
+        "slots  {}",
+        h.slots
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("admins {}", shown(&h.admins.join(", ")));
+    println!(
+        "you    {}{}",
+        shown(&h.identity),
+        if h.may_act_as_others {
+            " (frontend)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+/// `keys`: one line per key, optionally of one slot and one kind.
+async fn keys(ctl: &Ctl<'_>, slot: Option<u64>, k: Option<KindArg>) -> Result<()> {
+    let r = ctl
+        .client
+        .call(
+            ctl.who,
+            &ListKeys {
+                slot,
+                kind: k.map(kind),
+            },
+        )
+        .await?;
+    if ctl.json {
+        return print_json(&r);
+    }
+    for k in &r.keys {
+        println!("{}", key_line(k));
+    }
+    Ok(())
+}
+
+/// `key UID`: the one key's line.
+async fn key(ctl: &Ctl<'_>, uid: String) -> Result<()> {
+    let k = ctl.client.call(ctl.who, &GetKey(KeyRef { uid })).await?;
+    if ctl.json {
+        return print_json(&k);
+    }
+    println!("{}", key_line(&k));
+    Ok(())
+}
+
+/// `create aes|rsa|ec`: generates the key (or key pair) and prints a
+/// `created` line for each key made.
+async fn create(ctl: &Ctl<'_>, c: CreateCmd) -> Result<()> {
+    let infos = generate(ctl, c).await?;
+    if ctl.json {
+        return print_json(&infos);
+    }
+    for k in &infos {
+        println!("created {}", key_line(k));
+    }
+    Ok(())
+}
+
+/// Asks hsmd for the key `create` names: `generate_key` for AES (one key),
+/// `generate_key_pair` for RSA and EC (the private key, then the public).
+async fn generate(ctl: &Ctl<'_>, c: CreateCmd) -> Result<Vec<KeyInfo>> {
+    let p = match c {
+        CreateCmd::Aes {
+            slot,
+            label,
+            bits,
+            extractable,
+        } => {
+            let p = GenerateKey {
+                slot,
+                label,
+                algorithm: SecretKeyAlgorithm::Aes,
+                bits,
+                extractable,
+            };
+            return Ok(vec![ctl.client.call(ctl.who, &p).await?]);
+        }
+        CreateCmd::Rsa {
+            slot,
+            label,
+            bits,
+            extractable,
+        } => GenerateKeyPair {
+            slot,
+            label,
+            algorithm: KeyPairAlgorithm::Rsa,
+            bits: Some(bits),
+            curve: None,
+            extractable,
+        },
+        CreateCmd::Ec {
+            slot,
+            label,
+            curve: c,
+            extractable,
+        } => GenerateKeyPair {
+            slot,
+            label,
+            algorithm: KeyPairAlgorithm::Ec,
+            bits: None,
+            curve: Some(curve(c)),
+            extractable,
+        },
+    };
+    let r = ctl.client.call(ctl.who, &p).await?;
+    Ok(vec![r.private, r.public])
+}
+
+/// `encrypt`: the ciphertext, and the IV and tag when the mechanism has
+/// them, each base64.
+async fn encrypt(ctl: &Ctl<'_>, a: EncryptArgs) -> Result<()> {
+    let p = Encrypt {
+        uid: a.uid,
+        algorithm: enum_arg(&a.algorithm, "algorithm")?,
+        plaintext: input(&a.data, &a.data_b64)?,
+        aad: opt_b64(&a.aad_b64, "aad-b64")?,
+        iv: opt_b64(&a.iv_b64, "iv-b64")?,
+    };
+    let r = ctl.client.call(ctl.who, &p).await?;
+    if ctl.json {
+        return print_json(&r);
+    }
+    println!("ciphertext {}", STANDARD.encode(&r.ciphertext));
+    if let Some(iv) = &r.iv {
+        println!("iv         {}", STANDARD.encode(iv));
+    }
+    if let Some(tag) = &r.tag {
+        println!("tag        {}", STANDARD.encode(tag));
+    }
+    Ok(())
+}
+
+/// `decrypt`: the plaintext's raw bytes on stdout (no newline).
+async fn decrypt(ctl: &Ctl<'_>, a: DecryptArgs) -> Result<()> {
+    let p = Decrypt {
+        uid: a.uid,
+        algorithm: enum_arg(&a.algorithm, "algorithm")?,
+        ciphertext: b64(&a.ciphertext_b64, "ciphertext-b64")?,
+        iv: opt_b64(&a.iv_b64, "iv-b64")?,
+        tag: opt_b64(&a.tag_b64, "tag-b64")?,
+        aad: opt_b64(&a.aad_b64, "aad-b64")?,
+    };
+    let r = ctl.client.call(ctl.who, &p).await?;
+    if ctl.json {
+        return print_json(&r);
+    }
+    std::io::stdout().write_all(r.plaintext.expose())?;
+    Ok(())
+}
+
+/// `sign`: the signature, base64.
+async fn sign(ctl: &Ctl<'_>, a: SignArgs) -> Result<()> {
+    let p = Sign {
+        uid: a.uid,
+        algorithm: enum_arg(&a.algorithm, "algorithm")?,
+        data: input(&a.data, &a.data_b64)?,
+    };
+    let r = ctl.client.call(ctl.who, &p).await?;
+    if ctl.json {
+        return print_json(&r);
+    }
+    println!("{}", STANDARD.encode(&r.signature));
+    Ok(())
+}
+
+/// `verify`: prints `valid` or `invalid`; `Ok(false)` when invalid, so
+/// hsmctl exits 1.
+async fn verify(ctl: &Ctl<'_>, a: VerifyArgs) -> Result<bool> {
+    let p = Verify {
+        uid: a.uid,
+        algorithm: enum_arg(&a.algorithm, "algorithm")?,
+        data: input(&a.data, &a.data_b64)?,
+        signature: b64(&a.signature_b64, "signature-b64")?,
+    };
+    let r = ctl.client.call(ctl.who, &p).await?;
+    if ctl.json {
+        print_json(&r)?;
+    } else {
+        println!("{}", if r.valid { "valid" } else { "invalid" });
+    }
+    Ok(r.valid)
+}
+
+/// `export UID`: PEM for SPKI and PKCS#8 DER, base64 for raw key bytes.
+async fn export(ctl: &Ctl<'_>, uid: String) -> Result<()> {
+    let r = ctl.client.call(ctl.who, &Export(KeyRef { uid })).await?;
+    if ctl.json {
+        return print_json(&r);
+    }
+    match r.format {
+        ExportFormat::SpkiDer => println!("{}", pem("PUBLIC KEY", r.data.expose())),
+        ExportFormat::Pkcs8Der => println!("{}", pem("PRIVATE KEY", r.data.expose())),
+        ExportFormat::Raw => println!("{}", STANDARD.encode(r.data.expose())),
+    }
+    Ok(())
+}
+
+/// `random LEN`: LEN bytes from the token, base64.
+async fn random(ctl: &Ctl<'_>, len: u32, slot: Option<u64>) -> Result<()> {
+    let r = ctl.client.call(ctl.who, &Random { len, slot }).await?;
+    if ctl.json {
+        return print_json(&r);
+    }
+    println!("{}", STANDARD.encode(r.bytes.expose()));
+    Ok(())
+}
+
+/// `destroy UID`: names the key destroyed.
+async fn destroy(ctl: &Ctl<'_>, uid: String) -> Result<()> {
+    let r = ctl.client.call(ctl.who, &Destroy(KeyRef { uid })).await?;
+    if ctl.json {
+        return print_json(&r);
+    }
+    println!("destroyed {}", shown(&r.uid));
+    Ok(())
+}
+
+/// `call OP [PARAMS]`: any operation by name, params checked as hsmd
+/// checks them before sending; the result always as JSON.
+async fn call(ctl: &Ctl<'_>, op: &str, params: Option<String>) -> Result<()> {
+    let params: serde_json::Value = match params {
+        Some(text) => serde_json::from_str(&text).context("params: not JSON")?,
+        None => serde_json::Value::Object(serde_json::Map::new()),
+    };
+    // Checked here as hsmd checks it, for the same message sooner.
+    hsmd_protocol::message::Operation::decode(op, Some(params.clone()))
+        .map_err(ClientError::Server)?;
+    let result = ctl
+        .client
+        .call_raw(op, ctl.who, &params)
+        .await?
+        .into_result::<serde_json::Value>()
+        .map_err(ClientError::Server)?;
+    print_json(&result)
 }
 
 fn main() -> ExitCode {
