@@ -383,192 +383,279 @@ fn check_names(key: &str, names: &[String]) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The limits of [`Config`], resolved together by [`resolve_limits`].
+struct Limits {
+    sessions_per_slot: usize,
+    max_frame_len: usize,
+    max_in_flight: usize,
+    handshake_timeout: Duration,
+    queue_depth: usize,
+    frame_timeout: Duration,
+    max_connections: usize,
+    max_connections_per_user: usize,
+    max_in_flight_bytes: usize,
+    shutdown_timeout: Duration,
+}
+
+/// `hsm_model` and `hsm_library` (flags over the file): the model
+/// (default `smartcardhsm`) and the PKCS#11 module path (default the
+/// model's). Errors when the model has no default library and none is given.
+fn resolve_module(cli: &mut Cli, file: &mut FileConfig) -> Result<(Model, PathBuf), ConfigError> {
+    let model = cli
+        .hsm_model
+        .or(file.hsm_model)
+        .unwrap_or(Model::Smartcardhsm);
+    let library = match cli.hsm_library.take().or(file.hsm_library.take()) {
+        Some(p) => p,
+        None => model.default_library().map(PathBuf::from).ok_or_else(|| {
+            invalid("hsm_model \"other\" needs hsm_library (or --hsm-library): the path of the token's PKCS#11 module")
+        })?,
+    };
+    Ok((model, library))
+}
+
+/// `hsm_admin` (flags over the file, default `"admin"`). Errors on an empty
+/// list or an empty name.
+fn resolve_admins(cli: &mut Cli, file: &mut FileConfig) -> Result<Admins, ConfigError> {
+    let admins = if cli.hsm_admin.is_empty() {
+        file.hsm_admin
+            .take()
+            .map(file::OneOrMany::into_vec)
+            .unwrap_or_else(|| vec!["admin".into()])
+    } else {
+        std::mem::take(&mut cli.hsm_admin)
+    };
+    if admins.is_empty() {
+        return Err(invalid(
+            "hsm_admin is an empty list: name at least one user who may create keys (default \"admin\", \"*\" for everyone)",
+        ));
+    }
+    if let Some(bad) = admins.iter().find(|a| a.trim().is_empty()) {
+        return Err(invalid(format!(
+            "hsm_admin contains the empty name {bad:?}; give user names or \"*\""
+        )));
+    }
+    Ok(Admins { names: admins })
+}
+
+/// `hsm_slot` or `hsm_token` (flags over the file), each paired with its
+/// `hsm_password` from the highest PIN source that has them (see
+/// [`PinSources::pick`]). Errors when both or neither key is set, on a bad
+/// `hsm_token` entry, a slot named twice, or a password count that differs.
+fn resolve_slots(
+    cli: &mut Cli,
+    file: &mut FileConfig,
+    sources: PinSources,
+) -> Result<(Vec<SlotConfig>, PinSource), ConfigError> {
+    let slot_ids = if cli.hsm_slot.is_empty() {
+        file.hsm_slot.take().unwrap_or_default()
+    } else {
+        std::mem::take(&mut cli.hsm_slot)
+    };
+    let tokens = if cli.hsm_token.is_empty() {
+        file.hsm_token.take().unwrap_or_default()
+    } else {
+        std::mem::take(&mut cli.hsm_token)
+    };
+    let (key, slot_refs) = slot_refs(slot_ids, &tokens)?;
+    let (passwords, pin_source) = sources.pick(
+        std::mem::take(&mut cli.hsm_password),
+        file.hsm_password.take(),
+    )?;
+    if passwords.len() != slot_refs.len() {
+        return Err(invalid(format!(
+            "{key} has {} but hsm_password has {} (from {pin_source}): give exactly one password per slot, in the same order",
+            entries(slot_refs.len()),
+            entries(passwords.len())
+        )));
+    }
+    let slots = slot_refs
+        .into_iter()
+        .zip(passwords)
+        .map(|(slot, pw)| SlotConfig {
+            slot,
+            pin: SlotPin::from_entry(pw),
+        })
+        .collect();
+    Ok((slots, pin_source))
+}
+
+/// The configured slots as [`SlotRef`]s, from `hsm_slot` IDs or `hsm_token`
+/// entries, with the name of the key they came from. Errors when both or
+/// neither is set, on a bad `hsm_token` entry, or a slot named twice.
+fn slot_refs(
+    slot_ids: Vec<u64>,
+    tokens: &[String],
+) -> Result<(&'static str, Vec<SlotRef>), ConfigError> {
+    if !slot_ids.is_empty() && !tokens.is_empty() {
+        return Err(invalid(
+            "both hsm_slot and hsm_token are set: name the slots one way, by slot ID (hsm_slot) or by token (hsm_token = [\"serial:...\", \"label:...\"])",
+        ));
+    }
+    let key = if tokens.is_empty() {
+        "hsm_slot"
+    } else {
+        "hsm_token"
+    };
+    let slot_refs: Vec<SlotRef> = if tokens.is_empty() {
+        slot_ids.into_iter().map(SlotRef::Id).collect()
+    } else {
+        tokens
+            .iter()
+            .map(|t| SlotRef::parse_token(t))
+            .collect::<Result<_, _>>()
+            .map_err(invalid)?
+    };
+    if slot_refs.is_empty() {
+        return Err(invalid(
+            "no slot is configured: set hsm_slot = [N, ...] (or hsm_token = [\"serial:...\"]) with hsm_password = [\"PIN\", ...], or --hsm-slot N --hsm-password P",
+        ));
+    }
+    for (i, r) in slot_refs.iter().enumerate() {
+        if slot_refs[..i].contains(r) {
+            return Err(invalid(format!(
+                "{key} lists {r} twice; each slot may be configured once"
+            )));
+        }
+    }
+    Ok((key, slot_refs))
+}
+
+/// `clients` and `frontends` (flags over the file, default none): who may
+/// connect and who may send `as_user`. Errors on a name that is not a unix
+/// user name (or `@group` for clients) and on a group among the frontends.
+fn resolve_peers(
+    cli: &mut Cli,
+    file: &mut FileConfig,
+) -> Result<(Vec<ClientRule>, Vec<String>), ConfigError> {
+    let clients: Vec<String> = if cli.clients.is_empty() {
+        file.clients.take().unwrap_or_default()
+    } else {
+        std::mem::take(&mut cli.clients)
+    };
+    check_names("clients", &clients)?;
+    let frontends = if cli.frontends.is_empty() {
+        file.frontends.take().unwrap_or_default()
+    } else {
+        std::mem::take(&mut cli.frontends)
+    };
+    check_names("frontends", &frontends)?;
+    if let Some(f) = frontends.iter().find(|f| f.starts_with('@')) {
+        return Err(invalid(format!(
+            "frontends entry {f:?}: frontends are unix user names, not groups"
+        )));
+    }
+    let clients = clients
+        .into_iter()
+        .map(|c| match c.strip_prefix('@') {
+            Some(g) => ClientRule::Group(g.to_owned()),
+            None => ClientRule::User(c),
+        })
+        .collect();
+    Ok((clients, frontends))
+}
+
+/// `socket_path` (default `/run/hsmd/hsmd.sock`), `socket_group` and
+/// `socket_mode` (default `"0660"`), flags over the file. Errors when the
+/// mode is not an octal permission.
+fn resolve_socket(cli: &mut Cli, file: &mut FileConfig) -> Result<SocketConfig, ConfigError> {
+    let mode = parse_mode(
+        cli.socket_mode
+            .take()
+            .or(file.socket_mode.take())
+            .as_deref()
+            .unwrap_or("0660"),
+    )?;
+    Ok(SocketConfig {
+        path: cli
+            .socket_path
+            .take()
+            .or(file.socket_path.take())
+            .unwrap_or_else(|| PathBuf::from("/run/hsmd/hsmd.sock")),
+        group: cli.socket_group.take().or(file.socket_group.take()),
+        mode,
+    })
+}
+
+/// The sessions, sizes, counts and timeouts (flags over the file where a
+/// flag exists, then the defaults), each checked against its accepted range
+/// in this order; `sessions_per_slot` defaults to the `model`'s.
+fn resolve_limits(cli: &Cli, file: &FileConfig, model: Model) -> Result<Limits, ConfigError> {
+    let sessions = cli
+        .sessions_per_slot
+        .or(file.sessions_per_slot)
+        .unwrap_or(model.default_sessions());
+    let frame_len = cli
+        .max_frame_len
+        .or(file.max_frame_len)
+        .unwrap_or(hsmd_protocol::DEFAULT_MAX_FRAME_LEN);
+    let in_flight = cli.max_in_flight.or(file.max_in_flight).unwrap_or(64);
+    let handshake = file.handshake_timeout_secs.unwrap_or(5) as usize;
+    let connections = file.max_connections.unwrap_or(128);
+    let per_user = file.max_connections_per_user.unwrap_or(32);
+    let in_flight_bytes = file.max_in_flight_bytes.unwrap_or(4 * 1024 * 1024);
+    Ok(Limits {
+        sessions_per_slot: bounded("sessions_per_slot", sessions, 1, 64)?,
+        max_frame_len: bounded("max_frame_len", frame_len, 1024, 64 * 1024 * 1024)?,
+        max_in_flight: bounded("max_in_flight", in_flight, 1, 65536)?,
+        handshake_timeout: Duration::from_secs(
+            bounded("handshake_timeout_secs", handshake, 1, 300)? as u64,
+        ),
+        queue_depth: bounded("queue_depth", file.queue_depth.unwrap_or(256), 1, 65536)?,
+        frame_timeout: secs("frame_timeout_secs", file.frame_timeout_secs, 10, 1, 300)?,
+        max_connections: bounded("max_connections", connections, 1, 65536)?,
+        max_connections_per_user: bounded("max_connections_per_user", per_user, 1, 65536)?,
+        max_in_flight_bytes: bounded(
+            "max_in_flight_bytes",
+            in_flight_bytes,
+            1024,
+            1024 * 1024 * 1024,
+        )?,
+        shutdown_timeout: secs(
+            "shutdown_timeout_secs",
+            file.shutdown_timeout_secs,
+            10,
+            1,
+            3600,
+        )?,
+    })
+}
+
 impl Config {
     /// Merges flags over the file, takes the PINs from the highest source
     /// that has them, and checks everything that can be checked without the
-    /// PKCS#11 module.
-    pub fn resolve(cli: Cli, file: FileConfig, sources: PinSources) -> Result<Self, ConfigError> {
-        let model = cli
-            .hsm_model
-            .or(file.hsm_model)
-            .unwrap_or(Model::Smartcardhsm);
-        let library = match cli.hsm_library.or(file.hsm_library) {
-            Some(p) => p,
-            None => model.default_library().map(PathBuf::from).ok_or_else(|| {
-                invalid("hsm_model \"other\" needs hsm_library (or --hsm-library): the path of the token's PKCS#11 module")
-            })?,
-        };
-        let admins = if cli.hsm_admin.is_empty() {
-            file.hsm_admin
-                .map(file::OneOrMany::into_vec)
-                .unwrap_or_else(|| vec!["admin".into()])
-        } else {
-            cli.hsm_admin
-        };
-        if admins.is_empty() {
-            return Err(invalid(
-                "hsm_admin is an empty list: name at least one user who may create keys (default \"admin\", \"*\" for everyone)",
-            ));
-        }
-        if let Some(bad) = admins.iter().find(|a| a.trim().is_empty()) {
-            return Err(invalid(format!(
-                "hsm_admin contains the empty name {bad:?}; give user names or \"*\""
-            )));
-        }
-        let slot_ids = if cli.hsm_slot.is_empty() {
-            file.hsm_slot.unwrap_or_default()
-        } else {
-            cli.hsm_slot
-        };
-        let tokens = if cli.hsm_token.is_empty() {
-            file.hsm_token.unwrap_or_default()
-        } else {
-            cli.hsm_token
-        };
-        if !slot_ids.is_empty() && !tokens.is_empty() {
-            return Err(invalid(
-                "both hsm_slot and hsm_token are set: name the slots one way, by slot ID (hsm_slot) or by token (hsm_token = [\"serial:...\", \"label:...\"])",
-            ));
-        }
-        let key = if tokens.is_empty() {
-            "hsm_slot"
-        } else {
-            "hsm_token"
-        };
-        let slot_refs: Vec<SlotRef> = if tokens.is_empty() {
-            slot_ids.into_iter().map(SlotRef::Id).collect()
-        } else {
-            tokens
-                .iter()
-                .map(|t| SlotRef::parse_token(t))
-                .collect::<Result<_, _>>()
-                .map_err(invalid)?
-        };
-        if slot_refs.is_empty() {
-            return Err(invalid(
-                "no slot is configured: set hsm_slot = [N, ...] (or hsm_token = [\"serial:...\"]) with hsm_password = [\"PIN\", ...], or --hsm-slot N --hsm-password P",
-            ));
-        }
-        for (i, r) in slot_refs.iter().enumerate() {
-            if slot_refs[..i].contains(r) {
-                return Err(invalid(format!(
-                    "{key} lists {r} twice; each slot may be configured once"
-                )));
-            }
-        }
-        let (passwords, pin_source) = sources.pick(cli.hsm_password, file.hsm_password)?;
-        if passwords.len() != slot_refs.len() {
-            return Err(invalid(format!(
-                "{key} has {} but hsm_password has {} (from {pin_source}): give exactly one password per slot, in the same order",
-                entries(slot_refs.len()),
-                entries(passwords.len())
-            )));
-        }
-        let slots = slot_refs
-            .into_iter()
-            .zip(passwords)
-            .map(|(slot, pw)| SlotConfig {
-                slot,
-                pin: SlotPin::from_entry(pw),
-            })
-            .collect();
-        let clients: Vec<String> = if cli.clients.is_empty() {
-            file.clients.unwrap_or_default()
-        } else {
-            cli.clients
-        };
-        check_names("clients", &clients)?;
-        let frontends = if cli.frontends.is_empty() {
-            file.frontends.unwrap_or_default()
-        } else {
-            cli.frontends
-        };
-        check_names("frontends", &frontends)?;
-        if let Some(f) = frontends.iter().find(|f| f.starts_with('@')) {
-            return Err(invalid(format!(
-                "frontends entry {f:?}: frontends are unix user names, not groups"
-            )));
-        }
-        let mode = parse_mode(
-            cli.socket_mode
-                .or(file.socket_mode)
-                .as_deref()
-                .unwrap_or("0660"),
-        )?;
-        let sessions = cli
-            .sessions_per_slot
-            .or(file.sessions_per_slot)
-            .unwrap_or(model.default_sessions());
+    /// PKCS#11 module, section by section in this order: module, admins,
+    /// slots and PINs, peers, socket, limits; the user and groups cannot fail.
+    pub fn resolve(
+        mut cli: Cli,
+        mut file: FileConfig,
+        sources: PinSources,
+    ) -> Result<Self, ConfigError> {
+        let (model, library) = resolve_module(&mut cli, &mut file)?;
+        let admins = resolve_admins(&mut cli, &mut file)?;
+        let (slots, pin_source) = resolve_slots(&mut cli, &mut file, sources)?;
+        let (clients, frontends) = resolve_peers(&mut cli, &mut file)?;
+        let socket = resolve_socket(&mut cli, &mut file)?;
+        let limits = resolve_limits(&cli, &file, model)?;
         Ok(Config {
             model,
             library,
-            admins: Admins { names: admins },
+            admins,
             slots,
             pin_source,
-            socket: SocketConfig {
-                path: cli
-                    .socket_path
-                    .or(file.socket_path)
-                    .unwrap_or_else(|| PathBuf::from("/run/hsmd/hsmd.sock")),
-                group: cli.socket_group.or(file.socket_group),
-                mode,
-            },
-            clients: clients
-                .into_iter()
-                .map(|c| match c.strip_prefix('@') {
-                    Some(g) => ClientRule::Group(g.to_owned()),
-                    None => ClientRule::User(c),
-                })
-                .collect(),
+            socket,
+            clients,
             frontends,
-            sessions_per_slot: bounded("sessions_per_slot", sessions, 1, 64)?,
-            max_frame_len: bounded(
-                "max_frame_len",
-                cli.max_frame_len
-                    .or(file.max_frame_len)
-                    .unwrap_or(hsmd_protocol::DEFAULT_MAX_FRAME_LEN),
-                1024,
-                64 * 1024 * 1024,
-            )?,
-            max_in_flight: bounded(
-                "max_in_flight",
-                cli.max_in_flight.or(file.max_in_flight).unwrap_or(64),
-                1,
-                65536,
-            )?,
-            handshake_timeout: Duration::from_secs(bounded(
-                "handshake_timeout_secs",
-                file.handshake_timeout_secs.unwrap_or(5) as usize,
-                1,
-                300,
-            )? as u64),
-            queue_depth: bounded("queue_depth", file.queue_depth.unwrap_or(256), 1, 65536)?,
-            frame_timeout: secs("frame_timeout_secs", file.frame_timeout_secs, 10, 1, 300)?,
-            max_connections: bounded(
-                "max_connections",
-                file.max_connections.unwrap_or(128),
-                1,
-                65536,
-            )?,
-            max_connections_per_user: bounded(
-                "max_connections_per_user",
-                file.max_connections_per_user.unwrap_or(32),
-                1,
-                65536,
-            )?,
-            max_in_flight_bytes: bounded(
-                "max_in_flight_bytes",
-                file.max_in_flight_bytes.unwrap_or(4 * 1024 * 1024),
-                1024,
-                1024 * 1024 * 1024,
-            )?,
-            shutdown_timeout: secs(
-                "shutdown_timeout_secs",
-                file.shutdown_timeout_secs,
-                10,
-                1,
-                3600,
-            )?,
+            sessions_per_slot: limits.sessions_per_slot,
+            max_frame_len: limits.max_frame_len,
+            max_in_flight: limits.max_in_flight,
+            handshake_timeout: limits.handshake_timeout,
+            queue_depth: limits.queue_depth,
+            frame_timeout: limits.frame_timeout,
+            max_connections: limits.max_connections,
+            max_connections_per_user: limits.max_connections_per_user,
+            max_in_flight_bytes: limits.max_in_flight_bytes,
+            shutdown_timeout: limits.shutdown_timeout,
             user: cli.user.or(file.user).unwrap_or_else(|| "hsmd".into()),
             group: cli.group.or(file.group).unwrap_or_else(|| "hsmd".into()),
             keep_groups: file.keep_groups.unwrap_or_default(),
