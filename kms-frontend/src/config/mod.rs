@@ -197,16 +197,63 @@ pub fn parse_file(path: &Path, text: &str) -> Result<file::FileConfig, ConfigErr
 /// Merges the flags `args` over the parsed file `file` and checks the
 /// result (what [`load`] does after [`parse_file`]); reads no file.
 ///
+/// Sections are checked in this order: `[db]`, `[tls]`, `[idp_auth]`,
+/// `[http]` with the default user, the connection limits, hsmd.
+///
 /// Errors: [`ConfigError::Invalid`], one sentence naming the key and what
 /// would be accepted.
-pub fn merge(args: Args, file: file::FileConfig) -> Result<Config, ConfigError> {
-    let http = file.http.unwrap_or_default();
-    let tls = file.tls.unwrap_or_default();
-    let db = file.db.unwrap_or_default();
-    let idp = file.idp_auth.unwrap_or_default();
+pub fn merge(mut args: Args, mut file: file::FileConfig) -> Result<Config, ConfigError> {
+    let sqlite_file = merge_db(&mut args, file.db.take().unwrap_or_default())?;
+    let (tls, clients_ca_cert_file) = merge_tls(&mut args, file.tls.take().unwrap_or_default())?;
+    let jwt_providers = merge_idp_auth(&mut args, file.idp_auth.take().unwrap_or_default())?;
+    let authenticated = clients_ca_cert_file.is_some() || !jwt_providers.is_empty();
+    let (hostname, port, default_username) = merge_http(&mut args, &mut file, authenticated)?;
+    let (max_connections, max_connections_per_peer, max_pending_per_peer) =
+        merge_connection_limits(&args, &file)?;
+    let (hsmd_socket, hsmd_connections, hsmd_max_in_flight) = merge_hsmd(&mut args, &mut file)?;
+    Ok(Config {
+        hostname,
+        port,
+        default_username,
+        force_default_username: args.force_default_username
+            || file.force_default_username.unwrap_or(false),
+        tls,
+        clients_ca_cert_file,
+        jwt_providers,
+        sqlite_file,
+        hsmd_socket,
+        hsmd_connections,
+        hsmd_max_in_flight,
+        max_connections,
+        max_connections_per_peer,
+        max_pending_per_peer,
+        max_body_bytes: positive(
+            "max_body_bytes",
+            args.max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(2 << 20),
+        )?,
+    })
+}
 
+/// `v`, or [`ConfigError::Invalid`] naming `name` when `v` is 0.
+fn positive(name: &str, v: usize) -> Result<usize, ConfigError> {
+    if v == 0 {
+        Err(ConfigError::Invalid(format!(
+            "{name} must be at least 1, got 0"
+        )))
+    } else {
+        Ok(v)
+    }
+}
+
+/// `[db]`: the SQLite database file, `kms.db` in `sqlite_path` (default
+/// `./sqlite-data`) unless `sqlite_path` itself ends in `.db`. Errors when
+/// `database_type` is not `sqlite` or `sqlite_path` is another regular file.
+fn merge_db(args: &mut Args, db: file::DbSection) -> Result<PathBuf, ConfigError> {
     let database_type = args
         .database_type
+        .take()
         .or(db.database_type)
         .unwrap_or_else(|| "sqlite".into());
     if database_type != "sqlite" {
@@ -216,67 +263,99 @@ pub fn merge(args: Args, file: file::FileConfig) -> Result<Config, ConfigError> 
     }
     let sqlite_path = args
         .sqlite_path
+        .take()
         .or(db.sqlite_path)
         .unwrap_or_else(|| PathBuf::from("./sqlite-data"));
-    let sqlite_file = if sqlite_path.extension().is_some_and(|e| e == "db") {
-        sqlite_path
+    if sqlite_path.extension().is_some_and(|e| e == "db") {
+        Ok(sqlite_path)
     } else if sqlite_path.is_file() {
-        return Err(ConfigError::Invalid(format!(
+        Err(ConfigError::Invalid(format!(
             "sqlite_path {} is a regular file, not a directory: give the directory the database kms.db lives in, or a file name ending in .db",
             sqlite_path.display()
-        )));
+        )))
     } else {
-        sqlite_path.join("kms.db")
-    };
+        Ok(sqlite_path.join("kms.db"))
+    }
+}
 
+/// `[tls]`: the server identity (see [`tls_identity`]) and the CA of client
+/// certificates. Errors on an incomplete or doubled identity, and on
+/// `clients_ca_cert_file` without HTTPS.
+fn merge_tls(
+    args: &mut Args,
+    tls: file::TlsSection,
+) -> Result<(TlsIdentity, Option<PathBuf>), ConfigError> {
     let tls_identity = tls_identity(
-        args.tls_p12_file.or(tls.tls_p12_file),
-        args.tls_p12_password.or(tls.tls_p12_password),
-        args.tls_cert_file.or(tls.tls_cert_file),
-        args.tls_key_file.or(tls.tls_key_file),
-        args.tls_chain_file.or(tls.tls_chain_file),
+        args.tls_p12_file.take().or(tls.tls_p12_file),
+        args.tls_p12_password.take().or(tls.tls_p12_password),
+        args.tls_cert_file.take().or(tls.tls_cert_file),
+        args.tls_key_file.take().or(tls.tls_key_file),
+        args.tls_chain_file.take().or(tls.tls_chain_file),
     )?;
-    let clients_ca_cert_file = args.clients_ca_cert_file.or(tls.clients_ca_cert_file);
+    let clients_ca_cert_file = args
+        .clients_ca_cert_file
+        .take()
+        .or(tls.clients_ca_cert_file);
     if clients_ca_cert_file.is_some() && matches!(tls_identity, TlsIdentity::None) {
         return Err(ConfigError::Invalid(
             "clients_ca_cert_file needs HTTPS: also give tls_p12_file (with tls_p12_password) or tls_cert_file and tls_key_file".into(),
         ));
     }
+    Ok((tls_identity, clients_ca_cert_file))
+}
 
+/// `[idp_auth]`: the JWT providers (flags replace the file's list), each
+/// parsed by [`parse_jwt_provider`].
+fn merge_idp_auth(args: &mut Args, idp: file::IdpSection) -> Result<Vec<JwtProvider>, ConfigError> {
     let providers = if args.jwt_auth_provider.is_empty() {
         idp.jwt_auth_provider.unwrap_or_default()
     } else {
-        args.jwt_auth_provider
+        std::mem::take(&mut args.jwt_auth_provider)
     };
-    let jwt_providers = providers
+    providers
         .iter()
         .map(|p| parse_jwt_provider(p))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+}
 
-    let positive = |name: &str, v: usize| {
-        if v == 0 {
-            Err(ConfigError::Invalid(format!(
-                "{name} must be at least 1, got 0"
-            )))
-        } else {
-            Ok(v)
-        }
-    };
+/// `[http]` and `default_username`: the listening address (default
+/// [`DEFAULT_HOSTNAME`]), port (default [`DEFAULT_PORT`]) and the default
+/// user (default `admin`). Errors with [`ConfigError::OpenToTheNetwork`]
+/// when nothing is `authenticated` and the address is not loopback.
+fn merge_http(
+    args: &mut Args,
+    file: &mut file::FileConfig,
+    authenticated: bool,
+) -> Result<(String, u16, String), ConfigError> {
+    let http = file.http.take().unwrap_or_default();
     let hostname = args
         .hostname
+        .take()
         .or(http.hostname)
         .unwrap_or_else(|| DEFAULT_HOSTNAME.into());
     let port = args.port.or(http.port).unwrap_or(DEFAULT_PORT);
     let default_username = args
         .default_username
-        .or(file.default_username)
+        .take()
+        .or(file.default_username.take())
         .unwrap_or_else(|| "admin".into());
-    if clients_ca_cert_file.is_none() && jwt_providers.is_empty() && !is_loopback(&hostname, port) {
+    if !authenticated && !is_loopback(&hostname, port) {
         return Err(ConfigError::OpenToTheNetwork {
             hostname,
             user: default_username,
         });
     }
+    Ok((hostname, port, default_username))
+}
+
+/// `max_connections` (default 512), `max_connections_per_peer` (default
+/// [`DEFAULT_MAX_CONNECTIONS_PER_PEER`], at most `max_connections`) and
+/// `max_pending_per_peer` (default [`DEFAULT_MAX_PENDING_PER_PEER`], at most
+/// `max_connections_per_peer`). Errors when one is 0.
+fn merge_connection_limits(
+    args: &Args,
+    file: &file::FileConfig,
+) -> Result<(usize, usize, usize), ConfigError> {
     let max_connections = positive(
         "max_connections",
         args.max_connections.or(file.max_connections).unwrap_or(512),
@@ -295,40 +374,36 @@ pub fn merge(args: Args, file: file::FileConfig) -> Result<Config, ConfigError> 
             .unwrap_or(DEFAULT_MAX_PENDING_PER_PEER)
             .min(max_connections_per_peer),
     )?;
-    Ok(Config {
-        hostname,
-        port,
-        default_username,
-        force_default_username: args.force_default_username
-            || file.force_default_username.unwrap_or(false),
-        tls: tls_identity,
-        clients_ca_cert_file,
-        jwt_providers,
-        sqlite_file,
-        hsmd_socket: args
-            .hsmd_socket
-            .or(file.hsmd_socket)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_HSMD_SOCKET)),
-        hsmd_connections: positive(
-            "hsmd_connections",
-            args.hsmd_connections.or(file.hsmd_connections).unwrap_or(4),
-        )?,
-        hsmd_max_in_flight: positive(
-            "hsmd_max_in_flight",
-            args.hsmd_max_in_flight
-                .or(file.hsmd_max_in_flight)
-                .unwrap_or(256),
-        )?,
+    Ok((
         max_connections,
         max_connections_per_peer,
         max_pending_per_peer,
-        max_body_bytes: positive(
-            "max_body_bytes",
-            args.max_body_bytes
-                .or(file.max_body_bytes)
-                .unwrap_or(2 << 20),
-        )?,
-    })
+    ))
+}
+
+/// hsmd: its socket (default [`DEFAULT_HSMD_SOCKET`]), the connections to
+/// it (default 4) and the requests in flight to it (default 256). Errors
+/// when a count is 0.
+fn merge_hsmd(
+    args: &mut Args,
+    file: &mut file::FileConfig,
+) -> Result<(PathBuf, usize, usize), ConfigError> {
+    let hsmd_socket = args
+        .hsmd_socket
+        .take()
+        .or(file.hsmd_socket.take())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_HSMD_SOCKET));
+    let hsmd_connections = positive(
+        "hsmd_connections",
+        args.hsmd_connections.or(file.hsmd_connections).unwrap_or(4),
+    )?;
+    let hsmd_max_in_flight = positive(
+        "hsmd_max_in_flight",
+        args.hsmd_max_in_flight
+            .or(file.hsmd_max_in_flight)
+            .unwrap_or(256),
+    )?;
+    Ok((hsmd_socket, hsmd_connections, hsmd_max_in_flight))
 }
 
 /// True when every address `hostname` names is a loopback address
