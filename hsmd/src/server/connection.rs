@@ -174,7 +174,7 @@ async fn write_frames(
 /// (`None` for errors that answer no request).
 type Outgoing = (Bytes, Option<Permits>);
 
-/// Why [`next_frame`] returned without a frame.
+/// Why [`ReadLoop::next_frame`] returned without a frame.
 enum Stop {
     /// End of stream, a read error, or the writer gave up.
     Closed,
@@ -223,6 +223,8 @@ fn encode_bounded(answer: Answer, op: &str, max: usize) -> Bytes {
     ))
 }
 
+/// Sends the error frame `e` (answering request `id`, if any) and closes the
+/// connection.
 async fn send_and_close(
     mut writer: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
     id: Option<u64>,
@@ -233,7 +235,9 @@ async fn send_and_close(
 }
 
 /// Serves one accepted connection until the peer leaves, breaks framing, or
-/// `shutdown` fires.
+/// `shutdown` fires: reads its credentials, lets it through the connection
+/// `gate` and the peer policy, exchanges the hello (docs/protocol.md
+/// "Handshake"), then serves its requests.
 pub async fn serve(
     stream: UnixStream,
     state: Arc<State>,
@@ -252,25 +256,61 @@ pub async fn serve(
     let (rd, wr) = stream.into_split();
     let mut reader = FramedRead::new(rd, frame_codec(state.max_frame_len));
     let mut writer = FramedWrite::new(wr, frame_codec(state.max_frame_len));
+    // Held until the connection ends, refusals included.
     let _ticket = match gate.enter(uid) {
         Ok(t) => t,
         Err(e) => {
-            if crate::logging::allow_every_second() {
-                tracing::warn!(
-                    peer_uid = uid,
-                    peer_pid = pid,
-                    result = "busy",
-                    "refused connection: {}",
-                    e.message
-                );
-            }
+            log_busy(uid, pid, &e);
             return send_and_close(writer, None, e).await;
         }
     };
+    let peer = match admit_peer(&state, uid, gid, pid).await {
+        Ok(p) => p,
+        Err(e) => return send_and_close(writer, None, e).await,
+    };
+    let hello = match read_hello(&mut reader, &state, limits.handshake_timeout, &shutdown).await {
+        Ok(h) => h,
+        Err(NoHello::Refused(e)) => {
+            log_refusal(uid, pid, &e);
+            return send_and_close(writer, None, e).await;
+        }
+        Err(NoHello::Gone) => return,
+    };
+    if !send_server_hello(&mut writer, &state, &peer).await {
+        return;
+    }
+    tracing::debug!(peer_uid = uid, peer_pid = pid, client = %hello.client, "client connected");
+    requests(reader, writer, state, Arc::new(peer), limits, shutdown).await;
+}
+
+/// Logs, at `warn` and at most about once a second, a connection the gate
+/// refused (too many connections).
+fn log_busy(uid: u32, pid: Option<i32>, e: &ErrorBody) {
+    if crate::logging::allow_every_second() {
+        tracing::warn!(
+            peer_uid = uid,
+            peer_pid = pid,
+            result = "busy",
+            "refused connection: {}",
+            e.message
+        );
+    }
+}
+
+/// Checks the peer `uid`/`gid`/`pid` (from SO_PEERCRED) against hsmd's peer
+/// policy, off the runtime's threads (it may look the user up).
+///
+/// Errors: the refusal to send back, already logged (`unauthorized`, or
+/// `internal` when the check itself failed).
+async fn admit_peer(
+    state: &State,
+    uid: u32,
+    gid: u32,
+    pid: Option<i32>,
+) -> Result<Peer, ErrorBody> {
     let policy = state.policy.clone();
-    let admitted = tokio::task::spawn_blocking(move || policy.admit(uid, gid, pid)).await;
-    let peer = match admitted {
-        Ok(Ok(p)) => p,
+    match tokio::task::spawn_blocking(move || policy.admit(uid, gid, pid)).await {
+        Ok(Ok(p)) => Ok(p),
         Ok(Err(e)) => {
             tracing::warn!(
                 peer_uid = uid,
@@ -279,52 +319,78 @@ pub async fn serve(
                 "refused connection: {}",
                 e.message
             );
-            return send_and_close(writer, None, e).await;
+            Err(e)
         }
         Err(e) => {
             tracing::error!("peer check failed: {e}");
-            return send_and_close(
-                writer,
-                None,
-                ErrorBody::new(ErrorCode::Internal, "peer check failed"),
-            )
-            .await;
+            Err(ErrorBody::new(ErrorCode::Internal, "peer check failed"))
         }
-    };
+    }
+}
+
+/// Why [`read_hello`] returned no hello.
+enum NoHello {
+    /// The error frame to send (and log) before closing.
+    Refused(ErrorBody),
+    /// Close without an answer: the client left, a read error, or hsmd is
+    /// shutting down.
+    Gone,
+}
+
+/// Reads and checks the client's hello, the first frame, which must arrive
+/// within `timeout` (docs/protocol.md "Handshake").
+///
+/// Errors: [`NoHello`]; a refusal for a missing or malformed hello, a frame
+/// longer than `max_frame_len`, or no version in common.
+async fn read_hello(
+    reader: &mut FramedRead<tokio::net::unix::OwnedReadHalf, LengthDelimitedCodec>,
+    state: &State,
+    timeout: Duration,
+    shutdown: &CancellationToken,
+) -> Result<ClientHello, NoHello> {
     let first = tokio::select! {
-        f = tokio::time::timeout(limits.handshake_timeout, reader.next()) => f,
-        _ = shutdown.cancelled() => return,
-    };
-    let refuse = |writer, e: ErrorBody| {
-        log_refusal(uid, pid, &e);
-        send_and_close(writer, None, e)
+        f = tokio::time::timeout(timeout, reader.next()) => f,
+        _ = shutdown.cancelled() => return Err(NoHello::Gone),
     };
     let frame = match first {
         Err(_) => {
-            let msg = format!("no hello within {} s; send {{\"hello\": {{\"versions\": [1], \"client\": \"name/version\"}}}} first", limits.handshake_timeout.as_secs());
-            return refuse(writer, ErrorBody::bad_request(msg)).await;
+            let msg = format!("no hello within {} s; send {{\"hello\": {{\"versions\": [1], \"client\": \"name/version\"}}}} first", timeout.as_secs());
+            return Err(NoHello::Refused(ErrorBody::bad_request(msg)));
         }
-        Ok(None) => return,
+        Ok(None) => return Err(NoHello::Gone),
         Ok(Some(Err(e))) if is_frame_too_large(&e) => {
-            return refuse(writer, too_large(state.max_frame_len)).await;
+            return Err(NoHello::Refused(too_large(state.max_frame_len)));
         }
-        Ok(Some(Err(_))) => return,
+        Ok(Some(Err(_))) => return Err(NoHello::Gone),
         Ok(Some(Ok(f))) => f,
     };
-    let hello = match decode_hello(&frame) {
-        Ok(h) => h,
-        Err(e) => return refuse(writer, e).await,
-    };
+    accept_hello(&frame).map_err(NoHello::Refused)
+}
+
+/// Decodes the hello `frame` and checks that it offers [`PROTOCOL_VERSION`].
+///
+/// Errors: the `bad_request` of [`decode_hello`], or `unsupported_version`.
+fn accept_hello(frame: &[u8]) -> Result<ClientHello, ErrorBody> {
+    let hello = decode_hello(frame)?;
     if !hello.versions.contains(&PROTOCOL_VERSION) {
-        let e = ErrorBody::new(
+        return Err(ErrorBody::new(
             ErrorCode::UnsupportedVersion,
             format!(
                 "hsmd speaks protocol version {PROTOCOL_VERSION}; the client offered {:?}",
                 hello.versions
             ),
-        );
-        return refuse(writer, e).await;
+        ));
     }
+    Ok(hello)
+}
+
+/// Sends hsmd's hello to `peer` (docs/protocol.md "Handshake"), flushed.
+/// Returns whether it was sent; if not, the connection is to be closed.
+async fn send_server_hello(
+    writer: &mut FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
+    state: &State,
+    peer: &Peer,
+) -> bool {
     let reply = HelloFrame {
         hello: ServerHello {
             version: PROTOCOL_VERSION,
@@ -338,13 +404,9 @@ pub async fn serve(
         },
     };
     let Ok(hello_bytes) = serde_json::to_vec(&reply) else {
-        return;
+        return false;
     };
-    if writer.send(Bytes::from(hello_bytes)).await.is_err() {
-        return;
-    }
-    tracing::debug!(peer_uid = uid, peer_pid = pid, client = %hello.client, "client connected");
-    requests(reader, writer, state, Arc::new(peer), limits, shutdown).await;
+    writer.send(Bytes::from(hello_bytes)).await.is_ok()
 }
 
 /// Longest client-influenced refusal message written to the log, in
@@ -392,56 +454,56 @@ fn too_large(max: usize) -> ErrorBody {
     )
 }
 
-/// Waits for the next complete frame. A frame whose bytes stop arriving for
-/// about `frame_timeout` (checked at half-periods, with no frame decoded in
-/// between) ends the connection, so half-sent frames cannot pin memory. So
-/// does `writer_gone` (the writer gave up: nobody would write the answers).
-/// A share of the request budget `reserved` for the frame is given back if
-/// every other request of the connection is answered on the socket
-/// meanwhile (`in_flight` has `others` permits free): an idle connection
-/// holds none.
-#[allow(clippy::too_many_arguments)] // the read loop's state, borrowed
-async fn next_frame(
-    reader: &mut FramedRead<tokio::net::unix::OwnedReadHalf, LengthDelimitedCodec>,
-    ticker: &mut tokio::time::Interval,
-    stalled_ticks: &mut u8,
-    shutdown: &CancellationToken,
-    mut writer_gone: Pin<&mut impl Future<Output = ()>>,
-    reserved: &mut Option<SemaphorePermit<'static>>,
-    in_flight: &Semaphore,
-    others: u32,
-) -> Result<Result<Bytes, std::io::Error>, Stop> {
-    loop {
-        tokio::select! {
-            n = reader.next() => {
-                *stalled_ticks = 0;
-                return match n {
-                    Some(Ok(f)) => Ok(Ok(f.freeze())),
-                    Some(Err(e)) => Ok(Err(e)),
-                    None => Err(Stop::Closed),
-                };
-            }
-            _ = ticker.tick() => {
-                if reader.read_buffer().is_empty() {
-                    *stalled_ticks = 0;
-                } else {
-                    *stalled_ticks += 1;
-                    if *stalled_ticks > 2 {
-                        return Err(Stop::Stalled);
-                    }
-                }
-            }
-            _ = shutdown.cancelled() => return Err(Stop::Shutdown),
-            _ = writer_gone.as_mut() => return Err(Stop::Closed),
-            Ok(_alone) = in_flight.acquire_many(others), if reserved.is_some() => {
-                *reserved = None;
+/// The writer task of a connection: writes the answers sent on `rx`, up to
+/// [`WRITE_BATCH`] at a time (what is waiting), with [`write_frames`], then
+/// shuts the socket's write side down once every sender is gone.
+///
+/// Permits are released only once the answer is written: a client that
+/// does not read its answers stops being read (back-pressure). One whose
+/// socket takes no byte for `stall` (frame_timeout) is closed: returning
+/// drops `rx`, the answers waiting in it and in the batch, and their permits
+/// (shares of [`REQUEST_BUDGET`] among them); the read loop sees its sender
+/// closed and stops.
+async fn write_answers(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+    peer: Arc<Peer>,
+    stall: Duration,
+) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
             }
         }
+        if let Err(e) = write_frames(&mut wr, &batch, stall).await {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                tracing::warn!(
+                    peer_uid = peer.uid,
+                    peer_pid = peer.pid,
+                    result = "timeout",
+                    "{} (uid {}) read none of its answers for {} s (frame_timeout_secs): the connection is closed and the {} answers waiting to be written are dropped",
+                    peer.name.escape_debug(),
+                    peer.uid,
+                    stall.as_secs(),
+                    batch.len() + rx.len()
+                );
+            }
+            return;
+        }
+        // Frees the written frames and their requests' permits.
+        batch.clear();
     }
+    let _ = wr.shutdown().await;
 }
 
+/// Serves the requests of a connection past its hello: reads them with the
+/// [`ReadLoop`], answers them through the [`write_answers`] task, and closes.
 async fn requests(
-    mut reader: FramedRead<tokio::net::unix::OwnedReadHalf, LengthDelimitedCodec>,
+    reader: FramedRead<tokio::net::unix::OwnedReadHalf, LengthDelimitedCodec>,
     writer: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
     state: Arc<State>,
     peer: Arc<Peer>,
@@ -451,191 +513,312 @@ async fn requests(
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
     let budget = limits.max_in_flight_bytes.min(Semaphore::MAX_PERMITS) as u32;
     let in_flight_bytes = Arc::new(Semaphore::new(budget as usize));
-    let (tx, mut rx) = mpsc::channel::<Outgoing>(limits.max_in_flight + 1);
+    let (tx, rx) = mpsc::channel::<Outgoing>(limits.max_in_flight + 1);
     // The hello went out with a flush: nothing is left in the codec's buffer.
-    let mut wr = writer.into_inner();
-    let writer_peer = peer.clone();
-    let write_task = tokio::spawn(async move {
-        // Permits are released only once the answer is written: a client that
-        // does not read its answers stops being read (back-pressure). One
-        // whose socket takes no byte for frame_timeout is closed: returning
-        // drops `rx`, the answers waiting in it and in `batch`, and their
-        // permits (shares of REQUEST_BUDGET among them); the read loop sees
-        // `tx` closed and stops.
-        let mut batch = Vec::with_capacity(WRITE_BATCH);
-        while let Some(first) = rx.recv().await {
-            batch.push(first);
-            while batch.len() < WRITE_BATCH {
-                match rx.try_recv() {
-                    Ok(more) => batch.push(more),
-                    Err(_) => break,
-                }
-            }
-            if let Err(e) = write_frames(&mut wr, &batch, limits.frame_timeout).await {
-                if e.kind() == std::io::ErrorKind::TimedOut {
-                    tracing::warn!(
-                        peer_uid = writer_peer.uid,
-                        peer_pid = writer_peer.pid,
-                        result = "timeout",
-                        "{} (uid {}) read none of its answers for {} s (frame_timeout_secs): the connection is closed and the {} answers waiting to be written are dropped",
-                        writer_peer.name.escape_debug(),
-                        writer_peer.uid,
-                        limits.frame_timeout.as_secs(),
-                        batch.len() + rx.len()
-                    );
-                }
-                return;
-            }
-            // Frees the written frames and their requests' permits.
-            batch.clear();
-        }
-        let _ = wr.shutdown().await;
-    });
+    let write_task = tokio::spawn(write_answers(
+        writer.into_inner(),
+        rx,
+        peer.clone(),
+        limits.frame_timeout,
+    ));
     let mut ticker = tokio::time::interval(limits.frame_timeout / 2);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut stalled_ticks = 0u8;
+    let mut read_loop = ReadLoop {
+        reader,
+        ticker,
+        stalled_ticks: 0,
+        state: &state,
+        peer: &peer,
+        limits,
+        shutdown: &shutdown,
+        tx: &tx,
+        in_flight: &in_flight,
+        in_flight_bytes: &in_flight_bytes,
+        budget,
+        others: u32::try_from(limits.max_in_flight.saturating_sub(1)).unwrap_or(u32::MAX),
+        reserved: None,
+        last_units: 1,
+    };
     {
         // Resolves once the writer has given up (and then stays pending: fused);
         // made once, not for every frame.
-        let mut writer_gone = std::pin::pin!(tx.closed().fuse());
-        let others = u32::try_from(limits.max_in_flight.saturating_sub(1)).unwrap_or(u32::MAX);
-        // This connection's share of REQUEST_BUDGET for its next request,
-        // taken before the request is read (sized as its last one), and the
-        // size of the last one.
-        let mut reserved: Option<SemaphorePermit<'static>> = None;
-        let mut last_units = 1u32;
+        let writer_gone = std::pin::pin!(tx.closed().fuse());
+        read_loop.run(writer_gone).await;
+    }
+    close(&in_flight, limits.max_in_flight, tx, write_task).await;
+}
+
+/// Ends a connection gracefully: waits until every request in flight is
+/// answered (all of `in_flight`'s `max_in_flight` permits back), then drops
+/// `tx`, the last sender, so that the writer task writes what is left,
+/// shuts the socket's write side down and ends.
+async fn close(
+    in_flight: &Semaphore,
+    max_in_flight: usize,
+    tx: mpsc::Sender<Outgoing>,
+    write_task: tokio::task::JoinHandle<()>,
+) {
+    let _ = in_flight.acquire_many(max_in_flight as u32).await;
+    drop(tx);
+    let _ = write_task.await;
+}
+
+/// The read side of a connection's request loop: reads frames while the
+/// connection has room for them (`max_in_flight`, `max_in_flight_bytes`,
+/// its share of [`REQUEST_BUDGET`]), decodes each and hands it to a task of
+/// its own, whose answer goes to the writer task on `tx`.
+struct ReadLoop<'a> {
+    reader: FramedRead<tokio::net::unix::OwnedReadHalf, LengthDelimitedCodec>,
+    /// Ticks every half `frame_timeout`, to find stalled frames.
+    ticker: tokio::time::Interval,
+    /// Ticks in a row that found a frame started and no frame decoded.
+    stalled_ticks: u8,
+    state: &'a Arc<State>,
+    peer: &'a Arc<Peer>,
+    limits: Limits,
+    shutdown: &'a CancellationToken,
+    /// Answers to the writer task.
+    tx: &'a mpsc::Sender<Outgoing>,
+    /// The connection's `max_in_flight` permits.
+    in_flight: &'a Arc<Semaphore>,
+    /// The connection's `max_in_flight_bytes` permits, `budget` of them.
+    in_flight_bytes: &'a Arc<Semaphore>,
+    budget: u32,
+    /// `max_in_flight - 1`: the permits of `in_flight` free when a request
+    /// is alone in flight.
+    others: u32,
+    /// This connection's share of [`REQUEST_BUDGET`] for its next request,
+    /// taken before the request is read (sized as its last one).
+    reserved: Option<SemaphorePermit<'static>>,
+    /// The share of [`REQUEST_BUDGET`] the last request took.
+    last_units: u32,
+}
+
+/// What [`ReadLoop::read_request`] got.
+enum Next {
+    /// A request frame.
+    Frame(Bytes),
+    /// Nothing yet: hsmd began shutting down; read what is already received.
+    Again,
+    /// Stop reading.
+    End,
+}
+
+impl ReadLoop<'_> {
+    /// Reads and starts requests, one `max_in_flight` permit each, until the
+    /// connection ends (see [`Next`]) or the writer gives up (`writer_gone`).
+    async fn run(&mut self, mut writer_gone: Pin<&mut impl Future<Output = ()>>) {
         loop {
-            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
                 break;
             };
-            if tx.is_closed() {
+            if self.tx.is_closed() {
                 break;
             }
-            // With other requests in flight, wait for room in the budget
-            // before reading: past it, requests wait in the socket, not in
-            // hsmd's memory. Alone in flight, read at once (see REQUEST_BUDGET).
-            if reserved.is_none()
-                && !shutdown.is_cancelled()
-                && in_flight.available_permits() < others as usize
-            {
-                tokio::select! {
-                    p = REQUEST_BUDGET.acquire_many(last_units) => reserved = p.ok(),
-                    Ok(_alone) = in_flight.acquire_many(others) => {}
-                    _ = writer_gone.as_mut() => break,
-                }
+            if !self.reserve_budget(writer_gone.as_mut()).await {
+                break;
             }
-            // On shutdown, take only the requests already received (buffered in
-            // the socket), then stop reading: every request read is answered.
-            let next = if shutdown.is_cancelled() {
-                match reader.next().now_or_never() {
-                    Some(Some(n)) => n.map(|f| f.freeze()),
-                    _ => break,
-                }
-            } else {
-                match next_frame(
-                    &mut reader,
-                    &mut ticker,
-                    &mut stalled_ticks,
-                    &shutdown,
-                    writer_gone.as_mut(),
-                    &mut reserved,
-                    &in_flight,
-                    others,
-                )
+            let frame = match self.read_request(writer_gone.as_mut()).await {
+                Next::Frame(f) => f,
+                Next::Again => continue,
+                Next::End => break,
+            };
+            let Some(permits) = self
+                .take_permits(permit, frame.len(), writer_gone.as_mut())
                 .await
-                {
-                    Ok(n) => n,
-                    Err(Stop::Closed) => break,
-                    Err(Stop::Shutdown) => continue,
-                    Err(Stop::Stalled) => {
-                        let msg = format!(
-                            "a frame started but did not arrive within {} s; the connection is closed",
-                            limits.frame_timeout.as_secs()
-                        );
-                        tracing::warn!(
-                            peer_uid = peer.uid,
-                            peer_pid = peer.pid,
-                            result = "bad_request",
-                            "{msg}"
-                        );
-                        let _ = tx
-                            .send((
-                                encode(&Response::err(None, ErrorBody::bad_request(msg))),
-                                None,
-                            ))
-                            .await;
-                        break;
-                    }
-                }
-            };
-            let frame = match next {
-                Err(e) if is_frame_too_large(&e) => {
-                    let e = too_large(state.max_frame_len);
-                    log_refusal(peer.uid, peer.pid, &e);
-                    let _ = tx.send((encode(&Response::err(None, e)), None)).await;
-                    break;
-                }
-                Err(_) => break,
-                Ok(f) => f,
-            };
-            let want = (frame.len().max(1) as u64).min(u64::from(budget)) as u32;
-            let Ok(bytes_permit) = in_flight_bytes.clone().acquire_many_owned(want).await else {
-                break;
-            };
-            last_units = budget_units(frame.len());
-            let Ok(shared) = top_up(
-                reserved.take(),
-                last_units,
-                &in_flight,
-                limits.max_in_flight,
-                writer_gone.as_mut(),
-            )
-            .await
             else {
                 break;
             };
-            if tx.is_closed() {
-                // The writer gave up while this request waited for its permits.
+            if !self.start_request(frame, permits).await {
                 break;
             }
-            let permits = Some((permit, bytes_permit, shared));
-            let decoded = match super::hot::decode_hot(&frame) {
-                Some(r) => Ok(r),
-                None => Request::decode(&frame),
-            };
-            let req = match decoded {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(
-                        peer_uid = peer.uid,
-                        peer_pid = peer.pid,
-                        result = "bad_request",
-                        "{}",
-                        e.error.message.escape_debug()
-                    );
-                    if tx
-                        .send((encode(&Response::err(e.id, e.error)), permits))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                    continue;
+        }
+        // No next request: its share goes back before the last answers.
+        self.reserved = None;
+    }
+
+    /// With other requests in flight, waits for room in the budget before
+    /// reading (a share sized as the last request): past it, requests wait
+    /// in the socket, not in hsmd's memory. Alone in flight, reads at once
+    /// (see [`REQUEST_BUDGET`]). Returns `false` if the writer gave up.
+    async fn reserve_budget(&mut self, writer_gone: Pin<&mut impl Future<Output = ()>>) -> bool {
+        if self.reserved.is_none()
+            && !self.shutdown.is_cancelled()
+            && self.in_flight.available_permits() < self.others as usize
+        {
+            tokio::select! {
+                p = REQUEST_BUDGET.acquire_many(self.last_units) => self.reserved = p.ok(),
+                Ok(_alone) = self.in_flight.acquire_many(self.others) => {}
+                _ = writer_gone => return false,
+            }
+        }
+        true
+    }
+
+    /// Reads the next request frame. On shutdown, takes only the requests
+    /// already received (buffered in the socket), then stops reading: every
+    /// request read is answered. A stalled frame or one longer than
+    /// `max_frame_len` is answered with an error frame and ends the reading.
+    async fn read_request(&mut self, writer_gone: Pin<&mut impl Future<Output = ()>>) -> Next {
+        let next = if self.shutdown.is_cancelled() {
+            match self.reader.next().now_or_never() {
+                Some(Some(n)) => n.map(|f| f.freeze()),
+                _ => return Next::End,
+            }
+        } else {
+            match self.next_frame(writer_gone).await {
+                Ok(n) => n,
+                Err(Stop::Closed) => return Next::End,
+                Err(Stop::Shutdown) => return Next::Again,
+                Err(Stop::Stalled) => {
+                    self.refuse_stalled().await;
+                    return Next::End;
                 }
-            };
-            drop(frame);
-            let (state, peer, tx) = (state.clone(), peer.clone(), tx.clone());
-            tokio::spawn(async move {
-                let op = req.op.name();
-                let resp = dispatch::handle(&state, &peer, req).await;
-                let _ = tx
-                    .send((encode_bounded(resp, op, state.max_frame_len), permits))
-                    .await;
-            });
+            }
+        };
+        match next {
+            Err(e) if is_frame_too_large(&e) => {
+                let e = too_large(self.state.max_frame_len);
+                log_refusal(self.peer.uid, self.peer.pid, &e);
+                let _ = self.tx.send((encode(&Response::err(None, e)), None)).await;
+                Next::End
+            }
+            Err(_) => Next::End,
+            Ok(f) => Next::Frame(f),
         }
     }
-    // Answer everything in flight before closing.
-    let _ = in_flight.acquire_many(limits.max_in_flight as u32).await;
-    drop(tx);
-    let _ = write_task.await;
+
+    /// Logs and answers (`bad_request`, no id) a frame that started and did
+    /// not arrive within `frame_timeout`.
+    async fn refuse_stalled(&self) {
+        let msg = format!(
+            "a frame started but did not arrive within {} s; the connection is closed",
+            self.limits.frame_timeout.as_secs()
+        );
+        tracing::warn!(
+            peer_uid = self.peer.uid,
+            peer_pid = self.peer.pid,
+            result = "bad_request",
+            "{msg}"
+        );
+        let _ = self
+            .tx
+            .send((
+                encode(&Response::err(None, ErrorBody::bad_request(msg))),
+                None,
+            ))
+            .await;
+    }
+
+    /// Waits for the next complete frame. A frame whose bytes stop arriving
+    /// for about `frame_timeout` (checked at half-periods, with no frame
+    /// decoded in between) ends the connection, so half-sent frames cannot
+    /// pin memory. So does `writer_gone` (the writer gave up: nobody would
+    /// write the answers). A share of the request budget `reserved` for the
+    /// frame is given back if every other request of the connection is
+    /// answered on the socket meanwhile (`in_flight` has `others` permits
+    /// free): an idle connection holds none.
+    async fn next_frame(
+        &mut self,
+        mut writer_gone: Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<Result<Bytes, std::io::Error>, Stop> {
+        loop {
+            tokio::select! {
+                n = self.reader.next() => {
+                    self.stalled_ticks = 0;
+                    return match n {
+                        Some(Ok(f)) => Ok(Ok(f.freeze())),
+                        Some(Err(e)) => Ok(Err(e)),
+                        None => Err(Stop::Closed),
+                    };
+                }
+                _ = self.ticker.tick() => {
+                    if self.reader.read_buffer().is_empty() {
+                        self.stalled_ticks = 0;
+                    } else {
+                        self.stalled_ticks += 1;
+                        if self.stalled_ticks > 2 {
+                            return Err(Stop::Stalled);
+                        }
+                    }
+                }
+                _ = self.shutdown.cancelled() => return Err(Stop::Shutdown),
+                _ = writer_gone.as_mut() => return Err(Stop::Closed),
+                Ok(_alone) = self.in_flight.acquire_many(self.others), if self.reserved.is_some() => {
+                    self.reserved = None;
+                }
+            }
+        }
+    }
+
+    /// Takes what holds the place of a request of `len` bytes besides its
+    /// `permit` of `max_in_flight`: its `max_in_flight_bytes` and its exact
+    /// share of [`REQUEST_BUDGET`] (from the share reserved before reading).
+    /// `None` if the writer gave up meanwhile.
+    async fn take_permits(
+        &mut self,
+        permit: OwnedSemaphorePermit,
+        len: usize,
+        writer_gone: Pin<&mut impl Future<Output = ()>>,
+    ) -> Option<Permits> {
+        let want = (len.max(1) as u64).min(u64::from(self.budget)) as u32;
+        let Ok(bytes_permit) = self.in_flight_bytes.clone().acquire_many_owned(want).await else {
+            return None;
+        };
+        self.last_units = budget_units(len);
+        let held = self.reserved.take();
+        let max_in_flight = self.limits.max_in_flight;
+        let Ok(shared) = top_up(
+            held,
+            self.last_units,
+            self.in_flight,
+            max_in_flight,
+            writer_gone,
+        )
+        .await
+        else {
+            return None;
+        };
+        if self.tx.is_closed() {
+            // The writer gave up while this request waited for its permits.
+            return None;
+        }
+        Some((permit, bytes_permit, shared))
+    }
+
+    /// Decodes `frame` and hands the request, with its `permits`, to a task
+    /// that handles it and sends the answer to the writer; a frame that is
+    /// no request is answered `bad_request` (and logged). Returns `false`
+    /// if the writer is gone.
+    async fn start_request(&self, frame: Bytes, permits: Permits) -> bool {
+        let permits = Some(permits);
+        let decoded = match super::hot::decode_hot(&frame) {
+            Some(r) => Ok(r),
+            None => Request::decode(&frame),
+        };
+        let req = match decoded {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(
+                    peer_uid = self.peer.uid,
+                    peer_pid = self.peer.pid,
+                    result = "bad_request",
+                    "{}",
+                    e.error.message.escape_debug()
+                );
+                let answer = (encode(&Response::err(e.id, e.error)), permits);
+                return self.tx.send(answer).await.is_ok();
+            }
+        };
+        drop(frame);
+        let (state, peer, tx) = (self.state.clone(), self.peer.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let op = req.op.name();
+            let resp = dispatch::handle(&state, &peer, req).await;
+            let _ = tx
+                .send((encode_bounded(resp, op, state.max_frame_len), permits))
+                .await;
+        });
+        true
+    }
 }
