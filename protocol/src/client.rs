@@ -390,6 +390,16 @@ fn decode_server_hello(frame: &[u8]) -> Result<ServerHello, ClientError> {
 /// What the read loop makes of one frame: the waiter's id and its answer,
 /// or why the connection ends.
 fn read_answer(frame: BytesMut) -> Result<(u64, Answer), String> {
+    // A frame is UTF-8 JSON (docs/protocol.md "Transport and framing").
+    // serde_json checks UTF-8 only in the strings it reads, not in those
+    // `Peek` skips (the result): a frame with bytes that are not UTF-8 in
+    // its result was taken here and refused later as a whole `Response`
+    // (found by fuzz/ target client_answer).
+    if let Err(e) = std::str::from_utf8(&frame) {
+        return Err(format!(
+            "hsmd sent a frame that is not a response: it is not UTF-8 ({e})"
+        ));
+    }
     let peek: Peek = match serde_json::from_slice(&frame) {
         Ok(r) => r,
         Err(e) => return Err(format!("hsmd sent a frame that is not a response: {e}")),

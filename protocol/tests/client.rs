@@ -608,6 +608,25 @@ async fn a_response_that_is_an_array_ends_the_connection() {
     assert_fails_fast(&client).await;
 }
 
+/// A frame whose result holds bytes that are not UTF-8 is not a response,
+/// even in a part the read loop does not look at (found by fuzz/ target
+/// client_answer).
+#[tokio::test]
+async fn a_response_that_is_not_utf8_ends_the_connection() {
+    let (client, mut rd, mut wr) = connected().await;
+    let calls = spawn_calls(&client, 0..1);
+    let server = tokio::spawn(async move {
+        let req = recv_request(&mut rd).await;
+        let mut frame = format!(r#"{{"id":{},"result":{{"label":"k"#, req.id).into_bytes();
+        frame.extend_from_slice(b"\x89\xe1\"}}");
+        wr.send(Bytes::from(frame)).await.unwrap();
+        (rd, wr) // keep the socket open: the client must give up by itself
+    });
+    let _keep_open = bounded("server", server).await.unwrap();
+    assert_all_closed(calls).await;
+    assert_fails_fast(&client).await;
+}
+
 #[tokio::test]
 async fn dropping_every_client_closes_the_connection() {
     let (client, mut rd, _wr) = connected().await;
