@@ -5,20 +5,17 @@
 
 use super::dispatch::{self, Answer, State};
 use super::gate::Gate;
+use super::hello::{read_hello, send_server_hello, too_large, NoHello};
 use super::peer::Peer;
+use super::writer::{write_answers, Outgoing, Permits};
 use bytes::Bytes;
 use futures::{FutureExt, SinkExt, StreamExt};
 use hsmd_protocol::codec::{frame_codec, is_frame_too_large};
-use hsmd_protocol::message::HelloFrame;
-use hsmd_protocol::{
-    ClientHello, ErrorBody, ErrorCode, Request, Response, ServerHello, PROTOCOL_VERSION,
-};
+use hsmd_protocol::{ErrorBody, ErrorCode, Request, Response};
 use std::future::Future;
-use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
@@ -40,15 +37,6 @@ pub struct Limits {
     pub frame_timeout: Duration,
 }
 
-/// What holds a request's place until its answer is on the socket: its
-/// connection's `max_in_flight` and `max_in_flight_bytes`, and its share of
-/// [`REQUEST_BUDGET`] (none for a request let through alone, see there).
-type Permits = (
-    OwnedSemaphorePermit,
-    OwnedSemaphorePermit,
-    Option<SemaphorePermit<'static>>,
-);
-
 /// Request bytes that all connections together may hold read, in flight and
 /// answered but not yet written, in KiB. Past it, connections stop reading
 /// until earlier answers are written: back-pressure, as `max_in_flight` and
@@ -66,7 +54,7 @@ type Permits = (
 ///   adds at most one frame per connection to the bound;
 /// - a connection whose socket accepts no byte of its pending answers for
 ///   `frame_timeout` is closed, and its unwritten answers are dropped with
-///   their shares (see [`write_frames`]).
+///   their shares (see [`write_frames`](super::writer::write_frames)).
 const REQUEST_BUDGET_KIB: usize = 4 * 1024;
 
 /// The budget of [`REQUEST_BUDGET_KIB`]. Process-wide on purpose: it bounds
@@ -81,7 +69,7 @@ fn budget_units(len: usize) -> u32 {
     (len / 1024 + 1).min(REQUEST_BUDGET_KIB) as u32
 }
 
-/// The writer of a connection gave up (see [`write_frames`]).
+/// The writer of a connection gave up (see [`write_frames`](super::writer::write_frames)).
 struct WriterGone;
 
 /// Takes `units` of [`REQUEST_BUDGET`] for a request. Waits for them, unless
@@ -133,46 +121,6 @@ async fn top_up(
         (h, m) => h.or(m),
     })
 }
-
-/// Most answer frames written with one `writev`.
-const WRITE_BATCH: usize = 32;
-
-/// Writes `frames`, each as its 4-byte big-endian length then its body
-/// (the framing of [`frame_codec`]), with vectored writes straight from the
-/// frames: no copy into a buffer of the connection's own. Fails with
-/// [`std::io::ErrorKind::TimedOut`] when the socket accepts no byte for
-/// `stall`: the client is not reading its answers.
-async fn write_frames(
-    wr: &mut OwnedWriteHalf,
-    frames: &[(Bytes, Option<Permits>)],
-    stall: Duration,
-) -> std::io::Result<()> {
-    let heads: Vec<[u8; 4]> = frames
-        .iter()
-        .map(|(f, _)| u32::try_from(f.len()).unwrap_or(u32::MAX).to_be_bytes())
-        .collect();
-    let mut slices: Vec<IoSlice<'_>> = heads
-        .iter()
-        .zip(frames)
-        .flat_map(|(h, (f, _))| [IoSlice::new(h), IoSlice::new(f)])
-        .collect();
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        let n = match tokio::time::timeout(stall, wr.write_vectored(rest)).await {
-            Ok(n) => n?,
-            Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
-        };
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut rest, n);
-    }
-    Ok(())
-}
-
-/// An answer frame for the writer, with what holds its request's place
-/// (`None` for errors that answer no request).
-type Outgoing = (Bytes, Option<Permits>);
 
 /// Why [`ReadLoop::next_frame`] returned without a frame.
 enum Stop {
@@ -328,87 +276,6 @@ async fn admit_peer(
     }
 }
 
-/// Why [`read_hello`] returned no hello.
-enum NoHello {
-    /// The error frame to send (and log) before closing.
-    Refused(ErrorBody),
-    /// Close without an answer: the client left, a read error, or hsmd is
-    /// shutting down.
-    Gone,
-}
-
-/// Reads and checks the client's hello, the first frame, which must arrive
-/// within `timeout` (docs/protocol.md "Handshake").
-///
-/// Errors: [`NoHello`]; a refusal for a missing or malformed hello, a frame
-/// longer than `max_frame_len`, or no version in common.
-async fn read_hello(
-    reader: &mut FramedRead<tokio::net::unix::OwnedReadHalf, LengthDelimitedCodec>,
-    state: &State,
-    timeout: Duration,
-    shutdown: &CancellationToken,
-) -> Result<ClientHello, NoHello> {
-    let first = tokio::select! {
-        f = tokio::time::timeout(timeout, reader.next()) => f,
-        _ = shutdown.cancelled() => return Err(NoHello::Gone),
-    };
-    let frame = match first {
-        Err(_) => {
-            let msg = format!("no hello within {} s; send {{\"hello\": {{\"versions\": [1], \"client\": \"name/version\"}}}} first", timeout.as_secs());
-            return Err(NoHello::Refused(ErrorBody::bad_request(msg)));
-        }
-        Ok(None) => return Err(NoHello::Gone),
-        Ok(Some(Err(e))) if is_frame_too_large(&e) => {
-            return Err(NoHello::Refused(too_large(state.max_frame_len)));
-        }
-        Ok(Some(Err(_))) => return Err(NoHello::Gone),
-        Ok(Some(Ok(f))) => f,
-    };
-    accept_hello(&frame).map_err(NoHello::Refused)
-}
-
-/// Decodes the hello `frame` and checks that it offers [`PROTOCOL_VERSION`].
-///
-/// Errors: the `bad_request` of [`decode_hello`], or `unsupported_version`.
-fn accept_hello(frame: &[u8]) -> Result<ClientHello, ErrorBody> {
-    let hello = decode_hello(frame)?;
-    if !hello.versions.contains(&PROTOCOL_VERSION) {
-        return Err(ErrorBody::new(
-            ErrorCode::UnsupportedVersion,
-            format!(
-                "hsmd speaks protocol version {PROTOCOL_VERSION}; the client offered {:?}",
-                hello.versions
-            ),
-        ));
-    }
-    Ok(hello)
-}
-
-/// Sends hsmd's hello to `peer` (docs/protocol.md "Handshake"), flushed.
-/// Returns whether it was sent; if not, the connection is to be closed.
-async fn send_server_hello(
-    writer: &mut FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
-    state: &State,
-    peer: &Peer,
-) -> bool {
-    let reply = HelloFrame {
-        hello: ServerHello {
-            version: PROTOCOL_VERSION,
-            server: concat!("hsmd/", env!("CARGO_PKG_VERSION")).into(),
-            model: state.model.clone(),
-            slots: state.slot_ids(),
-            admins: state.policy.admins.names.clone(),
-            max_frame_len: state.max_frame_len,
-            identity: peer.name.clone(),
-            may_act_as_others: peer.is_frontend,
-        },
-    };
-    let Ok(hello_bytes) = serde_json::to_vec(&reply) else {
-        return false;
-    };
-    writer.send(Bytes::from(hello_bytes)).await.is_ok()
-}
-
 /// Longest client-influenced refusal message written to the log, in
 /// characters (as the request records, docs/configuration.md "Logging").
 const LOG_ECHO_MAX: usize = 160;
@@ -430,74 +297,6 @@ fn log_refusal(uid: u32, pid: Option<i32>, e: &ErrorBody) {
         "refused connection: {}",
         message.escape_debug()
     );
-}
-
-/// Decodes the client's first frame, `{"hello": {"versions": [..], "client": ".."}}`
-/// (docs/protocol.md "Handshake"); unknown members are refused.
-///
-/// Errors: the `bad_request` body sent back before the connection is
-/// closed, showing the expected shape and serde's reason.
-pub fn decode_hello(frame: &[u8]) -> Result<ClientHello, ErrorBody> {
-    serde_json::from_slice::<HelloFrame<ClientHello>>(frame)
-        .map(|h| h.hello)
-        .map_err(|e| {
-            ErrorBody::bad_request(format!(
-                "the first frame must be {{\"hello\": {{\"versions\": [1], \"client\": ...}}}}: {e}"
-            ))
-        })
-}
-
-fn too_large(max: usize) -> ErrorBody {
-    ErrorBody::new(
-        ErrorCode::FrameTooLarge,
-        format!("frame longer than max_frame_len ({max} bytes); the connection is closed"),
-    )
-}
-
-/// The writer task of a connection: writes the answers sent on `rx`, up to
-/// [`WRITE_BATCH`] at a time (what is waiting), with [`write_frames`], then
-/// shuts the socket's write side down once every sender is gone.
-///
-/// Permits are released only once the answer is written: a client that
-/// does not read its answers stops being read (back-pressure). One whose
-/// socket takes no byte for `stall` (frame_timeout) is closed: returning
-/// drops `rx`, the answers waiting in it and in the batch, and their permits
-/// (shares of [`REQUEST_BUDGET`] among them); the read loop sees its sender
-/// closed and stops.
-async fn write_answers(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Outgoing>,
-    peer: Arc<Peer>,
-    stall: Duration,
-) {
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < WRITE_BATCH {
-            match rx.try_recv() {
-                Ok(more) => batch.push(more),
-                Err(_) => break,
-            }
-        }
-        if let Err(e) = write_frames(&mut wr, &batch, stall).await {
-            if e.kind() == std::io::ErrorKind::TimedOut {
-                tracing::warn!(
-                    peer_uid = peer.uid,
-                    peer_pid = peer.pid,
-                    result = "timeout",
-                    "{} (uid {}) read none of its answers for {} s (frame_timeout_secs): the connection is closed and the {} answers waiting to be written are dropped",
-                    peer.name.escape_debug(),
-                    peer.uid,
-                    stall.as_secs(),
-                    batch.len() + rx.len()
-                );
-            }
-            return;
-        }
-        // Frees the written frames and their requests' permits.
-        batch.clear();
-    }
-    let _ = wr.shutdown().await;
 }
 
 /// Serves the requests of a connection past its hello: reads them with the
