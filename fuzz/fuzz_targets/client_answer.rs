@@ -1,7 +1,7 @@
 //! The protocol client's decoding of what hsmd sends (docs/protocol.md):
 //! the answer to the hello, and a response frame as the read loop, `call`
 //! (typed result) and `call_raw` (whole `Response`) see it. The read loop
-//! accepts exactly the objects `Response` accepts that carry an id, and the
+//! accepts exactly the UTF-8 objects `Response` accepts that carry an id, and the
 //! typed result equals `Response::into_result` of the same frame.
 //!
 //! Input: 1 byte choosing the result type, then the frame.
@@ -20,7 +20,11 @@ fn is_object(frame: &[u8]) -> bool {
 }
 
 fn check<T: DeserializeOwned + PartialEq + Debug>(frame: &[u8]) {
-    let whole = serde_json::from_slice::<Response>(frame);
+    // A frame is UTF-8 JSON: serde_json's `from_slice` checks UTF-8 only in
+    // the strings it reads, so `from_str` on the checked text is the rule.
+    let whole = std::str::from_utf8(frame)
+        .map_err(|_| ())
+        .and_then(|text| serde_json::from_str::<Response>(text).map_err(|_| ()));
     match answer::<T>(frame) {
         Ok((id, typed, raw)) => {
             let whole = whole.expect("the read loop took a frame Response refuses");
