@@ -5,6 +5,7 @@
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::slot::Slot;
+use hsmd_protocol::LibraryInfo;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -142,6 +143,33 @@ pub struct Library {
 }
 
 impl Library {
+    /// The library's `C_GetInfo`, as the hello reports it (blank when the
+    /// module does not answer).
+    pub fn info(&self) -> LibraryInfo {
+        let info = self.pkcs11.get_library_info().ok();
+        LibraryInfo {
+            path: self.path.display().to_string(),
+            manufacturer: info
+                .as_ref()
+                .map(|i| i.manufacturer_id().trim().to_owned())
+                .unwrap_or_default(),
+            description: info
+                .as_ref()
+                .map(|i| i.library_description().trim().to_owned())
+                .unwrap_or_default(),
+            version: info
+                .as_ref()
+                .map(|i| {
+                    format!(
+                        "{}.{}",
+                        i.library_version().major(),
+                        i.library_version().minor()
+                    )
+                })
+                .unwrap_or_default(),
+        }
+    }
+
     /// Loads the module at `path` and initializes it with `CKF_OS_LOCKING_OK`.
     /// `hint` says what to install when the file is missing.
     pub fn open(path: &Path, hint: &'static str) -> Result<Self, LibraryError> {

@@ -50,31 +50,10 @@ impl LibraryGuard {
         self.finalize = false;
     }
 
-    /// The library's `C_GetInfo`, as the hello reports it (blank when the
-    /// module does not answer).
+    /// The library's `C_GetInfo`, as the hello reports it
+    /// ([`Library::info`]).
     pub fn info(&self) -> LibraryInfo {
-        let info = self.lib.pkcs11.get_library_info().ok();
-        LibraryInfo {
-            path: self.lib.path.display().to_string(),
-            manufacturer: info
-                .as_ref()
-                .map(|i| i.manufacturer_id().trim().to_owned())
-                .unwrap_or_default(),
-            description: info
-                .as_ref()
-                .map(|i| i.library_description().trim().to_owned())
-                .unwrap_or_default(),
-            version: info
-                .as_ref()
-                .map(|i| {
-                    format!(
-                        "{}.{}",
-                        i.library_version().major(),
-                        i.library_version().minor()
-                    )
-                })
-                .unwrap_or_default(),
-        }
+        self.lib.info()
     }
 }
 
