@@ -92,7 +92,8 @@ fuzz_target!(|data: &[u8]| {
     let w = world();
     let user = if who % 2 == 0 { "admin" } else { "bob" };
     let ctx = Ctx {
-        state: &w.state,
+        hsmd: &w.state.hsmd,
+        grants: &w.state.grants,
         user,
     };
     match w.runtime.block_on(kmip::handle(&ctx, &req)) {

@@ -22,7 +22,8 @@ pub async fn handler(
         let value = json(&read_body(raw, state.max_body_bytes).await?)?;
         let req = Ttlv::from_json(&value)?;
         let ctx = kmip::Ctx {
-            state: state.as_ref(),
+            hsmd: &state.hsmd,
+            grants: &state.grants,
             user: &user,
         };
         kmip::handle(&ctx, &req).await

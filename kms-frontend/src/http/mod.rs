@@ -38,16 +38,6 @@ pub struct AppState {
     pub max_body_bytes: usize,
 }
 
-impl crate::kmip::Services for AppState {
-    fn hsmd(&self) -> &Hsmd {
-        &self.hsmd
-    }
-
-    fn grants(&self) -> &GrantStore {
-        &self.grants
-    }
-}
-
 /// The router of the whole API.
 pub fn router(state: Arc<AppState>, auth: Arc<Authenticator>, max_body_bytes: usize) -> Router {
     let authenticated = Router::new()

@@ -39,20 +39,15 @@ pub const OPERATIONS: &[&str] = &[
     "SignatureVerify",
 ];
 
-/// What a KMIP operation uses of the frontend's shared state: the hsmd
-/// client and the access rights. `crate::http::AppState` provides it, so
-/// this layer needs nothing of the HTTP one.
-pub trait Services: Send + Sync {
-    /// The hsmd connection pool.
-    fn hsmd(&self) -> &Hsmd;
-    /// The access-rights store.
-    fn grants(&self) -> &GrantStore;
-}
-
-/// One request's context: the shared state and the authenticated user.
+/// One request's context: what a KMIP operation uses of the frontend's
+/// shared state (the hsmd client, the access rights; `crate::http` lends
+/// them from its state, so this layer needs nothing of the HTTP one) and the
+/// authenticated user.
 pub struct Ctx<'a> {
-    /// Shared state (`&AppState` coerces to it).
-    pub state: &'a dyn Services,
+    /// The hsmd connection pool.
+    pub hsmd: &'a Hsmd,
+    /// The access-rights store.
+    pub grants: &'a GrantStore,
     /// The KMS user.
     pub user: &'a str,
 }
@@ -60,12 +55,12 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// The hsmd connection pool.
     pub fn hsmd(&self) -> &Hsmd {
-        self.state.hsmd()
+        self.hsmd
     }
 
     /// The access-rights store.
     pub fn grants(&self) -> &GrantStore {
-        self.state.grants()
+        self.grants
     }
 
     /// hsmd's hello, whose `admins` are the HSM admins.
