@@ -23,6 +23,7 @@
 //!   v
 //! error   KmsError (the status class and message of a refusal), echo
 //! config  the configuration (CLI, file); logging: the log output
+//! database_file  the SQLite file's creation (0600), for access and store
 //! ```
 //!
 //! The audit records (a key created or destroyed, a grant or revocation, a
@@ -44,6 +45,7 @@
 pub mod access;
 pub mod auth;
 pub mod config;
+pub mod database_file;
 pub mod error;
 pub mod hsm;
 pub mod http;

@@ -2,6 +2,7 @@
 //! which operation. One row per (key uid, user, operation); rows of a key
 //! are removed when the key is destroyed through the frontend.
 
+use crate::database_file::FileError;
 use rusqlite::{params, Connection};
 use std::path::Path;
 use std::sync::Mutex;
@@ -46,45 +47,15 @@ pub struct GrantStore {
 }
 
 impl GrantStore {
-    /// Opens (creating when missing, with its directory, mode 0700) the
-    /// database file `path`.
+    /// Opens (creating when missing, mode 0600, with its directory, mode
+    /// 0700: `crate::database_file`) the database file `path`.
     ///
     /// Errors: [`StoreError`] naming the failing step.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.exists() {
-                use std::os::unix::fs::DirBuilderExt;
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(dir)
-                    .map_err(|source| StoreError::Directory {
-                        dir: dir.to_owned(),
-                        source,
-                    })?;
-            }
-        }
-        // A new database is created 0600 (SQLite's own default follows the
-        // umask, 0644 under most): it names every user and their rights.
-        // SQLite creates its -wal and -shm files with the database's mode.
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            let created = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path);
-            match created {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(source) => {
-                    return Err(StoreError::Create {
-                        path: path.to_owned(),
-                        source,
-                    })
-                }
-            }
-        }
+        crate::database_file::create_private(path).map_err(|e| match e {
+            FileError::Directory { dir, source } => StoreError::Directory { dir, source },
+            FileError::Create { path, source } => StoreError::Create { path, source },
+        })?;
         let conn = Connection::open(path).map_err(db("open"))?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
