@@ -18,6 +18,8 @@
 //! kmip    one file per KMIP operation family; KMIP and TTLV, no HTTP types
 //!   |
 //!   +--> access   access policy and grant store (SQLite), no routes
+//!   +--> store    KMIP objects in the database (SQLite), material only
+//!   |             wrapped; one async interface
 //!   +--> hsm      the hsmd client (connection pool)
 //!   +--> ttlv     KMIP JSON TTLV values
 //!   v
@@ -30,10 +32,10 @@
 //! refused KMIP request, each naming the user) log with the target `audit`
 //! wherever they are written (`KMS_LOG=audit=info` selects them).
 //!
-//! The KMS key store will add two rooms at the `access`/`hsm` level, used
-//! by `kmip`: `store/` for KMIP objects kept in the database (keys that are
-//! not HSM keys, their attributes and states), and `crypto/` for the
-//! operations done in software on those keys.
+//! The KMS key store adds two rooms at the `access`/`hsm` level, used by
+//! `kmip`: `store/` for KMIP objects kept in the database (keys that are not
+//! HSM keys, their attributes and states, their material wrapped by an HSM
+//! key), and `crypto/` for the operations done in software on those keys.
 
 // No unwrap, expect or panic outside tests: bad input gets an answer, never
 // a crash (docs/design.md "Rules").
@@ -51,4 +53,5 @@ pub mod hsm;
 pub mod http;
 pub mod kmip;
 pub mod logging;
+pub mod store;
 pub mod ttlv;

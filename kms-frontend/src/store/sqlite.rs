@@ -1,0 +1,350 @@
+//! [`SqliteStore`]: the object store in the SQLite file of the grants
+//! (config `sqlite_file`), on a connection of its own in WAL mode. Each call
+//! runs on tokio's blocking pool (a commit waits for the disk), one at a
+//! time on the connection, as one SQL statement: one transaction.
+
+use super::migrations;
+use super::{
+    LocateQuery, ObjectStore, ObjectType, State, StoreError, StoredObject, WrappedMaterial,
+};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a statement waits for the grant store's connection (or another
+/// process) to release the database before it fails as busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The columns written by insert, upsert and update, in parameter order
+/// (`?1` .. `?13`; `?13` is also `updated`).
+const COLUMNS: &str = "uid, object_type, owner, state, algorithm, names, tags, attributes, \
+                       wrapping_key, mechanism, format, blob, created, updated";
+
+fn db(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Database { what, source }
+}
+
+/// The object store in SQLite.
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing, mode 0600, with its directory, mode
+    /// 0700: `crate::database_file`) the database file `path`, sets WAL
+    /// mode and brings the schema to the current version (`super::migrations`;
+    /// nothing to do when it is there already). The grants table, if any,
+    /// is left as it is.
+    ///
+    /// Errors: [`StoreError::File`], [`StoreError::Database`] naming the
+    /// failing step, [`StoreError::Migration`] (among them a database made
+    /// by a newer version, whose schema this one does not know).
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        crate::database_file::create_private(path)?;
+        let mut conn = Connection::open(path).map_err(db("open"))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(db("open"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db("WAL mode"))?;
+        migrations::migrations().to_latest(&mut conn)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection, on the blocking pool.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock left no transaction open (each
+            // call is one statement), so the connection is still sound.
+            let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&c)
+        })
+        .await?
+    }
+}
+
+/// Unix seconds now (0 before 1970, which a sane clock never says).
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// An object as its row's values, owned (they go to the blocking pool).
+struct Row {
+    uid: String,
+    object_type: &'static str,
+    owner: String,
+    state: &'static str,
+    algorithm: Option<String>,
+    names: String,
+    tags: String,
+    attributes: String,
+    material: Option<WrappedMaterial>,
+}
+
+impl Row {
+    fn of(obj: &StoredObject) -> Result<Self, StoreError> {
+        let json = |what: &'static str, r: serde_json::Result<String>| {
+            r.map_err(|source| StoreError::Encode {
+                uid: obj.uid.clone(),
+                what,
+                source,
+            })
+        };
+        Ok(Self {
+            uid: obj.uid.clone(),
+            object_type: obj.object_type.name(),
+            owner: obj.owner.clone(),
+            state: obj.state.name(),
+            algorithm: obj.algorithm.clone(),
+            names: json("names", serde_json::to_string(&obj.names))?,
+            tags: json("tags", serde_json::to_string(&obj.tags))?,
+            attributes: json("attributes", serde_json::to_string(&obj.attributes))?,
+            material: obj.material.clone(),
+        })
+    }
+
+    /// Runs `sql` (parameters in [`COLUMNS`] order) at `time`; the number
+    /// of rows changed.
+    fn execute(
+        &self,
+        c: &Connection,
+        sql: &str,
+        time: i64,
+        what: &'static str,
+    ) -> Result<usize, StoreError> {
+        let m = self.material.as_ref();
+        c.prepare_cached(sql)
+            .and_then(|mut st| {
+                st.execute(params![
+                    self.uid,
+                    self.object_type,
+                    self.owner,
+                    self.state,
+                    self.algorithm,
+                    self.names,
+                    self.tags,
+                    self.attributes,
+                    m.map(|m| &m.wrapping_key),
+                    m.map(|m| &m.mechanism),
+                    m.map(|m| &m.format),
+                    m.map(|m| &m.blob),
+                    time,
+                ])
+            })
+            .map_err(db(what))
+    }
+}
+
+/// A row as read by [`ObjectStore::get`], before its checks.
+struct RawRow {
+    object_type: String,
+    owner: String,
+    state: String,
+    algorithm: Option<String>,
+    names: String,
+    tags: String,
+    attributes: String,
+    wrapping_key: Option<String>,
+    mechanism: Option<String>,
+    format: Option<String>,
+    blob: Option<Vec<u8>>,
+}
+
+impl RawRow {
+    const SELECT: &'static str = "SELECT object_type, owner, state, algorithm, names, tags, \
+         attributes, wrapping_key, mechanism, format, blob FROM objects WHERE uid = ?1";
+
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            object_type: r.get(0)?,
+            owner: r.get(1)?,
+            state: r.get(2)?,
+            algorithm: r.get(3)?,
+            names: r.get(4)?,
+            tags: r.get(5)?,
+            attributes: r.get(6)?,
+            wrapping_key: r.get(7)?,
+            mechanism: r.get(8)?,
+            format: r.get(9)?,
+            blob: r.get(10)?,
+        })
+    }
+
+    fn object(self, uid: String) -> Result<StoredObject, StoreError> {
+        let corrupt = |what: String| StoreError::Corrupt {
+            uid: uid.clone(),
+            what,
+        };
+        let object_type = ObjectType::from_name(&self.object_type)
+            .ok_or_else(|| corrupt("its object type is not one this KMS stores".into()))?;
+        let state = State::from_name(&self.state)
+            .ok_or_else(|| corrupt("its state is not a KMIP state name".into()))?;
+        let list = |what: &str, text: &str| {
+            serde_json::from_str::<Vec<String>>(text)
+                .map_err(|e| corrupt(format!("its {what} are not a JSON array of strings ({e})")))
+        };
+        let names = list("names", &self.names)?;
+        let tags = list("tags", &self.tags)?;
+        let attributes = serde_json::from_str(&self.attributes)
+            .map_err(|e| corrupt(format!("its attributes are not JSON ({e})")))?;
+        let material = match (self.wrapping_key, self.mechanism, self.format, self.blob) {
+            (None, None, None, None) => None,
+            (Some(wrapping_key), Some(mechanism), Some(format), Some(blob)) => {
+                Some(WrappedMaterial {
+                    wrapping_key,
+                    mechanism,
+                    format,
+                    blob,
+                })
+            }
+            _ => {
+                return Err(corrupt(
+                    "its material columns are neither all set nor all empty".into(),
+                ))
+            }
+        };
+        Ok(StoredObject {
+            uid,
+            object_type,
+            owner: self.owner,
+            state,
+            algorithm: self.algorithm,
+            names,
+            tags,
+            attributes,
+            material,
+        })
+    }
+}
+
+/// The WHERE clause and parameters of `q`.
+fn locate_sql(q: &LocateQuery) -> (String, Vec<String>) {
+    let mut sql = String::from("SELECT uid, owner FROM objects WHERE 1 = 1");
+    let mut args = Vec::new();
+    let mut arg = |sql: &mut String, clause: &str, value: &str| {
+        args.push(value.to_owned());
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(name) = &q.name {
+        arg(
+            &mut sql,
+            " AND EXISTS (SELECT 1 FROM json_each(objects.names) WHERE json_each.value = ?)",
+            name,
+        );
+    }
+    for tag in &q.tags {
+        arg(
+            &mut sql,
+            " AND EXISTS (SELECT 1 FROM json_each(objects.tags) WHERE json_each.value = ?)",
+            tag,
+        );
+    }
+    if let Some(t) = q.object_type {
+        arg(&mut sql, " AND object_type = ?", t.name());
+    }
+    if let Some(a) = &q.algorithm {
+        arg(&mut sql, " AND algorithm = ?", a);
+    }
+    if let Some(s) = q.state {
+        arg(&mut sql, " AND state = ?", s.name());
+    }
+    sql.push_str(" ORDER BY created, rowid");
+    (sql, args)
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for SqliteStore {
+    async fn insert(&self, obj: &StoredObject) -> Result<(), StoreError> {
+        let row = Row::of(obj)?;
+        self.run(move |c| {
+            let sql = format!(
+                "INSERT INTO objects ({COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13) \
+                 ON CONFLICT (uid) DO NOTHING"
+            );
+            match row.execute(c, &sql, now(), "insert")? {
+                0 => Err(StoreError::Exists(row.uid)),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn upsert(&self, obj: &StoredObject) -> Result<(), StoreError> {
+        let row = Row::of(obj)?;
+        self.run(move |c| {
+            let sql = format!(
+                "INSERT INTO objects ({COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13) \
+                 ON CONFLICT (uid) DO UPDATE SET object_type = excluded.object_type, \
+                 owner = excluded.owner, state = excluded.state, algorithm = excluded.algorithm, \
+                 names = excluded.names, tags = excluded.tags, attributes = excluded.attributes, \
+                 wrapping_key = excluded.wrapping_key, mechanism = excluded.mechanism, \
+                 format = excluded.format, blob = excluded.blob, created = excluded.created, \
+                 updated = excluded.updated"
+            );
+            row.execute(c, &sql, now(), "upsert").map(|_| ())
+        })
+        .await
+    }
+
+    async fn get(&self, uid: &str) -> Result<Option<StoredObject>, StoreError> {
+        let uid = uid.to_owned();
+        self.run(move |c| {
+            let raw = c
+                .prepare_cached(RawRow::SELECT)
+                .and_then(|mut st| st.query_row(params![uid], RawRow::read).optional())
+                .map_err(db("select"))?;
+            raw.map(|r| r.object(uid)).transpose()
+        })
+        .await
+    }
+
+    async fn update(&self, obj: &StoredObject) -> Result<(), StoreError> {
+        let row = Row::of(obj)?;
+        self.run(move |c| {
+            let sql = "UPDATE objects SET object_type = ?2, owner = ?3, state = ?4, \
+                       algorithm = ?5, names = ?6, tags = ?7, attributes = ?8, \
+                       wrapping_key = ?9, mechanism = ?10, format = ?11, blob = ?12, \
+                       updated = ?13 WHERE uid = ?1";
+            match row.execute(c, sql, now(), "update")? {
+                0 => Err(StoreError::NotFound(row.uid)),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn remove(&self, uid: &str) -> Result<bool, StoreError> {
+        let uid = uid.to_owned();
+        self.run(move |c| {
+            c.prepare_cached("DELETE FROM objects WHERE uid = ?1")
+                .and_then(|mut st| st.execute(params![uid]))
+                .map(|n| n > 0)
+                .map_err(db("delete"))
+        })
+        .await
+    }
+
+    async fn locate(&self, q: &LocateQuery) -> Result<Vec<(String, String)>, StoreError> {
+        let (sql, args) = locate_sql(q);
+        self.run(move |c| {
+            let mut st = c.prepare_cached(&sql).map_err(db("locate"))?;
+            let rows = st
+                .query_map(params_from_iter(args.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(db("locate"))?;
+            rows.collect::<Result<_, _>>().map_err(db("locate"))
+        })
+        .await
+    }
+}
