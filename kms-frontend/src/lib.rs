@@ -21,6 +21,7 @@
 //!   +--> store    KMIP objects in the database (SQLite), material only
 //!   |             wrapped; one async interface
 //!   +--> hsm      the hsmd client (connection pool)
+//!   +--> crypto   software operations on clear KMS keys (aws-lc-rs), no I/O
 //!   +--> ttlv     KMIP JSON TTLV values
 //!   v
 //! error   KmsError (the status class and message of a refusal), echo
@@ -47,6 +48,7 @@
 pub mod access;
 pub mod auth;
 pub mod config;
+pub mod crypto;
 pub mod database_file;
 pub mod error;
 pub mod hsm;
