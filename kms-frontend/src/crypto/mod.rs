@@ -20,6 +20,8 @@ mod key;
 mod kwp;
 mod rsa;
 mod symmetric;
+#[cfg(test)]
+mod tests;
 
 use zeroize::Zeroizing;
 
