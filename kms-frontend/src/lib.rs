@@ -15,8 +15,10 @@
 //!   |     answer, the accept loop
 //!   +--> auth     who is calling: TLS client certificates, JWT (no HTTP)
 //!   v
-//! kmip    one file per KMIP operation family; KMIP and TTLV, no HTTP types
-//!   |
+//! kmip    one file per KMIP operation family; KMIP and TTLV, no HTTP types;
+//!   |     kmip/stored: the same operations on KMS keys
+//!   +--> vault    KMS keys: wrap/unwrap through hsmd, the unwrapped cache,
+//!   |             memory protection (uses store, crypto, hsm)
 //!   +--> access   access policy and grant store (SQLite), no routes
 //!   +--> store    KMIP objects in the database (SQLite), material only
 //!   |             wrapped; one async interface
@@ -33,10 +35,6 @@
 //! refused KMIP request, each naming the user) log with the target `audit`
 //! wherever they are written (`KMS_LOG=audit=info` selects them).
 //!
-//! The KMS key store adds two rooms at the `access`/`hsm` level, used by
-//! `kmip`: `store/` for KMIP objects kept in the database (keys that are not
-//! HSM keys, their attributes and states, their material wrapped by an HSM
-//! key), and `crypto/` for the operations done in software on those keys.
 
 // No unwrap, expect or panic outside tests: bad input gets an answer, never
 // a crash (docs/design.md "Rules").
@@ -57,3 +55,4 @@ pub mod kmip;
 pub mod logging;
 pub mod store;
 pub mod ttlv;
+pub mod vault;

@@ -16,6 +16,8 @@ use kms_frontend::auth::{self, Authenticator};
 use kms_frontend::config::{self, Config};
 use kms_frontend::hsm::Hsmd;
 use kms_frontend::http::{self, AppState};
+use kms_frontend::store::SqliteStore;
+use kms_frontend::vault::Vault;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -37,7 +39,10 @@ fn main() {
 }
 
 async fn run(config: Config) -> Result<()> {
+    kms_frontend::vault::memory::protect();
     let grants = GrantStore::open(&config.sqlite_file)?;
+    let store = SqliteStore::open(&config.sqlite_file)?;
+    let vault = Vault::new(Arc::new(store), config.kms_keys.clone());
     let auth = Arc::new(Authenticator::new(&config).await?);
     if auth.authenticates() {
         tracing::info!("{}", auth.describe());
@@ -58,8 +63,10 @@ async fn run(config: Config) -> Result<()> {
     let state = Arc::new(AppState {
         hsmd,
         grants,
+        vault,
         max_body_bytes: config.max_body_bytes,
     });
+    tokio::spawn(sweep_unwrapped(state.clone()));
     let app = http::router(state, auth, config.max_body_bytes);
     let addr = format!("{}:{}", config.hostname, config.port);
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -103,5 +110,15 @@ async fn on_signal(token: CancellationToken) {
             token.cancel();
         }
         (Err(e), _) | (_, Err(e)) => tracing::error!("cannot handle signals: {e}"),
+    }
+}
+
+/// Drops expired unwrapped keys once a minute, so their material is
+/// zeroized on time even when no request touches the cache.
+async fn sweep_unwrapped(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        state.vault.cache().sweep().await;
     }
 }

@@ -81,6 +81,20 @@ pub fn check(
     if is_admin(user, admins) {
         return Ok(());
     }
+    check_granted(grants, user, uid, need)
+}
+
+/// Checks that `user` holds a grant on `uid` that allows `need` (for KMS
+/// keys, whose owner is checked by the caller, and for anybody who is not
+/// an HSM admin on HSM keys).
+///
+/// Errors: as [`check`].
+pub fn check_granted(
+    grants: &GrantStore,
+    user: &str,
+    uid: &str,
+    need: Need,
+) -> Result<(), KmsError> {
     let ops = grants.operations(uid, user).map_err(KmsError::internal)?;
     if ops.is_empty() {
         return Err(KmsError::unprocessable(format!(
@@ -92,7 +106,7 @@ pub fn check(
         return Ok(());
     }
     Err(KmsError::unprocessable(format!(
-        "Item not found: {user} may not {} with {uid}: the operations granted to {user} on it are {}; ask an HSM admin to grant `{}`",
+        "Item not found: {user} may not {} with {uid}: the operations granted to {user} on it are {}; ask the key's owner to grant `{}`",
         need.name(),
         ops.join(", "),
         need.name()

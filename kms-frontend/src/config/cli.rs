@@ -89,4 +89,21 @@ pub struct Args {
     /// Largest HTTP request body in bytes; larger ones get 413 [default: 2 MiB].
     #[arg(long)]
     pub max_body_bytes: Option<usize>,
+    /// The server key encryption key, `hsm::<slot>::<label>`: every KMS key
+    /// created or imported without a wrapping key of its own is stored
+    /// wrapped by it (the reference's `key_encryption_key`).
+    #[arg(long)]
+    pub key_encryption_key: Option<String>,
+    /// Object types a Get returns unwrapped even when the client asks for
+    /// them as registered: `SymmetricKey`, `SecretData`, `PrivateKey`,
+    /// `PublicKey` (repeat the flag; the reference's `default_unwrap_type`).
+    #[arg(long)]
+    pub default_unwrap_type: Vec<String>,
+    /// Minutes an unwrapped KMS key stays in memory after its unwrap
+    /// [default: 15].
+    #[arg(long)]
+    pub unwrapped_cache_max_age: Option<u64>,
+    /// Unwrapped KMS keys kept in memory at once [default: 1000].
+    #[arg(long)]
+    pub unwrapped_cache_max_size: Option<u64>,
 }

@@ -28,6 +28,10 @@ pub struct FileConfig {
     pub max_pending_per_peer: Option<usize>,
     /// See `--max-body-bytes`.
     pub max_body_bytes: Option<usize>,
+    /// See `--key-encryption-key`.
+    pub key_encryption_key: Option<String>,
+    /// See `--default-unwrap-type`.
+    pub default_unwrap_type: Option<Vec<String>>,
     /// `[http]`.
     pub http: Option<HttpSection>,
     /// `[tls]`.
@@ -74,6 +78,10 @@ pub struct DbSection {
     pub database_type: Option<String>,
     /// See `--sqlite-path`.
     pub sqlite_path: Option<PathBuf>,
+    /// See `--unwrapped-cache-max-age` (minutes).
+    pub unwrapped_cache_max_age: Option<u64>,
+    /// See `--unwrapped-cache-max-size`.
+    pub unwrapped_cache_max_size: Option<u64>,
 }
 
 /// `[idp_auth]`: JWT identity providers.

@@ -136,7 +136,26 @@ pub struct Config {
     pub max_pending_per_peer: usize,
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
+    /// KMS keys: the server KEK, unwrap defaults, the unwrapped cache.
+    pub kms_keys: KmsKeysConfig,
 }
+
+/// How KMS keys (keys kept in the database, wrapped by HSM keys) are
+/// wrapped, exported and cached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsKeysConfig {
+    /// The server key encryption key, `hsm::<slot>::<label>`, if any.
+    pub key_encryption_key: Option<String>,
+    /// KMIP Object Type names a Get returns unwrapped by default.
+    pub default_unwrap_type: Vec<String>,
+    /// How long an unwrapped key stays cached after its unwrap.
+    pub unwrapped_cache_max_age: std::time::Duration,
+    /// How many unwrapped keys are cached at once.
+    pub unwrapped_cache_max_size: u64,
+}
+
+/// The object types `default_unwrap_type` may name (KMIP 2.1 section 11.26).
+pub const UNWRAP_TYPES: &[&str] = &["SymmetricKey", "SecretData", "PrivateKey", "PublicKey"];
 
 /// Reads `args.config` (when given) and merges the flags over it.
 ///
@@ -203,7 +222,9 @@ pub fn parse_file(path: &Path, text: &str) -> Result<file::FileConfig, ConfigErr
 /// Errors: [`ConfigError::Invalid`], one sentence naming the key and what
 /// would be accepted.
 pub fn merge(mut args: Args, mut file: file::FileConfig) -> Result<Config, ConfigError> {
-    let sqlite_file = merge_db(&mut args, file.db.take().unwrap_or_default())?;
+    let mut db = file.db.take().unwrap_or_default();
+    let kms_keys = merge_kms_keys(&mut args, &mut file, &mut db)?;
+    let sqlite_file = merge_db(&mut args, db)?;
     let (tls, clients_ca_cert_file) = merge_tls(&mut args, file.tls.take().unwrap_or_default())?;
     let jwt_providers = merge_idp_auth(&mut args, file.idp_auth.take().unwrap_or_default())?;
     let authenticated = clients_ca_cert_file.is_some() || !jwt_providers.is_empty();
@@ -233,6 +254,70 @@ pub fn merge(mut args: Args, mut file: file::FileConfig) -> Result<Config, Confi
                 .or(file.max_body_bytes)
                 .unwrap_or(2 << 20),
         )?,
+        kms_keys,
+    })
+}
+
+/// The KMS keys' settings: `key_encryption_key` (an `hsm::<slot>::<label>`
+/// uid), `default_unwrap_type` (names of [`UNWRAP_TYPES`]; flags replace the
+/// file's list), and from `[db]` `unwrapped_cache_max_age` (minutes, default
+/// 15, at least 1) and `unwrapped_cache_max_size` (default 1000, at least 1).
+fn merge_kms_keys(
+    args: &mut Args,
+    file: &mut file::FileConfig,
+    db: &mut file::DbSection,
+) -> Result<KmsKeysConfig, ConfigError> {
+    let key_encryption_key = args
+        .key_encryption_key
+        .take()
+        .or(file.key_encryption_key.take());
+    if let Some(kek) = &key_encryption_key {
+        let parts: Vec<&str> = kek.splitn(3, "::").collect();
+        let valid = parts.len() == 3
+            && parts[0] == "hsm"
+            && parts[1].parse::<u64>().is_ok()
+            && !parts[2].is_empty();
+        if !valid {
+            return Err(ConfigError::Invalid(format!(
+                "key_encryption_key {:?} is not an HSM key: give its uid, hsm::<slot>::<label>",
+                kek.chars().take(80).collect::<String>()
+            )));
+        }
+    }
+    let default_unwrap_type = if args.default_unwrap_type.is_empty() {
+        file.default_unwrap_type.take().unwrap_or_default()
+    } else {
+        std::mem::take(&mut args.default_unwrap_type)
+    };
+    if let Some(bad) = default_unwrap_type
+        .iter()
+        .find(|t| !UNWRAP_TYPES.contains(&t.as_str()))
+    {
+        return Err(ConfigError::Invalid(format!(
+            "default_unwrap_type {:?} is not an object type this KMS stores; accepted: {}",
+            bad.chars().take(40).collect::<String>(),
+            UNWRAP_TYPES.join(", ")
+        )));
+    }
+    let minutes = positive(
+        "unwrapped_cache_max_age",
+        args.unwrapped_cache_max_age
+            .or(db.unwrapped_cache_max_age)
+            .unwrap_or(15) as usize,
+    )?;
+    let size = positive(
+        "unwrapped_cache_max_size",
+        args.unwrapped_cache_max_size
+            .or(db.unwrapped_cache_max_size)
+            .unwrap_or(1000) as usize,
+    )?;
+    Ok(KmsKeysConfig {
+        key_encryption_key,
+        default_unwrap_type,
+        unwrapped_cache_max_age: std::time::Duration::from_secs(
+            (minutes as u64).saturating_mul(60),
+        ),
+        unwrapped_cache_max_size: size as u64,
     })
 }
 

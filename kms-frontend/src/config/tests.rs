@@ -151,3 +151,55 @@ fn per_peer_caps_default_and_stay_within_the_total() {
         "{err}"
     );
 }
+
+#[test]
+fn kms_keys_settings_default_and_parse_as_the_reference() {
+    let c = parse("").expect("empty config");
+    assert_eq!(c.kms_keys.key_encryption_key, None);
+    assert!(c.kms_keys.default_unwrap_type.is_empty());
+    assert_eq!(
+        c.kms_keys.unwrapped_cache_max_age,
+        std::time::Duration::from_secs(15 * 60)
+    );
+    assert_eq!(c.kms_keys.unwrapped_cache_max_size, 1000);
+    let c = parse(
+        "key_encryption_key = \"hsm::258476651::kek\"\ndefault_unwrap_type = [\"SymmetricKey\", \"SecretData\"]\n[db]\nunwrapped_cache_max_age = 2\nunwrapped_cache_max_size = 7\n",
+    )
+    .expect("config");
+    assert_eq!(
+        c.kms_keys.key_encryption_key.as_deref(),
+        Some("hsm::258476651::kek")
+    );
+    assert_eq!(
+        c.kms_keys.default_unwrap_type,
+        vec!["SymmetricKey".to_owned(), "SecretData".to_owned()]
+    );
+    assert_eq!(
+        c.kms_keys.unwrapped_cache_max_age,
+        std::time::Duration::from_secs(120)
+    );
+    assert_eq!(c.kms_keys.unwrapped_cache_max_size, 7);
+}
+
+#[test]
+fn kms_keys_mistakes_are_named() {
+    for (text, needle) in [
+        ("key_encryption_key = \"kek\"", "hsm::<slot>::<label>"),
+        ("key_encryption_key = \"hsm::x::kek\"", "is not an HSM key"),
+        (
+            "default_unwrap_type = [\"Certificate\"]",
+            "SymmetricKey, SecretData",
+        ),
+        (
+            "[db]\nunwrapped_cache_max_age = 0",
+            "unwrapped_cache_max_age must be at least 1",
+        ),
+        (
+            "[db]\nunwrapped_cache_max_size = 0",
+            "unwrapped_cache_max_size must be at least 1",
+        ),
+    ] {
+        let err = parse(text).expect_err(text).to_string();
+        assert!(err.contains(needle), "{text}: {err}");
+    }
+}

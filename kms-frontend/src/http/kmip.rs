@@ -24,6 +24,7 @@ pub async fn handler(
         let ctx = kmip::Ctx {
             hsmd: &state.hsmd,
             grants: &state.grants,
+            vault: &state.vault,
             user: &user,
         };
         kmip::handle(&ctx, &req).await

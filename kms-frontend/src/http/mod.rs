@@ -34,6 +34,8 @@ pub struct AppState {
     pub hsmd: Hsmd,
     /// Access rights.
     pub grants: GrantStore,
+    /// KMS keys: the object store, wrapping, the unwrapped cache.
+    pub vault: crate::vault::Vault,
     /// Largest request body, bytes (`max_body_bytes`).
     pub max_body_bytes: usize,
 }

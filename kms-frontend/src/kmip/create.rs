@@ -11,7 +11,7 @@ use hsmd_protocol::{
 };
 
 /// Looks `tag` up in the first of `layers` (most specific first) that has it.
-fn first<'a, T>(
+pub fn first<'a, T>(
     layers: &[&'a Ttlv],
     get: impl Fn(&'a Ttlv) -> Result<Option<T>, crate::ttlv::TtlvError>,
 ) -> Result<Option<T>, KmsError> {
@@ -231,7 +231,7 @@ pub async fn create_key_pair(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError
 
 /// The curve of an EC pair: `RecommendedCurve` (also inside
 /// `CryptographicDomainParameters`), else the length 256/384/521.
-fn curve(layers: &[&Ttlv], length: Option<i64>) -> Result<Curve, KmsError> {
+pub fn curve(layers: &[&Ttlv], length: Option<i64>) -> Result<Curve, KmsError> {
     let named = match first(layers, |l| l.enum_of("RecommendedCurve"))? {
         Some(c) => Some(c),
         None => first(layers, |l| {

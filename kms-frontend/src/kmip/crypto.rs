@@ -15,16 +15,16 @@ use hsmd_protocol::{
 };
 
 /// The parameters of a request, read once.
-struct Params<'a> {
-    algorithm: Option<&'a str>,
-    mode: Option<&'a str>,
-    padding: Option<&'a str>,
-    hash: Option<&'a str>,
-    signature: Option<&'a str>,
+pub(crate) struct Params<'a> {
+    pub(crate) algorithm: Option<&'a str>,
+    pub(crate) mode: Option<&'a str>,
+    pub(crate) padding: Option<&'a str>,
+    pub(crate) hash: Option<&'a str>,
+    pub(crate) signature: Option<&'a str>,
 }
 
 impl<'a> Params<'a> {
-    fn of(req: &'a Ttlv) -> Result<Self, KmsError> {
+    pub(crate) fn of(req: &'a Ttlv) -> Result<Self, KmsError> {
         let p = req.struct_of("CryptographicParameters")?;
         if let Some(p) = p {
             super::allow_only(
@@ -79,7 +79,7 @@ async fn kind_if_needed(
     }
 }
 
-fn encryption(p: &Params<'_>, kind: Option<KeyKind>) -> Result<Enc, KmsError> {
+pub(crate) fn encryption(p: &Params<'_>, kind: Option<KeyKind>) -> Result<Enc, KmsError> {
     if let Some(mode) = p.mode {
         return match (mode, p.padding) {
             ("GCM", None | Some("None")) => Ok(Enc::AesGcm),
@@ -124,7 +124,7 @@ fn encryption(p: &Params<'_>, kind: Option<KeyKind>) -> Result<Enc, KmsError> {
     }
 }
 
-fn signature(p: &Params<'_>, kind: Option<KeyKind>) -> Result<Sig, KmsError> {
+pub(crate) fn signature(p: &Params<'_>, kind: Option<KeyKind>) -> Result<Sig, KmsError> {
     if let Some(s) = p.signature {
         return match s {
             "SHA256WithRSAEncryption" => Ok(Sig::RsaPkcs1v15Sha256),
@@ -185,13 +185,13 @@ fn pss(hash: Option<&str>) -> Result<Sig, KmsError> {
     }
 }
 
-fn data<'a>(req: &'a Ttlv, tag: &str) -> Result<&'a [u8], KmsError> {
+pub(crate) fn data<'a>(req: &'a Ttlv, tag: &str) -> Result<&'a [u8], KmsError> {
     req.bytes_of(tag)?.ok_or_else(|| {
         KmsError::unprocessable(format!("{}: {tag} is missing (a ByteString)", req.tag))
     })
 }
 
-const STREAMING: &[&str] = &["CorrelationValue", "InitIndicator", "FinalIndicator"];
+pub(crate) const STREAMING: &[&str] = &["CorrelationValue", "InitIndicator", "FinalIndicator"];
 
 /// What every crypto operation reads first: the key's uid (checked to be an
 /// HSM uid), the parameters, the access check for `need`, and the key's

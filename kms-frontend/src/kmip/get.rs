@@ -82,22 +82,33 @@ pub async fn get(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
 /// The `KeyMaterial` of `der` (what hsmd exported: SPKI DER, raw AES,
 /// PKCS#8 DER) in KMIP format `format`.
 fn convert(info: &KeyInfo, format: &str, der: &[u8]) -> Result<Ttlv, KmsError> {
+    convert_material(&info.uid, info.kind, format, der)
+}
+
+/// The `KeyMaterial` of key `uid` of `kind` whose clear material is `der`
+/// (SPKI DER for public keys, raw bytes for AES, PKCS#8 DER for private
+/// keys) in KMIP Key Format Type `format`.
+///
+/// Errors: 422 naming the formats offered for that kind; 500 when `der`
+/// does not parse.
+pub fn convert_material(
+    uid: &str,
+    kind: KeyKind,
+    format: &str,
+    der: &[u8],
+) -> Result<Ttlv, KmsError> {
     let refuse = |offered: &str| {
         KmsError::unprocessable(format!(
-            "KeyFormatType {format} is not offered for {} ({}): use {offered}",
-            info.uid,
-            attributes::object_type(info.kind)
+            "KeyFormatType {format} is not offered for {uid} ({}): use {offered}",
+            attributes::object_type(kind)
         ))
     };
     let bad_der = |e: &dyn std::fmt::Display| {
-        KmsError::internal(format!(
-            "hsmd exported {} in a form we cannot parse: {e}",
-            info.uid
-        ))
+        KmsError::internal(format!("the material of {uid} does not parse: {e}"))
     };
     // The key material ends in the answer's Ttlv (not zeroized, like every
     // transit buffer of the answer); no intermediate copy is kept.
-    let bytes: Vec<u8> = match (info.kind, format) {
+    let bytes: Vec<u8> = match (kind, format) {
         (KeyKind::Aes, "Raw") => der.to_vec(),
         (KeyKind::Aes, "TransparentSymmetricKey") => {
             return Ok(Ttlv::structure(

@@ -1,9 +1,13 @@
-//! KMIP Locate (KMIP 2.1 section 6.1.27) over hsmd's keys: filters on
-//! ObjectType, CryptographicAlgorithm, CryptographicLength,
-//! RecommendedCurve and UniqueIdentifier; each caller sees only the keys
-//! they may use (admins see all).
+//! KMIP Locate (KMIP 2.1 section 6.1.27) over the KMS keys, then hsmd's
+//! keys (the reference's order): filters on ObjectType,
+//! CryptographicAlgorithm, CryptographicLength, RecommendedCurve,
+//! UniqueIdentifier, and for KMS keys also Name, State and the reference's
+//! `tag` vendor attribute (HSM keys have no names, tags or states of
+//! theirs, so such filters find none of them). Each caller sees only the
+//! keys they may use: KMS keys they own or hold a grant on, HSM keys they
+//! hold a grant on (admins see every HSM key).
 
-use super::{attributes, Ctx};
+use super::{attributes, stored, Ctx};
 use crate::access::policy;
 use crate::error::KmsError;
 use crate::ttlv::{Ttlv, TtlvValue};
@@ -17,6 +21,8 @@ const FILTERS: &[&str] = &[
     "CryptographicLength",
     "RecommendedCurve",
     "UniqueIdentifier",
+    "Name",
+    "State",
 ];
 
 /// KMIP Locate.
@@ -35,8 +41,9 @@ pub async fn locate(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     let empty = Ttlv::structure("Attributes", vec![]);
     let filter = req.struct_of("Attributes")?.unwrap_or(&empty);
     for a in filter.items() {
-        let vendor_tag_any = a.tag == "Attribute" && is_empty_vendor_tag(a);
-        if !FILTERS.contains(&a.tag.as_str()) && !vendor_tag_any {
+        let vendor_tag =
+            a.tag == "Attribute" && stored::attributes::vendor(filter, "tag").is_some();
+        if !FILTERS.contains(&a.tag.as_str()) && !vendor_tag {
             return Err(KmsError::unprocessable(format!(
                 "Locate cannot filter on `{}`: it filters on {}",
                 a.tag,
@@ -54,11 +61,20 @@ pub async fn locate(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     };
     let max = count("MaximumItems")?;
     let offset = count("OffsetItems")?.unwrap_or(0);
-    let keys = ctx
-        .hsmd()
-        .call(ctx.user, "Locate", &ListKeys::default())
-        .await?
-        .keys;
+    let mut found = stored::locate::locate(ctx, filter).await?;
+    // Filters only KMS keys have leave HSM keys out (and hsmd alone).
+    let kms_only = filter.items().iter().any(|a| {
+        matches!(a.tag.as_str(), "Name" | "State")
+            || (a.tag == "Attribute" && !is_empty_vendor_tag(a))
+    });
+    let keys = if kms_only {
+        Vec::new()
+    } else {
+        ctx.hsmd()
+            .call(ctx.user, "Locate", &ListKeys::default())
+            .await?
+            .keys
+    };
     let hello = ctx.hello().await?;
     // Admins see every key; anybody else the keys they hold a grant on
     // (one query for all of them).
@@ -68,7 +84,6 @@ pub async fn locate(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
         let rows = ctx.grants().by_user(ctx.user).map_err(KmsError::internal)?;
         Some(rows.into_iter().map(|(uid, _)| uid).collect())
     };
-    let mut found = Vec::new();
     for k in keys {
         let visible = granted.as_ref().is_none_or(|g| g.contains(&k.uid));
         if visible && matches(&k, filter)? {
@@ -87,7 +102,7 @@ pub async fn locate(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
 
 /// The reference CLI sends its `tag` vendor attribute as `[]` when no tag
 /// is asked for: that filters nothing.
-fn is_empty_vendor_tag(a: &Ttlv) -> bool {
+pub fn is_empty_vendor_tag(a: &Ttlv) -> bool {
     a.text_of("AttributeName").ok().flatten() == Some("tag")
         && a.text_of("AttributeValue").ok().flatten() == Some("[]")
 }

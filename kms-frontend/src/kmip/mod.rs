@@ -12,12 +12,14 @@ pub mod destroy;
 pub mod get;
 pub mod locate;
 pub mod server;
+pub mod stored;
 
 use crate::access::policy::{self, Need};
 use crate::access::store::GrantStore;
 use crate::error::KmsError;
 use crate::hsm::Hsmd;
 use crate::ttlv::{Ttlv, TtlvError};
+use crate::vault::Vault;
 use hsmd_protocol::ServerHello;
 use std::sync::Arc;
 
@@ -32,8 +34,10 @@ pub const OPERATIONS: &[&str] = &[
     "Export",
     "Get",
     "GetAttributes",
+    "Import",
     "Locate",
     "Query",
+    "ReKey",
     "Revoke",
     "Sign",
     "SignatureVerify",
@@ -48,6 +52,8 @@ pub struct Ctx<'a> {
     pub hsmd: &'a Hsmd,
     /// The access-rights store.
     pub grants: &'a GrantStore,
+    /// The KMS keys: store, wrapping, unwrapped cache.
+    pub vault: &'a Vault,
     /// The KMS user.
     pub user: &'a str,
 }
@@ -94,25 +100,68 @@ impl From<TtlvError> for KmsError {
 /// Errors: [`KmsError`]; an unknown operation is 422 naming its tag and the
 /// supported ones.
 pub async fn handle(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
+    // A Unique Identifier that is not `hsm::…` names a KMS key (kept in the
+    // database, wrapped by an HSM key): `stored` serves those.
+    let kms_key = |req: &Ttlv| -> Result<Option<String>, KmsError> {
+        Ok(req
+            .text_of("UniqueIdentifier")?
+            .filter(|u| !stored::is_hsm(u))
+            .map(str::to_owned))
+    };
     match req.tag.as_str() {
-        "Create" => create::create(ctx, req).await,
-        "CreateKeyPair" => create::create_key_pair(ctx, req).await,
-        "Get" | "Export" => get::get(ctx, req).await,
-        "GetAttributes" => attributes::get_attributes(ctx, req).await,
+        "Create" if creates_kms_key(req, &["Attributes"])? => {
+            stored::create::create(ctx, req).await
+        }
+        "CreateKeyPair" if creates_kms_key(req, &["PrivateKeyAttributes", "CommonAttributes"])? => {
+            stored::create::create_key_pair(ctx, req).await
+        }
+        "Import" => stored::import::import(ctx, req).await,
         "Locate" => locate::locate(ctx, req).await,
-        "Encrypt" => crypto::encrypt(ctx, req).await,
-        "Decrypt" => crypto::decrypt(ctx, req).await,
-        "Sign" => crypto::sign(ctx, req).await,
-        "SignatureVerify" => crypto::signature_verify(ctx, req).await,
-        "Destroy" => destroy::destroy(ctx, req).await,
-        "Revoke" => destroy::revoke(req),
         "Query" => server::query(req),
         "DiscoverVersions" => server::discover_versions(req),
-        other => Err(KmsError::unprocessable(format!(
-            "KMIP operation `{other}` is not supported by this KMS; supported: {}",
-            OPERATIONS.join(", ")
-        ))),
+        tag => match (tag, kms_key(req)?) {
+            ("Get" | "Export", Some(u)) => stored::get::get(ctx, req, &u).await,
+            ("GetAttributes", Some(u)) => stored::attributes::get_attributes(ctx, req, &u).await,
+            ("Encrypt", Some(u)) => stored::crypto::encrypt(ctx, req, &u).await,
+            ("Decrypt", Some(u)) => stored::crypto::decrypt(ctx, req, &u).await,
+            ("Sign", Some(u)) => stored::crypto::sign(ctx, req, &u).await,
+            ("SignatureVerify", Some(u)) => stored::crypto::signature_verify(ctx, req, &u).await,
+            ("Destroy", Some(u)) => stored::lifecycle::destroy(ctx, req, &u).await,
+            ("Revoke", Some(u)) => stored::lifecycle::revoke(ctx, req, &u).await,
+            ("ReKey", Some(u)) => stored::lifecycle::rekey(ctx, req, &u).await,
+            ("Create", _) => create::create(ctx, req).await,
+            ("CreateKeyPair", _) => create::create_key_pair(ctx, req).await,
+            ("Get" | "Export", None) => get::get(ctx, req).await,
+            ("GetAttributes", None) => attributes::get_attributes(ctx, req).await,
+            ("Encrypt", None) => crypto::encrypt(ctx, req).await,
+            ("Decrypt", None) => crypto::decrypt(ctx, req).await,
+            ("Sign", None) => crypto::sign(ctx, req).await,
+            ("SignatureVerify", None) => crypto::signature_verify(ctx, req).await,
+            ("Destroy", None) => destroy::destroy(ctx, req).await,
+            ("Revoke", None) => destroy::revoke(req),
+            ("ReKey", None) => Err(KmsError::unprocessable(
+                "ReKey of HSM keys is not offered: create a new HSM key",
+            )),
+            (other, _) => Err(KmsError::unprocessable(format!(
+                "KMIP operation `{other}` is not supported by this KMS; supported: {}",
+                OPERATIONS.join(", ")
+            ))),
+        },
     }
+}
+
+/// True when a Create or CreateKeyPair makes a KMS key: the first of
+/// `layers` (attribute structures of `req`) that names a
+/// `UniqueIdentifier` names no `hsm::…` one.
+fn creates_kms_key(req: &Ttlv, layers: &[&str]) -> Result<bool, KmsError> {
+    for l in layers {
+        if let Some(a) = req.struct_of(l)? {
+            if let Some(u) = a.text_of("UniqueIdentifier")? {
+                return Ok(!stored::is_hsm(u));
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// The request's `UniqueIdentifier` (a TextString).

@@ -1,0 +1,79 @@
+//! Locate over KMS keys (the KMS half of KMIP Locate, KMIP 2.1 section
+//! 6.1.27; [`crate::kmip::locate`] merges it with hsmd's keys).
+
+use super::attributes;
+use super::{store_error, Ctx};
+use crate::error::KmsError;
+use crate::store::{LocateQuery, ObjectType, State};
+use crate::ttlv::{Ttlv, TtlvValue};
+use std::collections::HashSet;
+
+/// The uids of the KMS keys matching `filter` (an `Attributes` structure)
+/// that the caller owns or holds a grant on, oldest first.
+///
+/// Errors: 422 for a tag filter that is not a JSON list; 500 on a database
+/// failure.
+pub async fn locate(ctx: &Ctx<'_>, filter: &Ttlv) -> Result<Vec<String>, KmsError> {
+    let mut q = LocateQuery::default();
+    let mut exact: Vec<&Ttlv> = Vec::new();
+    for a in filter.items() {
+        match (a.tag.as_str(), &a.value) {
+            ("ObjectType", TtlvValue::Enumeration(v)) => match ObjectType::from_name(v) {
+                Some(t) => q.object_type = Some(t),
+                None => return Ok(Vec::new()),
+            },
+            ("CryptographicAlgorithm", TtlvValue::Enumeration(v)) => {
+                q.algorithm = Some(match v.as_str() {
+                    "ECDSA" | "ECDH" => "EC".to_owned(),
+                    other => other.to_owned(),
+                });
+            }
+            ("Name", _) => q.name = a.text_of("NameValue")?.map(str::to_owned),
+            ("State", TtlvValue::Enumeration(v)) => match State::from_name(v) {
+                Some(s) => q.state = Some(s),
+                None => return Ok(Vec::new()),
+            },
+            ("Attribute", _) => {}
+            _ => exact.push(a),
+        }
+    }
+    q.tags = attributes::tags_of(filter)?;
+    let rows = ctx.vault.store().locate(&q).await.map_err(store_error)?;
+    let granted: HashSet<String> = ctx
+        .grants()
+        .by_user(ctx.user)
+        .map_err(KmsError::internal)?
+        .into_iter()
+        .map(|(uid, _)| uid)
+        .collect();
+    let mut found = Vec::new();
+    for (uid, owner) in rows {
+        if owner != ctx.user && !granted.contains(&uid) {
+            continue;
+        }
+        if !exact.is_empty() && !matches_exact(ctx, &uid, &exact).await? {
+            continue;
+        }
+        found.push(uid);
+    }
+    Ok(found)
+}
+
+/// True when every item of `exact` equals the stored attribute of that tag
+/// (CryptographicLength, UniqueIdentifier, and the curve inside
+/// CryptographicDomainParameters).
+async fn matches_exact(ctx: &Ctx<'_>, uid: &str, exact: &[&Ttlv]) -> Result<bool, KmsError> {
+    let Some(obj) = ctx.vault.store().get(uid).await.map_err(store_error)? else {
+        return Ok(false);
+    };
+    let attrs = attributes::stored(&obj)?;
+    Ok(exact.iter().all(|want| match want.tag.as_str() {
+        "RecommendedCurve" => attrs
+            .struct_of("CryptographicDomainParameters")
+            .ok()
+            .flatten()
+            .and_then(|d| d.child("RecommendedCurve"))
+            .is_some_and(|c| c.value == want.value),
+        tag => attrs.child(tag).is_some_and(|c| c.value == want.value),
+    }))
+}

@@ -1,0 +1,108 @@
+//! KMIP operations on KMS keys: objects kept in the frontend's database,
+//! their material wrapped by an HSM key ([`crate::vault`]), used in
+//! software once unwrapped ([`crate::crypto`]). Any Unique Identifier that
+//! is not `hsm::…` names one of them.
+//!
+//! Who may do what (the reference's model for its own keys): the user who
+//! created or imported a key owns it and may do everything with it,
+//! including granting; anybody else needs a grant. HSM admins have no
+//! rights on KMS keys they do not own.
+//!
+//! States (KMIP 2.1 section 3.27): Encrypt and Sign need an Active key;
+//! Decrypt and SignatureVerify also accept a Deactivated or Compromised
+//! one (data protected before a Revoke stays readable); a Destroyed key is
+//! "Item not found" for every use, its metadata answers GetAttributes.
+
+pub mod attributes;
+pub mod create;
+pub mod crypto;
+pub mod get;
+pub mod import;
+pub mod lifecycle;
+pub mod locate;
+
+use super::Ctx;
+use crate::access::policy::Need;
+use crate::error::KmsError;
+use crate::store::{State, StoredObject};
+
+/// True when `uid` names an HSM key (`hsm::…`), not a KMS key.
+pub fn is_hsm(uid: &str) -> bool {
+    uid.starts_with("hsm::")
+}
+
+/// A store failure as an answer: "already exists" and "not found" are the
+/// caller's (422), anything else is ours (500).
+pub fn store_error(e: crate::store::StoreError) -> KmsError {
+    use crate::store::StoreError as E;
+    match e {
+        E::Exists(_) | E::NotFound(_) => KmsError::unprocessable(e.to_string()),
+        other => KmsError::internal(other),
+    }
+}
+
+/// "Item not found" for `uid`, the same whether it does not exist or the
+/// caller may not see it (so its existence does not leak).
+fn not_found(uid: &str, user: &str) -> KmsError {
+    KmsError::unprocessable(format!(
+        "Item not found: {uid}: no such key, or it is not shared with {user}"
+    ))
+}
+
+/// The stored object `uid`, when the caller may do `need` with it.
+///
+/// Errors: 422 "Item not found" when there is none or the caller holds no
+/// grant at all on it; 422 naming the missing grant; 500 on a database
+/// failure.
+pub async fn load(ctx: &Ctx<'_>, uid: &str, need: Need) -> Result<StoredObject, KmsError> {
+    let obj = ctx
+        .vault
+        .store()
+        .get(uid)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| not_found(uid, ctx.user))?;
+    if obj.owner != ctx.user {
+        crate::access::policy::check_granted(ctx.grants(), ctx.user, uid, need)?;
+    }
+    Ok(obj)
+}
+
+/// The stored object `uid` when the caller owns it (Destroy, Revoke, the
+/// attribute changes, ReKey, grants).
+///
+/// Errors: 422 "Item not found" as [`load`]; 401 when another user owns it.
+pub async fn load_owned(ctx: &Ctx<'_>, uid: &str, what: &str) -> Result<StoredObject, KmsError> {
+    let obj = load(ctx, uid, Need::GetAttributes).await?;
+    if obj.owner != ctx.user {
+        return Err(KmsError::admin_only(format!(
+            "Access denied: {what} {uid}: only its owner may, and {} is not the owner",
+            ctx.user
+        )));
+    }
+    Ok(obj)
+}
+
+/// Checks `obj`'s state allows `need`.
+///
+/// Errors: 422 "Item not found" for a destroyed object; 422
+/// "Permission_Denied" naming the state for Encrypt or Sign with a key that
+/// is not Active.
+pub fn usable_for(obj: &StoredObject, need: Need) -> Result<(), KmsError> {
+    match (obj.state, need) {
+        (State::Destroyed | State::DestroyedCompromised, _) => {
+            Err(KmsError::unprocessable(format!(
+                "Item not found: {} is destroyed: its key material is gone",
+                obj.uid
+            )))
+        }
+        (State::Active, _) => Ok(()),
+        (State::Deactivated | State::Compromised, Need::Decrypt | Need::SignatureVerify) => Ok(()),
+        (State::Deactivated | State::Compromised, Need::Get | Need::GetAttributes) => Ok(()),
+        (state, _) => Err(KmsError::unprocessable(format!(
+            "Permission_Denied: {} is in state {}: only an Active key encrypts or signs (a Deactivated or Compromised one still decrypts and verifies)",
+            obj.uid,
+            state.name()
+        ))),
+    }
+}
