@@ -2,13 +2,17 @@
 //! bodies: `POST /access/grant` and `/access/revoke` take
 //! `{"unique_identifier", "user_id", "operation_types": [...]}`;
 //! `GET /access/list/<uid>`, `/access/owned`, `/access/obtained` answer
-//! JSON arrays. Only HSM admins grant, revoke and list.
+//! JSON arrays. On an HSM key (`hsm::…`) only HSM admins grant, revoke and
+//! list; on a KMS key (any other uid) only its owner, the user who created
+//! or imported it (HSM admins have no rights on KMS keys they do not own).
 
 use super::{json, read_body, AppState};
 use crate::access::policy;
 use crate::auth::User;
 use crate::error::{echo, KmsError};
 use crate::kmip::attributes;
+use crate::kmip::stored::{self, store_error};
+use crate::store::StoredObject;
 use axum::body::Body;
 use axum::extract::{Extension, Path, State};
 use axum::Json;
@@ -35,16 +39,64 @@ async fn access_body(state: &AppState, raw: Body) -> Result<AccessBody, KmsError
     })
 }
 
-/// 401 unless `user` is an HSM admin: only they own HSM keys.
+/// The "not owned" refusal, in the reference's words (401).
+fn not_owner(uid: &str, user: &str, why: &str) -> KmsError {
+    KmsError::admin_only(format!(
+        "Access denied: Object with uid `{}` is not owned by owner `{}`: {why}",
+        echo(uid),
+        echo(user)
+    ))
+}
+
+/// The KMS key `uid` when `user` owns it.
+///
+/// Errors: 422 "Item not found" when there is none, 401 when another user
+/// owns it, 500 on a database failure.
+async fn owned_kms_key(state: &AppState, user: &str, uid: &str) -> Result<StoredObject, KmsError> {
+    let obj = state
+        .vault
+        .store()
+        .get(uid)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            KmsError::unprocessable(format!(
+                "Item not found: {}: no such KMS key (HSM keys are named hsm::<slot>::<label>)",
+                echo(uid)
+            ))
+        })?;
+    if obj.owner != user {
+        return Err(not_owner(
+            uid,
+            user,
+            "only the user who created or imported a KMS key grants and revokes on it",
+        ));
+    }
+    Ok(obj)
+}
+
+/// Checks `user` may grant, revoke and list on `uid`: the owner of a KMS
+/// key; an HSM admin for an existing HSM key.
+///
+/// Errors: 422 for a malformed HSM uid or a key that does not exist, 401
+/// when `user` is not the owner, 503 when hsmd is unreachable.
 async fn require_owner(state: &AppState, user: &str, uid: &str) -> Result<(), KmsError> {
+    if !stored::is_hsm(uid) {
+        return owned_kms_key(state, user, uid).await.map(drop);
+    }
+    KeyUid::parse(uid)?;
     let admins = state.hsmd.hello().await?.admins.clone();
     if policy::is_admin(user, &admins) {
         return Ok(());
     }
-    Err(KmsError::admin_only(format!(
-        "Access denied: Object with uid `{uid}` is not owned by owner `{user}`: HSM keys are owned by the HSM admins ({})",
-        admins.join(", ")
-    )))
+    Err(not_owner(
+        uid,
+        user,
+        &format!(
+            "HSM keys are owned by the HSM admins ({})",
+            admins.join(", ")
+        ),
+    ))
 }
 
 /// Checks `uid` names an existing HSM key (as `user` sees it in hsmd).
@@ -71,7 +123,9 @@ pub async fn grant(
     let ops = policy::grantable(&b.operation_types)?;
     policy::grantee(&b.user_id)?;
     require_owner(&state, &user, &b.unique_identifier).await?;
-    existing(&state, &user, &b.unique_identifier).await?;
+    if stored::is_hsm(&b.unique_identifier) {
+        existing(&state, &user, &b.unique_identifier).await?;
+    }
     state
         .grants
         .grant(&b.unique_identifier, &b.user_id, &ops)
@@ -89,7 +143,6 @@ pub async fn revoke(
     raw: Body,
 ) -> Result<Json<Value>, KmsError> {
     let b = access_body(&state, raw).await?;
-    KeyUid::parse(&b.unique_identifier)?;
     let mut ops = policy::grantable(&b.operation_types)?;
     policy::grantee(&b.user_id)?;
     require_owner(&state, &user, &b.unique_identifier).await?;
@@ -115,7 +168,6 @@ pub async fn list(
     Extension(User(user)): Extension<User>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, KmsError> {
-    KeyUid::parse(&id)?;
     require_owner(&state, &user, &id).await?;
     let rows = state.grants.by_key(&id).map_err(KmsError::internal)?;
     Ok(Json(Value::Array(
@@ -125,47 +177,89 @@ pub async fn list(
     )))
 }
 
-/// `GET /access/owned`: every HSM key for an admin, nothing for others.
+/// `GET /access/owned`: the caller's KMS keys, and every HSM key for an
+/// HSM admin: `[{"object_id", "state", "attributes": {...}}]`.
 pub async fn owned(
     State(state): State<Arc<AppState>>,
     Extension(User(user)): Extension<User>,
 ) -> Result<Json<Value>, KmsError> {
     let admins = state.hsmd.hello().await?.admins.clone();
-    if !policy::is_admin(&user, &admins) {
-        return Ok(Json(json!([])));
-    }
-    let keys = state
-        .hsmd
-        .call(&user, "access owned", &ListKeys::default())
-        .await?
-        .keys;
-    Ok(Json(Value::Array(
-        keys.iter()
-            .map(|k| {
-                json!({
-                    "object_id": k.uid,
-                    "state": "Active",
-                    "attributes": {
-                        "CryptographicAlgorithm": attributes::algorithm(k.kind),
-                        "CryptographicLength": k.bits,
-                        "KeyFormatType": attributes::default_format(k.kind),
-                        "ObjectType": attributes::object_type(k.kind),
-                    }
-                })
+    let mut out = Vec::new();
+    if policy::is_admin(&user, &admins) {
+        let keys = state
+            .hsmd
+            .call(&user, "access owned", &ListKeys::default())
+            .await?
+            .keys;
+        out.extend(keys.iter().map(|k| {
+            json!({
+                "object_id": k.uid,
+                "state": "Active",
+                "attributes": {
+                    "CryptographicAlgorithm": attributes::algorithm(k.kind),
+                    "CryptographicLength": k.bits,
+                    "KeyFormatType": attributes::default_format(k.kind),
+                    "ObjectType": attributes::object_type(k.kind),
+                }
             })
-            .collect(),
-    )))
+        }));
+    }
+    let store = state.vault.store();
+    let all = store
+        .locate(&crate::store::LocateQuery::default())
+        .await
+        .map_err(store_error)?;
+    for (uid, owner) in all {
+        if owner != user {
+            continue;
+        }
+        if let Some(obj) = store.get(&uid).await.map_err(store_error)? {
+            out.push(owned_entry(&obj)?);
+        }
+    }
+    Ok(Json(Value::Array(out)))
 }
 
-/// `GET /access/obtained`: the caller's grants, owner `hsm`.
+/// One KMS key of `/access/owned`, shaped like the reference's
+/// `ObjectOwnedResponse` (its `Attributes` as serde JSON, the four
+/// identifying ones).
+fn owned_entry(obj: &StoredObject) -> Result<Value, KmsError> {
+    let attrs = stored::attributes::stored(obj)?;
+    let mut a = serde_json::Map::new();
+    if let Some(alg) = attrs.enum_of("CryptographicAlgorithm")? {
+        a.insert("CryptographicAlgorithm".into(), json!(alg));
+    }
+    if let Some(bits) = attrs.int_of("CryptographicLength")? {
+        a.insert("CryptographicLength".into(), json!(bits));
+    }
+    if let Some(format) = attrs.enum_of("KeyFormatType")? {
+        a.insert("KeyFormatType".into(), json!(format));
+    }
+    a.insert("ObjectType".into(), json!(obj.object_type.name()));
+    Ok(json!({"object_id": obj.uid, "state": obj.state.name(), "attributes": a}))
+}
+
+/// `GET /access/obtained`: the caller's grants, with the owner and state of
+/// a KMS key, owner `hsm` and state Active for an HSM key (a grant on a KMS
+/// key no longer stored is left out).
 pub async fn obtained(
     State(state): State<Arc<AppState>>,
     Extension(User(user)): Extension<User>,
 ) -> Result<Json<Value>, KmsError> {
     let rows = state.grants.by_user(&user).map_err(KmsError::internal)?;
-    Ok(Json(Value::Array(
-        rows.into_iter()
-            .map(|(id, ops)| json!({"object_id": id, "owner_id": "hsm", "state": "Active", "operations": ops}))
-            .collect(),
-    )))
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, ops) in rows {
+        let (owner, key_state) = if stored::is_hsm(&id) {
+            ("hsm".to_owned(), "Active")
+        } else {
+            match state.vault.store().get(&id).await.map_err(store_error)? {
+                Some(obj) => (obj.owner, obj.state.name()),
+                None => continue,
+            }
+        };
+        out.push(
+            json!({"object_id": id, "owner_id": owner, "state": key_state, "operations": ops}),
+        );
+    }
+    Ok(Json(Value::Array(out)))
 }
