@@ -25,9 +25,11 @@ use std::sync::Arc;
 
 /// Operations this KMS serves (KMIP 2.1 section 11.29 names).
 pub const OPERATIONS: &[&str] = &[
+    "AddAttribute",
     "Create",
     "CreateKeyPair",
     "Decrypt",
+    "DeleteAttribute",
     "Destroy",
     "DiscoverVersions",
     "Encrypt",
@@ -36,9 +38,11 @@ pub const OPERATIONS: &[&str] = &[
     "GetAttributes",
     "Import",
     "Locate",
+    "ModifyAttribute",
     "Query",
     "ReKey",
     "Revoke",
+    "SetAttribute",
     "Sign",
     "SignatureVerify",
 ];
@@ -129,6 +133,10 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
             ("Destroy", Some(u)) => stored::lifecycle::destroy(ctx, req, &u).await,
             ("Revoke", Some(u)) => stored::lifecycle::revoke(ctx, req, &u).await,
             ("ReKey", Some(u)) => stored::lifecycle::rekey(ctx, req, &u).await,
+            ("SetAttribute", Some(u)) => stored::modify::set_attribute(ctx, req, &u).await,
+            ("AddAttribute", Some(u)) => stored::modify::add_attribute(ctx, req, &u).await,
+            ("ModifyAttribute", Some(u)) => stored::modify::modify_attribute(ctx, req, &u).await,
+            ("DeleteAttribute", Some(u)) => stored::modify::delete_attribute(ctx, req, &u).await,
             ("Create", _) => create::create(ctx, req).await,
             ("CreateKeyPair", _) => create::create_key_pair(ctx, req).await,
             ("Get" | "Export", None) => get::get(ctx, req).await,
@@ -142,6 +150,12 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
             ("ReKey", None) => Err(KmsError::unprocessable(
                 "ReKey of HSM keys is not offered: create a new HSM key",
             )),
+            ("SetAttribute" | "AddAttribute" | "ModifyAttribute" | "DeleteAttribute", None) => {
+                Err(KmsError::unprocessable(format!(
+                    "{tag}: attributes of HSM keys are the token's: {} keeps the label, type and size it was created with; attributes may be changed on KMS keys (uids not starting with hsm::)",
+                    crate::error::echo(required_uid(req)?)
+                )))
+            }
             (other, _) => Err(KmsError::unprocessable(format!(
                 "KMIP operation `{other}` is not supported by this KMS; supported: {}",
                 OPERATIONS.join(", ")

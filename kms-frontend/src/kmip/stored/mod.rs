@@ -14,12 +14,14 @@
 //! "Item not found" for every use, its metadata answers GetAttributes.
 
 pub mod attributes;
+pub mod changes;
 pub mod create;
 pub mod crypto;
 pub mod get;
 pub mod import;
 pub mod lifecycle;
 pub mod locate;
+pub mod modify;
 
 use super::Ctx;
 use crate::access::policy::Need;
