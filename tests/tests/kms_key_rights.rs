@@ -439,6 +439,22 @@ async fn attribute_changes_show_in_get_attributes_and_locate() {
     assert!(located(&kms.ok("no tag", &by_tag("hr")).await).is_empty());
     let a = attrs_of(&kms.ok("attributes", &get_attributes(key)).await);
     assert_eq!(vendor_value(&a, "tag"), None);
+    // As `ckms attributes delete --attribute Description` sends it.
+    let description = text("Description", "payroll key");
+    kms.ok(
+        "add a Description",
+        &change("AddAttribute", key, description),
+    )
+    .await;
+    let a = attrs_of(&kms.ok("attributes", &get_attributes(key)).await);
+    assert!(a.iter().any(|i| i["tag"] == "Description"), "{a:?}");
+    let delete_description = json!({"tag": "DeleteAttribute", "value": [
+        text("UniqueIdentifier", key),
+        enumeration("AttributeReferences", "Description"),
+    ]});
+    kms.ok("delete the Description", &delete_description).await;
+    let a = attrs_of(&kms.ok("attributes", &get_attributes(key)).await);
+    assert!(!a.iter().any(|i| i["tag"] == "Description"), "{a:?}");
     kms.refused(
         "deleting what is not there",
         &delete_name,

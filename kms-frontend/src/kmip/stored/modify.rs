@@ -96,8 +96,7 @@ pub async fn modify_attribute(ctx: &Ctx<'_>, req: &Ttlv, uid: &str) -> Result<Tt
 
 /// KMIP DeleteAttribute of a KMS key: the instance `CurrentAttribute`
 /// names, or every instance of each `AttributeReference` (KMIP 2.1's
-/// repeated item, or the reference CLI's `AttributeReferences` structure
-/// holding them).
+/// repeated item, or the reference CLI's `AttributeReferences` items).
 ///
 /// Errors: 422 not found, nothing named, a server-owned attribute or
 /// nothing to delete, 401 not the owner.
@@ -114,13 +113,15 @@ pub async fn delete_attribute(ctx: &Ctx<'_>, req: &Ttlv, uid: &str) -> Result<Tt
     let current = changes::carried(req, "CurrentAttribute")?;
     let references: Vec<&Ttlv> = req
         .children("AttributeReference")
-        .chain(
-            req.children("AttributeReferences")
-                .flat_map(|r| match r.items() {
-                    [] => std::slice::from_ref(r),
-                    items => items,
-                }),
-        )
+        .chain(req.children("AttributeReferences").flat_map(|r| {
+            // The reference CLI's serializer repeats the field's tag for
+            // each element; a structure of elements is taken apart.
+            if r.items().is_empty() || r.child("VendorIdentification").is_some() {
+                std::slice::from_ref(r)
+            } else {
+                r.items()
+            }
+        }))
         .collect();
     let (what, deletion) = match (&current, references.is_empty()) {
         (Some(c), true) => (changes::describe(c), Deletion::Instance(c)),
