@@ -15,11 +15,15 @@
 mod stub;
 
 use kms_frontend::access::store::GrantStore;
+use kms_frontend::config::KmsKeysConfig;
 use kms_frontend::hsm::Hsmd;
 use kms_frontend::http::AppState;
 use kms_frontend::kmip::{self, Ctx};
+use kms_frontend::store::SqliteStore;
 use kms_frontend::ttlv::Ttlv;
+use kms_frontend::vault::Vault;
 use libfuzzer_sys::fuzz_target;
+use std::sync::Arc;
 use std::sync::OnceLock;
 
 struct World {
@@ -72,6 +76,16 @@ fn world() -> &'static World {
             state: AppState {
                 hsmd: Hsmd::new(socket, 1, 64),
                 grants,
+                vault: Vault::new(
+                    Arc::new(SqliteStore::open(&dir.path().join("kms.db")).expect("object store")),
+                    KmsKeysConfig {
+                        // KMS keys are wrapped by the stand-in's AES key.
+                        key_encryption_key: Some("hsm::0::aes1".into()),
+                        default_unwrap_type: vec![],
+                        unwrapped_cache_max_age: std::time::Duration::from_secs(60),
+                        unwrapped_cache_max_size: 100,
+                    },
+                ),
                 max_body_bytes: 1 << 20,
             },
             dir,
@@ -94,6 +108,7 @@ fuzz_target!(|data: &[u8]| {
     let ctx = Ctx {
         hsmd: &w.state.hsmd,
         grants: &w.state.grants,
+        vault: &w.state.vault,
         user,
     };
     match w.runtime.block_on(kmip::handle(&ctx, &req)) {
