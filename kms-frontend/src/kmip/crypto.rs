@@ -34,6 +34,7 @@ impl<'a> Params<'a> {
                     "CryptographicAlgorithm",
                     "DigitalSignatureAlgorithm",
                     "HashingAlgorithm",
+                    "MaskGeneratorHashingAlgorithm",
                     "PaddingMethod",
                 ],
             )?;
@@ -44,6 +45,18 @@ impl<'a> Params<'a> {
                 None => None,
             })
         };
+        // MGF1 always uses the message hash here (hsmd and aws-lc alike);
+        // the reference CLI names it anyway (`ckms rsa sign` sends
+        // MaskGeneratorHashingAlgorithm SHA256).
+        let hash = get("HashingAlgorithm")?;
+        if let Some(mgf) = get("MaskGeneratorHashingAlgorithm")? {
+            if mgf != hash.unwrap_or("SHA256") {
+                return Err(unsupported(format!(
+                    "MaskGeneratorHashingAlgorithm {mgf} differs from HashingAlgorithm {}: MGF1 uses the same hash as the message here",
+                    hash.unwrap_or("SHA256 (the default)")
+                )));
+            }
+        }
         Ok(Self {
             algorithm: get("CryptographicAlgorithm")?,
             mode: get("BlockCipherMode")?,
@@ -402,6 +415,32 @@ mod tests {
             hash,
             signature: None,
         }
+    }
+
+    #[test]
+    fn the_mask_generator_hash_must_be_the_message_hash() {
+        let req = |mgf: &str| {
+            Ttlv::structure(
+                "Sign",
+                vec![Ttlv::structure(
+                    "CryptographicParameters",
+                    vec![
+                        Ttlv::enumeration("PaddingMethod", "PSS"),
+                        Ttlv::enumeration("HashingAlgorithm", "SHA256"),
+                        Ttlv::enumeration("MaskGeneratorHashingAlgorithm", mgf),
+                    ],
+                )],
+            )
+        };
+        let same = req("SHA256");
+        let p = Params::of(&same).expect("MGF1 with SHA-256, as ckms rsa sign sends");
+        assert_eq!(signature(&p, None), Ok(Sig::RsaPssSha256));
+        let other = req("SHA1");
+        let e = Params::of(&other).err().expect("a different MGF hash");
+        assert!(
+            e.message.contains("MaskGeneratorHashingAlgorithm SHA1"),
+            "{e}"
+        );
     }
 
     #[test]
