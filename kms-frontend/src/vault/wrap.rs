@@ -140,7 +140,24 @@ pub async fn wrap(
     }))
 }
 
-/// Unwraps `m` with its HSM key through hsmd, as `user`.
+/// The HSM key that unwraps what `wrapping_key` wrapped with `alg`: the
+/// key itself for AES; for RSA the private key of the pair when the public
+/// one wrapped (`hsm::S::L_pk` gives `hsm::S::L`, docs/protocol.md "Keys").
+fn decrypting_key(wrapping_key: &str, alg: Alg) -> String {
+    if matches!(alg, Alg::AesGcm | Alg::AesCbcPad) {
+        return wrapping_key.to_owned();
+    }
+    hsmd_protocol::KeyUid::parse(wrapping_key)
+        .ok()
+        .and_then(|u| {
+            let label = u.label.pair_private()?;
+            Some(hsmd_protocol::KeyUid::new(u.slot, label).to_string())
+        })
+        .unwrap_or_else(|| wrapping_key.to_owned())
+}
+
+/// Unwraps `m` with its HSM key through hsmd, as `user` (the private key
+/// of the pair when an RSA public key wrapped it).
 ///
 /// Errors: 422 when the blob does not fit its mechanism, the mechanism is
 /// unknown, or the HSM refuses (wrong key, tampered blob), 503.
@@ -181,7 +198,7 @@ pub async fn unwrap(
         _ => (None, m.blob.clone(), None),
     };
     let op = Decrypt {
-        uid: m.wrapping_key.clone(),
+        uid: decrypting_key(&m.wrapping_key, alg),
         algorithm: alg,
         ciphertext,
         iv,
@@ -209,6 +226,23 @@ mod tests {
         }
         assert_eq!(mechanism_of("aes_key_wrap"), None);
         assert_eq!(mechanism_of("rsa_pkcs1v15"), None, "never used to wrap");
+    }
+
+    #[test]
+    fn what_an_rsa_public_key_wrapped_is_unwrapped_by_its_private_key() {
+        assert_eq!(
+            decrypting_key("hsm::7::rsakek_pk", Alg::RsaOaepSha1),
+            "hsm::7::rsakek"
+        );
+        assert_eq!(
+            decrypting_key("hsm::7::rsakek", Alg::RsaOaepSha256),
+            "hsm::7::rsakek"
+        );
+        assert_eq!(decrypting_key("hsm::7::a_pk", Alg::AesGcm), "hsm::7::a_pk");
+        assert_eq!(
+            decrypting_key("hsm::7::_pk", Alg::RsaOaepSha1),
+            "hsm::7::_pk"
+        );
     }
 
     #[test]
