@@ -4,7 +4,9 @@
 //! read as for HSM keys ([`crate::kmip::crypto`]), plus AES key wrap with
 //! padding (RFC 5649; `BlockCipherMode AESKeyWrapPadding`), which the
 //! reference CLI's client-side encryption
-//! (`--key-encryption-algorithm rfc5649`) uses.
+//! (`--key-encryption-algorithm rfc5649`) uses. Without parameters an RSA
+//! key signs and verifies with RSASSA-PSS and SHA-256, the reference's
+//! default for its own keys.
 
 use super::{load, usable_for, Ctx};
 use crate::access::policy::Need;
@@ -46,6 +48,17 @@ fn cipher(p: &Params<'_>, key: &ClearKey) -> Result<Cipher, KmsError> {
 }
 
 fn signature_of(p: &Params<'_>, key: &ClearKey) -> Result<Signature, KmsError> {
+    let nothing_asked = p.algorithm.is_none()
+        && p.mode.is_none()
+        && p.padding.is_none()
+        && p.hash.is_none()
+        && p.signature.is_none();
+    if nothing_asked && matches!(key.kind(), Kind::RsaPrivate | Kind::RsaPublic) {
+        // The reference's default for its own RSA keys: `ckms rsa
+        // sign-verify` names no parameters to check what `ckms rsa sign`
+        // signed with RSASSA-PSS and SHA-256.
+        return Ok(Signature::RsaPssSha256);
+    }
     Ok(match signature(p, kind_of(key))? {
         Sig::RsaPkcs1v15Sha256 => Signature::RsaPkcs1v15Sha256,
         Sig::RsaPkcs1v15Sha384 => Signature::RsaPkcs1v15Sha384,
