@@ -17,10 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tempfile::TempDir;
 
+pub mod at_rest;
 pub mod card;
 pub mod frontend;
 pub mod kmip;
 mod process;
+pub mod replay;
 pub use frontend::{frontend_hsmd_config, https_client, run_frontend_to_exit, Frontend, Reply};
 pub use process::{drain_lines, HarnessError, Launch};
 use process::{terminate, Stderr};
