@@ -38,6 +38,16 @@ impl<'a> Params<'a> {
                     "PaddingMethod",
                 ],
             )?;
+            // MGF1 (RSA PSS and OAEP) uses the message hash here; the
+            // reference CLI names it (`ckms rsa sign` sends SHA256 twice).
+            if let Some(mgf) = p.enum_of("MaskGeneratorHashingAlgorithm")? {
+                let hash = p.enum_of("HashingAlgorithm")?.unwrap_or("SHA256");
+                if mgf != hash {
+                    return Err(unsupported(format!(
+                        "MaskGeneratorHashingAlgorithm {mgf} differs from HashingAlgorithm {hash}: MGF1 is offered with the message's own hash only"
+                    )));
+                }
+            }
         }
         let get = |tag: &str| -> Result<Option<&'a str>, KmsError> {
             Ok(match p {
