@@ -16,9 +16,12 @@
 //! (`KMIP_FIXTURES` names another directory).
 
 use hsmd_e2e::kmip::{enumeration, text};
+use hsmd_e2e::replay::{
+    byte_string, bytes_at, find, fixtures, item, replace_item, shapes, Fixture,
+};
 use hsmd_e2e::{frontend_hsmd_config, Daemon, Frontend, Reply, Token};
 use serde_json::{json, Value};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// The slot ID of the reference's token, in uids and paths.
@@ -67,114 +70,6 @@ fn fixtures_dir() -> PathBuf {
     std::env::var_os("KMIP_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/kmip"))
-}
-
-/// One captured exchange.
-struct Fixture {
-    nn: String,
-    stem: String,
-    phase: String,
-    method: String,
-    path: String,
-    status: u16,
-    request: String,
-    response: String,
-}
-
-/// Every exchange of index.jsonl that has a `_meta.json`, in index order.
-fn fixtures() -> Vec<Fixture> {
-    let dir = fixtures_dir();
-    let read = |name: &str| {
-        std::fs::read_to_string(dir.join(name))
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
-    };
-    let mut out = Vec::new();
-    for line in read("index.jsonl").lines().filter(|l| !l.trim().is_empty()) {
-        let entry: Value = serde_json::from_str(line).expect("index.jsonl line");
-        let stem = entry["stem"].as_str().expect("stem").to_owned();
-        if !dir.join(format!("{stem}_meta.json")).is_file() {
-            continue;
-        }
-        let meta: Value =
-            serde_json::from_str(&read(&format!("{stem}_meta.json"))).expect("meta JSON");
-        out.push(Fixture {
-            nn: entry["nn"].as_str().expect("nn").to_owned(),
-            phase: entry["phase"].as_str().expect("phase").to_owned(),
-            method: meta["method"].as_str().expect("method").to_owned(),
-            path: meta["path"].as_str().expect("path").to_owned(),
-            status: meta["status"]
-                .as_u64()
-                .and_then(|s| u16::try_from(s).ok())
-                .expect("status"),
-            request: read(&format!("{stem}_request.json")),
-            response: read(&format!("{stem}_response.json")),
-            stem,
-        });
-    }
-    out
-}
-
-// ------------------------------------------------------------ TTLV helpers
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    assert!(text.len().is_multiple_of(2), "odd hex length: {text}");
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
-        .collect()
-}
-
-/// The item at `path` (tags from the root's children down).
-fn item<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
-    path.iter().fold(v, |cur, tag| {
-        cur["value"]
-            .as_array()
-            .and_then(|items| items.iter().find(|i| i["tag"] == *tag))
-            .unwrap_or_else(|| panic!("no {tag} (of {path:?}) in {v}"))
-    })
-}
-
-/// The bytes of the ByteString at `path`.
-fn bytes_at(v: &Value, path: &[&str]) -> Vec<u8> {
-    let i = item(v, path);
-    assert_eq!(i["type"], "ByteString", "{path:?} in {v}");
-    unhex(i["value"].as_str().expect("hex string"))
-}
-
-/// Replaces the value of the direct child `tag` of `v`.
-fn set(v: &mut Value, tag: &str, value: Value) {
-    let i = v["value"]
-        .as_array_mut()
-        .and_then(|items| items.iter_mut().find(|i| i["tag"] == tag))
-        .unwrap_or_else(|| panic!("no {tag} to replace"));
-    i["value"] = value;
-}
-
-fn byte_string(tag: &str, v: &[u8]) -> Value {
-    json!({"tag": tag, "type": "ByteString", "value": hex(v)})
-}
-
-/// The shape of a TTLV tree: every (path of tags, type), structures typed
-/// `Structure`.
-fn shapes(v: &Value) -> BTreeSet<(String, String)> {
-    fn walk(v: &Value, parent: &str, out: &mut BTreeSet<(String, String)>) {
-        let tag = v["tag"].as_str().unwrap_or("?");
-        let path = format!("{parent}/{tag}");
-        let ty = v["type"].as_str().unwrap_or("Structure");
-        out.insert((path.clone(), ty.to_owned()));
-        if let Some(items) = v["value"].as_array() {
-            for i in items {
-                walk(i, &path, out);
-            }
-        }
-    }
-    let mut out = BTreeSet::new();
-    walk(v, "", &mut out);
-    out
 }
 
 /// Arrays sorted (compared as sets), recursively.
@@ -240,14 +135,10 @@ impl Replay {
         assert_eq!(req["tag"], "Decrypt", "{}", fx.stem);
         let enc = self.ours(source).clone();
         for tag in ["Data", "IVCounterNonce", "AuthenticatedEncryptionTag"] {
-            let ours = enc["value"]
-                .as_array()
-                .and_then(|items| items.iter().find(|i| i["tag"] == tag));
-            let theirs = req["value"]
-                .as_array()
-                .is_some_and(|items| items.iter().any(|i| i["tag"] == tag));
+            let ours = find(&enc, &[tag]);
+            let theirs = find(&req, &[tag]).is_some();
             match (ours, theirs) {
-                (Some(o), true) => set(&mut req, tag, o["value"].clone()),
+                (Some(o), true) => replace_item(&mut req, tag, o.clone()),
                 (None, false) => {}
                 _ => panic!(
                     "{}: {tag} present in only one of our Encrypt answer and the reference's Decrypt: {enc}",
@@ -522,7 +413,7 @@ async fn the_reference_exchanges_replay() {
     let mut fe = Frontend::start(&token, &daemon.socket, &[]);
     let mut r = Replay {
         slot: token.slot.to_string(),
-        fixtures: fixtures(),
+        fixtures: fixtures(&fixtures_dir()),
         ours: HashMap::new(),
     };
     assert_eq!(
