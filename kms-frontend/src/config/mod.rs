@@ -272,17 +272,15 @@ fn merge_kms_keys(
         .take()
         .or(file.key_encryption_key.take());
     if let Some(kek) = &key_encryption_key {
-        let parts: Vec<&str> = kek.splitn(3, "::").collect();
-        let valid = parts.len() == 3
-            && parts[0] == "hsm"
-            && parts[1].parse::<u64>().is_ok()
-            && !parts[2].is_empty();
-        if !valid {
-            return Err(ConfigError::Invalid(format!(
-                "key_encryption_key {:?} is not an HSM key: give its uid, hsm::<slot>::<label>",
+        // The uid must parse as hsmd parses it (a label with a raw control
+        // character or of more than 128 bytes would be accepted here and
+        // then fail every Create and Import with a 422 blaming the caller).
+        hsmd_protocol::KeyUid::parse(kek).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "key_encryption_key {:?} is not an HSM key's uid: {e}",
                 kek.chars().take(80).collect::<String>()
-            )));
-        }
+            ))
+        })?;
     }
     let default_unwrap_type = if args.default_unwrap_type.is_empty() {
         file.default_unwrap_type.take().unwrap_or_default()

@@ -186,6 +186,12 @@ fn kms_keys_mistakes_are_named() {
     for (text, needle) in [
         ("key_encryption_key = \"kek\"", "hsm::<slot>::<label>"),
         ("key_encryption_key = \"hsm::x::kek\"", "is not an HSM key"),
+        // A label hsmd would refuse: a raw control character, 129 bytes.
+        ("key_encryption_key = \"hsm::7::k\\nx\"", "holds the raw character"),
+        (
+            "key_encryption_key = \"hsm::7::kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk\"",
+            "1 to 128 bytes",
+        ),
         (
             "default_unwrap_type = [\"Certificate\"]",
             "SymmetricKey, SecretData",
