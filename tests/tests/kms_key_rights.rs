@@ -293,10 +293,10 @@ async fn the_owner_of_a_kms_key_grants_and_revokes_and_hsm_admins_get_nothing_on
         .post("/access/grant", &access(key, "admin", &["encrypt"]))
         .await;
     expect(
-        "the HSM admin cannot grant on alice's key",
+        "the HSM admin cannot grant on alice's key, nor learn it exists",
         &r,
-        401,
-        "is not owned by owner `admin`",
+        422,
+        "Item not found",
         &kms.fe,
     );
     let r = kms.fe.get("/access/owned").await;

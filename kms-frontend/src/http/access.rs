@@ -50,21 +50,34 @@ fn not_owner(uid: &str, user: &str, why: &str) -> KmsError {
 
 /// The KMS key `uid` when `user` owns it.
 ///
-/// Errors: 422 "Item not found" when there is none, 401 when another user
-/// owns it, 500 on a database failure.
+/// Errors: 422 "Item not found" when there is none or `user` holds no
+/// grant on it (the same answer, so the existence of another user's key
+/// does not leak), 401 when another user owns it and shared it with
+/// `user`, 500 on a database failure.
 async fn owned_kms_key(state: &AppState, user: &str, uid: &str) -> Result<StoredObject, KmsError> {
+    let not_found = || {
+        KmsError::unprocessable(format!(
+            "Item not found: {}: no such KMS key, or it is not shared with {} (HSM keys are named hsm::<slot>::<label>)",
+            echo(uid),
+            echo(user)
+        ))
+    };
     let obj = state
         .vault
         .store()
         .get(uid)
         .await
         .map_err(store_error)?
-        .ok_or_else(|| {
-            KmsError::unprocessable(format!(
-                "Item not found: {}: no such KMS key (HSM keys are named hsm::<slot>::<label>)",
-                echo(uid)
-            ))
-        })?;
+        .ok_or_else(not_found)?;
+    if obj.owner != user
+        && state
+            .grants
+            .operations(uid, user)
+            .map_err(KmsError::internal)?
+            .is_empty()
+    {
+        return Err(not_found());
+    }
     if obj.owner != user {
         return Err(not_owner(
             uid,
