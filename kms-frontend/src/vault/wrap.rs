@@ -143,7 +143,8 @@ pub async fn wrap(
 /// The HSM key that unwraps what `wrapping_key` wrapped with `alg`: the
 /// key itself for AES; for RSA the private key of the pair when the public
 /// one wrapped (`hsm::S::L_pk` gives `hsm::S::L`, docs/protocol.md "Keys").
-fn decrypting_key(wrapping_key: &str, alg: Alg) -> String {
+/// The right to unwrap is checked on this key, not on `wrapping_key`.
+pub fn decrypting_key(wrapping_key: &str, alg: Alg) -> String {
     if matches!(alg, Alg::AesGcm | Alg::AesCbcPad) {
         return wrapping_key.to_owned();
     }

@@ -23,6 +23,7 @@ use crate::error::{echo, KmsError};
 use crate::store::{ObjectType, WrappedMaterial};
 use crate::ttlv::{Ttlv, TtlvValue};
 use crate::vault::wrap;
+use hsmd_protocol::EncryptionAlgorithm as Alg;
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use zeroize::Zeroizing;
@@ -111,25 +112,31 @@ fn clear_material(
 
 /// The mechanism named by wrapped material's `CryptographicParameters`
 /// when it is one this KMS writes; else the reference's for the HSM key.
-async fn mechanism(ctx: &Ctx<'_>, eki: &Ttlv, hsm_uid: &str) -> Result<String, KmsError> {
+async fn mechanism(ctx: &Ctx<'_>, eki: &Ttlv, hsm_uid: &str) -> Result<Alg, KmsError> {
     if let Some(p) = eki.struct_of("CryptographicParameters")? {
         let named = match (
             p.enum_of("BlockCipherMode")?,
             p.enum_of("PaddingMethod")?,
             p.enum_of("HashingAlgorithm")?,
         ) {
-            (Some("GCM"), _, _) => Some("aes_gcm"),
-            (Some("CBC"), _, _) => Some("aes_cbc_pad"),
-            (None, Some("OAEP"), Some("SHA256")) => Some("rsa_oaep_sha256"),
-            (None, Some("OAEP"), _) => Some("rsa_oaep_sha1"),
+            (Some("GCM"), _, _) => Some(Alg::AesGcm),
+            (Some("CBC"), _, _) => Some(Alg::AesCbcPad),
+            (None, Some("OAEP"), Some("SHA256")) => Some(Alg::RsaOaepSha256),
+            (None, Some("OAEP"), _) => Some(Alg::RsaOaepSha1),
             _ => None,
         };
         if let Some(n) = named {
-            return Ok(n.to_owned());
+            return Ok(n);
         }
     }
     let kind = wrap::hsm_key_kind(ctx.hsmd(), ctx.user, hsm_uid).await?;
-    Ok(wrap::mechanism_name(wrap::reference_mechanism(hsm_uid, kind)?).to_owned())
+    wrap::reference_mechanism(hsm_uid, kind)
+}
+
+/// The private key of the pair when `uid` names an RSA public HSM key
+/// (`hsm::S::L_pk` gives `hsm::S::L`); else `uid`.
+fn pair_private(uid: &str) -> String {
+    wrap::decrypting_key(uid, Alg::RsaOaepSha1)
 }
 
 /// The wrapped material of a `KeyBlock` with `KeyWrappingData`.
@@ -163,8 +170,18 @@ async fn wrapped_material(
             hsm_uid.chars().take(80).collect::<String>()
         )));
     }
-    // Whoever imports wrapped material may make the KMS decrypt it.
-    ctx.check(hsm_uid, Need::Decrypt).await?;
+    // Whoever imports wrapped material may make the KMS decrypt it, so the
+    // caller must hold `decrypt` on the key that decrypts: for a blob
+    // "wrapped by" an RSA public key `hsm::S::L_pk`, that is the private key
+    // `hsm::S::L`, whatever the caller holds on the public one. A first
+    // check on either, before hsmd is asked the key's kind, keeps the
+    // existence of HSM keys from a caller with no right on them.
+    if ctx.check(hsm_uid, Need::Decrypt).await.is_err() {
+        ctx.check(&pair_private(hsm_uid), Need::Decrypt).await?;
+    }
+    let alg = mechanism(ctx, eki, hsm_uid).await?;
+    ctx.check(&wrap::decrypting_key(hsm_uid, alg), Need::Decrypt)
+        .await?;
     let blob = match &block.child("KeyValue").map(|v| &v.value) {
         Some(TtlvValue::ByteString(b)) => b.clone(),
         _ => {
@@ -175,7 +192,7 @@ async fn wrapped_material(
     };
     Ok(WrappedMaterial {
         wrapping_key: hsm_uid.to_owned(),
-        mechanism: mechanism(ctx, eki, hsm_uid).await?,
+        mechanism: wrap::mechanism_name(alg).to_owned(),
         format: format.name().to_owned(),
         blob,
     })
