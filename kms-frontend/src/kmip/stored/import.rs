@@ -288,7 +288,9 @@ pub async fn import(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
         uid: &uid,
         object_type: t.name(),
         algorithm: algorithm.as_deref(),
-        bits: block.int_of("CryptographicLength")?.unwrap_or(bits),
+        // The material's own size, not what the request declares: ReKey
+        // makes a key of the recorded length, and Locate finds by it.
+        bits,
         curve: None,
         usage_mask: match t {
             ObjectType::SymmetricKey => 2108,

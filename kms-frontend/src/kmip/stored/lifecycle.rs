@@ -181,7 +181,15 @@ pub async fn rekey(ctx: &Ctx<'_>, req: &Ttlv, uid: &str) -> Result<Ttlv, KmsErro
     let wrapping = super::get::wrapping_of(&old)?;
     let old_attrs = attributes::stored(&old)?;
     let bits = old_attrs.int_of("CryptographicLength")?.unwrap_or(256);
-    let clear = crypto::generate_aes(bits as u32).map_err(KmsError::internal)?;
+    let clear = u32::try_from(bits)
+        .ok()
+        .filter(|b| matches!(b, 128 | 192 | 256))
+        .ok_or_else(|| {
+            KmsError::unprocessable(format!(
+                "ReKey: {uid} records a CryptographicLength of {bits} bits, which is no AES key size (128, 192 or 256): create a new key instead"
+            ))
+        })
+        .and_then(|b| crypto::generate_aes(b).map_err(KmsError::internal))?;
     let material = ctx
         .vault
         .seal(ctx.hsmd(), ctx.user, &wrapping, &clear, MaterialFormat::Raw)
