@@ -6,7 +6,11 @@
 //!   by the private key `hsm::S::L`, so importing one needs `decrypt` on the
 //!   private key, not on the public one;
 //! - the access endpoints answer "Item not found" for another user's KMS
-//!   key that is not shared with the caller, as for an absent one.
+//!   key that is not shared with the caller, as for an absent one;
+//! - Import records the material's own size, whatever CryptographicLength
+//!   the request claims, so a ReKey of the imported key works;
+//! - a new KMS key's Unique Identifier holds no control characters and is
+//!   at most 255 bytes.
 //!
 //! The KMS user is the frontend's default user, changed by restarting it on
 //! the same database.
@@ -313,4 +317,82 @@ async fn access_endpoints_do_not_tell_an_unshared_key_from_an_absent_one() {
         "is not owned by owner `bob`",
         &kms.fe,
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_records_the_real_size_and_refuses_uids_with_control_characters_or_too_long() {
+    let (_token, mut kms) = Kms::start("kms-hostile-import");
+    let kek = kms.hsm("kek");
+    kms.send("the HSM KEK", &hsmd_e2e::kmip::create_aes(&kek), 200, "")
+        .await;
+    kms.fe
+        .restart(&["--default-username", "alice", "--key-encryption-key", &kek]);
+    let key: Vec<u8> = (0x40..0x60).collect();
+    kms.send(
+        "an AES-256 key claimed to be of 100 bits",
+        &import_aes("liar", &key, 100),
+        200,
+        "",
+    )
+    .await;
+    let a = kms
+        .send(
+            "its length",
+            &json!({"tag": "GetAttributes", "value": [
+                text("UniqueIdentifier", "liar"),
+                enumeration("AttributeReference", "CryptographicLength"),
+            ]}),
+            200,
+            "",
+        )
+        .await
+        .json();
+    let attrs = field(&a, "Attributes").expect("Attributes");
+    assert_eq!(attrs[0]["value"], 256, "{a}");
+    let r = kms
+        .send(
+            "ReKey of the imported key",
+            &json!({"tag": "ReKey", "value": [text("UniqueIdentifier", "liar")]}),
+            200,
+            "",
+        )
+        .await
+        .json();
+    let new_uid = field(&r, "UniqueIdentifier")
+        .and_then(Value::as_str)
+        .expect("new uid")
+        .to_owned();
+    let g = kms
+        .send("the new key", &get_unwrapped(&new_uid), 200, "")
+        .await
+        .json();
+    assert_eq!(material(&g).len(), 64, "a 32-byte key: {g}");
+
+    for (uid, why) in [
+        ("esc\u{1b}[31mred", "it holds control characters"),
+        ("line\nforged", "it holds control characters"),
+        (&"u".repeat(256) as &str, "it is 256 bytes long"),
+    ] {
+        kms.send(
+            &format!("Import as {uid:?}"),
+            &import_aes(uid, &key, 256),
+            422,
+            why,
+        )
+        .await;
+        kms.send(
+            &format!("Create as {uid:?}"),
+            &hsmd_e2e::kmip::create_aes(uid),
+            422,
+            why,
+        )
+        .await;
+    }
+    kms.send(
+        "255 bytes are taken",
+        &import_aes(&"u".repeat(255), &key, 256),
+        200,
+        "",
+    )
+    .await;
 }

@@ -49,13 +49,16 @@ pub async fn wrapping_key(ctx: &Ctx<'_>, layers: &[&Ttlv], what: &str) -> Result
 
 /// The uid asked in `layers`, or a fresh UUID v4.
 ///
-/// Errors: 422 for an `hsm::` uid (HSM keys are created by the HSM path).
+/// Errors: 422 for an empty uid, or one [`super::check_new_uid`] refuses.
 fn uid_or_new(layers: &[&Ttlv]) -> Result<String, KmsError> {
     match first(layers, |l| l.text_of("UniqueIdentifier"))? {
         Some("") => Err(KmsError::unprocessable(
             "UniqueIdentifier is empty: give one, or leave it out for a UUID",
         )),
-        Some(u) => Ok(u.to_owned()),
+        Some(u) => {
+            super::check_new_uid(u, "Create")?;
+            Ok(u.to_owned())
+        }
         None => Ok(uuid::Uuid::new_v4().to_string()),
     }
 }
@@ -218,6 +221,7 @@ pub async fn create_key_pair(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError
     };
     let uid = uid_or_new(&private_layers)?;
     let public_uid = format!("{uid}_pk");
+    super::check_new_uid(&public_uid, "CreateKeyPair")?;
     let kek = wrapping_key(ctx, &private_layers, "CreateKeyPair").await?;
     let hsmd = ctx.hsmd();
     let private_material = ctx

@@ -217,6 +217,7 @@ pub async fn import(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
         Some(u) if !u.is_empty() => u.to_owned(),
         _ => uuid::Uuid::new_v4().to_string(),
     };
+    super::check_new_uid(&uid, "Import")?;
     if is_hsm(&uid) {
         return Err(KmsError::unprocessable(format!(
             "Import: {uid} is an HSM key's uid; keys are not imported into the HSM: import under another uid to keep it as a KMS key"

@@ -33,6 +33,34 @@ pub fn is_hsm(uid: &str) -> bool {
     uid.starts_with("hsm::")
 }
 
+/// Longest Unique Identifier a KMS key may be given, in bytes.
+pub const UID_MAX: usize = 255;
+
+/// Checks a caller-chosen Unique Identifier for a new KMS key: 1 to
+/// [`UID_MAX`] bytes, no control characters (a uid is shown by clients
+/// to the users it is shared with, and must not carry terminal escapes or
+/// forge lines).
+///
+/// Errors: 422 saying what is wrong and what is accepted.
+pub fn check_new_uid(uid: &str, what: &str) -> Result<(), KmsError> {
+    let bad = if uid.is_empty() {
+        Some("it is empty".to_owned())
+    } else if uid.len() > UID_MAX {
+        Some(format!("it is {} bytes long", uid.len()))
+    } else if uid.chars().any(char::is_control) {
+        Some("it holds control characters".to_owned())
+    } else {
+        None
+    };
+    match bad {
+        Some(why) => Err(KmsError::unprocessable(format!(
+            "{what}: the UniqueIdentifier {} is refused: {why}; give 1 to {UID_MAX} bytes of printable text, or leave it out for a UUID",
+            crate::error::echo(uid)
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A store failure as an answer: "already exists" and "not found" are the
 /// caller's (422), anything else is ours (500).
 pub fn store_error(e: crate::store::StoreError) -> KmsError {
