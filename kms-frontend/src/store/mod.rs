@@ -257,8 +257,11 @@ pub trait ObjectStore: Send + Sync {
     ///
     /// Errors: [`StoreError::Exists`] when its uid is taken.
     async fn insert(&self, obj: &StoredObject) -> Result<(), StoreError>;
-    /// Insert or overwrite (KMIP Import with ReplaceExisting). An
-    /// overwritten object is a new one: created and updated now.
+    /// Insert or overwrite an object of the same owner (KMIP Import with
+    /// ReplaceExisting), owner check and write in one step. An overwritten
+    /// object is a new one: created and updated now.
+    ///
+    /// Errors: [`StoreError::Exists`] when the uid is another owner's.
     async fn upsert(&self, obj: &StoredObject) -> Result<(), StoreError>;
     /// The object `uid`, or None.
     async fn get(&self, uid: &str) -> Result<Option<StoredObject>, StoreError>;

@@ -289,9 +289,15 @@ impl ObjectStore for SqliteStore {
                  names = excluded.names, tags = excluded.tags, attributes = excluded.attributes, \
                  wrapping_key = excluded.wrapping_key, mechanism = excluded.mechanism, \
                  format = excluded.format, blob = excluded.blob, created = excluded.created, \
-                 updated = excluded.updated"
+                 updated = excluded.updated \
+                 WHERE objects.owner = excluded.owner"
             );
-            row.execute(c, &sql, now(), "upsert").map(|_| ())
+            // The owner is checked in the same statement as the write, so
+            // no other user's object created in between is overwritten.
+            match row.execute(c, &sql, now(), "upsert")? {
+                0 => Err(StoreError::Exists(row.uid)),
+                _ => Ok(()),
+            }
         })
         .await
     }

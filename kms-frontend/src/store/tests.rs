@@ -219,12 +219,20 @@ async fn upsert_inserts_then_replaces() {
     let k = aes_key("k1", "alice", &["n"], &["t"]);
     s.upsert(&k).await.expect("upsert new");
     assert_eq!(s.get("k1").await.expect("get"), Some(k));
-    let replacement = rsa_private("k1", "bob");
+    let replacement = rsa_private("k1", "alice");
     s.upsert(&replacement).await.expect("upsert existing");
+    assert_eq!(s.get("k1").await.expect("get"), Some(replacement.clone()));
+    // Another owner's object is never overwritten, whatever was checked
+    // before (the check and the write are one statement).
+    let theft = aes_key("k1", "bob", &["n"], &["t"]);
+    assert!(
+        matches!(s.upsert(&theft).await, Err(StoreError::Exists(u)) if u == "k1"),
+        "bob overwrote alice's k1"
+    );
     assert_eq!(s.get("k1").await.expect("get"), Some(replacement));
     assert_eq!(
         s.locate(&LocateQuery::default()).await.expect("all"),
-        [("k1".to_owned(), "bob".to_owned())]
+        [("k1".to_owned(), "alice".to_owned())]
     );
 }
 
