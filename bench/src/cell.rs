@@ -102,8 +102,11 @@ pub enum Mode {
     Direct,
     /// Through hsmd's socket.
     Hsmd,
-    /// Through kms-frontend (KMIP over HTTP/1.1) and hsmd.
+    /// Through kms-frontend (KMIP over HTTP/1.1) and hsmd, with an HSM key.
     Frontend,
+    /// Through kms-frontend with a KMS key wrapped by the HSM KEK: unwrapped
+    /// once through hsmd, then in software from the frontend's cache.
+    Wrapped,
 }
 
 /// CPU time per operation, in microseconds, of each process of the cell.
@@ -114,7 +117,7 @@ pub struct CpuPerOp {
     pub bench_us: f64,
     /// hsmd (null in direct cells).
     pub hsmd_us: Option<f64>,
-    /// kms-frontend (frontend cells only).
+    /// kms-frontend (frontend and wrapped cells only).
     pub frontend_us: Option<f64>,
 }
 
@@ -127,7 +130,8 @@ pub struct Cell {
     pub name: &'static str,
     /// Mode.
     pub mode: Mode,
-    /// Threads (direct), client connections (hsmd) or HTTP connections (frontend).
+    /// Threads (direct), client connections (hsmd) or HTTP connections
+    /// (frontend, wrapped).
     pub n: usize,
     /// Requests in flight per connection (hsmd and frontend cells).
     pub depth: Option<usize>,

@@ -118,7 +118,7 @@ impl Worker {
             Err(e) => return Err(e).context("C_Login"),
         }
         let key = match workload {
-            Workload::AesGcm64 | Workload::AesGcm1k | Workload::AesGcm64k => {
+            Workload::AesGcm64 | Workload::AesGcm1k | Workload::AesGcm64k | Workload::AesCbc1k => {
                 Some(find(&session, AES_LABEL, ObjectClass::SECRET_KEY)?)
             }
             Workload::EcdsaP256 => Some(find(&session, EC_LABEL, ObjectClass::PRIVATE_KEY)?),
@@ -146,6 +146,11 @@ impl Worker {
                 let mut out = s.encrypt(&Mechanism::AesGcm(params), key()?, &self.input)?;
                 let _tag = out.split_off(out.len().saturating_sub(16));
                 out
+            }
+            Workload::AesCbc1k => {
+                let mut iv = [0u8; 16];
+                getrandom::getrandom(&mut iv).map_err(|e| anyhow!("getrandom: {e}"))?;
+                s.encrypt(&Mechanism::AesCbcPad(iv), key()?, &self.input)?
             }
             Workload::EcdsaP256 => {
                 let digest = Sha256::digest(&self.input);

@@ -53,27 +53,39 @@ pub async fn connect(addr: SocketAddr, n: usize) -> Result<Vec<Connection>> {
 
 /// One workload as a KMIP request: the JSON body, built once, and what its
 /// answer must be.
-struct Kmip {
+pub struct Kmip {
     body: Bytes,
     /// Tag of the response payload.
     response: &'static str,
     /// Tag of the result in it (a ByteString).
     result: &'static str,
+    /// The workload, whose result length [`check_hex`] checks.
+    workload: Workload,
 }
 
-/// The KMIP request of `workload` on the bench keys of `slot` (None for
-/// random bytes, which the frontend does not serve).
+/// The uid of the bench's HSM key that `workload` uses on `slot`.
+pub fn hsm_uid(workload: Workload, slot: u64) -> String {
+    let label = match workload {
+        Workload::EcdsaP256 => EC_LABEL,
+        Workload::Rsa2048 => RSA_LABEL,
+        _ => AES_LABEL,
+    };
+    format!("hsm::{slot}::{label}")
+}
+
+/// The KMIP request of `workload` with the key `uid` (an HSM key's
+/// `hsm::<slot>::<label>` or a KMS key's uid); None for random bytes,
+/// which the frontend does not serve.
 ///
-/// Signatures send the 64-byte message as `Data` (the frontend has hsmd hash
-/// it, as the hsmd mode does); the parameters are explicit, so the frontend
-/// does not ask hsmd for the key's kind first.
-fn kmip(workload: Workload, slot: u64) -> Option<Kmip> {
-    let uid = |label: &str| format!("hsm::{slot}::{label}");
+/// Encryptions name the mode (GCM, or CBC with PKCS5 padding) and the
+/// algorithm; signatures send the 64-byte message as `Data` (the frontend
+/// has hsmd hash it, as the hsmd mode does) with explicit parameters, so
+/// the frontend does not ask hsmd for the key's kind first.
+pub fn request(workload: Workload, uid: &str) -> Option<Kmip> {
     let data = hex::encode_upper(workload.input());
-    let (op, uid, params, response, result) = match workload {
+    let (op, params, response, result) = match workload {
         Workload::AesGcm64 | Workload::AesGcm1k | Workload::AesGcm64k => (
             "Encrypt",
-            uid(AES_LABEL),
             serde_json::json!([
                 {"tag": "BlockCipherMode", "type": "Enumeration", "value": "GCM"},
                 {"tag": "CryptographicAlgorithm", "type": "Enumeration", "value": "AES"},
@@ -81,9 +93,18 @@ fn kmip(workload: Workload, slot: u64) -> Option<Kmip> {
             "EncryptResponse",
             "Data",
         ),
+        Workload::AesCbc1k => (
+            "Encrypt",
+            serde_json::json!([
+                {"tag": "BlockCipherMode", "type": "Enumeration", "value": "CBC"},
+                {"tag": "PaddingMethod", "type": "Enumeration", "value": "PKCS5"},
+                {"tag": "CryptographicAlgorithm", "type": "Enumeration", "value": "AES"},
+            ]),
+            "EncryptResponse",
+            "Data",
+        ),
         Workload::EcdsaP256 => (
             "Sign",
-            uid(EC_LABEL),
             serde_json::json!([
                 {"tag": "CryptographicAlgorithm", "type": "Enumeration", "value": "EC"},
                 {"tag": "HashingAlgorithm", "type": "Enumeration", "value": "SHA256"},
@@ -93,7 +114,6 @@ fn kmip(workload: Workload, slot: u64) -> Option<Kmip> {
         ),
         Workload::Rsa2048 => (
             "Sign",
-            uid(RSA_LABEL),
             serde_json::json!([
                 {"tag": "PaddingMethod", "type": "Enumeration", "value": "PKCS1v15"},
                 {"tag": "HashingAlgorithm", "type": "Enumeration", "value": "SHA256"},
@@ -112,6 +132,7 @@ fn kmip(workload: Workload, slot: u64) -> Option<Kmip> {
         body: Bytes::from(body.to_string()),
         response,
         result,
+        workload,
     })
 }
 
@@ -120,8 +141,9 @@ pub fn serves(workload: Workload) -> bool {
     workload != Workload::Random32
 }
 
-/// An Encrypt or Sign response payload in JSON TTLV: its tag and its
-/// items, all text or hex strings (borrowed from the body: no copies).
+/// A KMIP response payload in JSON TTLV: its tag and its items whose
+/// values are text or hex strings (borrowed from the body: no copies;
+/// items of other types are skipped).
 #[derive(serde::Deserialize)]
 struct Answer<'a> {
     tag: &'a str,
@@ -132,19 +154,65 @@ struct Answer<'a> {
 #[derive(serde::Deserialize)]
 struct Item<'a> {
     tag: &'a str,
-    value: &'a str,
+    #[serde(borrow, default)]
+    value: Option<&'a str>,
 }
 
 /// Checks a result given in hex: ciphertexts by their length and digits (as
 /// cheaply as the hsmd mode checks its results), signatures decoded and
 /// checked by [`Workload::check`].
 fn check_hex(workload: Workload, hex: &str) -> bool {
-    match workload {
-        Workload::AesGcm64 | Workload::AesGcm1k | Workload::AesGcm64k => {
-            hex.len() == 2 * workload.input_len() && hex.bytes().all(|b| b.is_ascii_hexdigit())
-        }
-        _ => hex::decode(hex).is_ok_and(|out| workload.check(&out)),
+    match workload.ciphertext_len() {
+        Some(len) => hex.len() == 2 * len && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => hex::decode(hex).is_ok_and(|out| workload.check(&out)),
     }
+}
+
+/// POSTs `body` (a KMIP JSON TTLV request) to `/kmip/2_1` on `c`; the
+/// answer's status and body.
+///
+/// Errors: the connection failed.
+pub async fn post(c: &mut Connection, body: Bytes) -> Result<(StatusCode, Bytes)> {
+    let request = hyper::Request::post("/kmip/2_1")
+        .header(HOST, "127.0.0.1")
+        .header(CONTENT_TYPE, "application/json")
+        .body(Full::new(body))?;
+    c.ready().await.context("kms-frontend connection")?;
+    let response = c.send_request(request).await.context("kms-frontend")?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, body))
+}
+
+/// The text member `result` of the KMIP payload `body`, which must be a
+/// `response`.
+///
+/// Errors: `body` is not a KMIP payload, not a `response`, or lacks `result`.
+pub fn member<'a>(body: &'a [u8], response: &str, result: &str) -> Result<&'a str> {
+    let answer: Answer = serde_json::from_slice(body).with_context(|| {
+        format!(
+            "kms-frontend's answer is not a KMIP payload: {}",
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        )
+    })?;
+    if answer.tag != response {
+        bail!("kms-frontend answered {} instead of {response}", answer.tag);
+    }
+    answer
+        .value
+        .iter()
+        .find(|i| i.tag == result)
+        .and_then(|i| i.value)
+        .ok_or_else(|| anyhow!("{response} has no {result}"))
+}
+
+/// An error status as one line: the status and the start of the body.
+pub fn status_line(status: StatusCode, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    format!(
+        "HTTP {status}: {}",
+        text.chars().take(300).collect::<String>()
+    )
 }
 
 impl Kmip {
@@ -152,45 +220,17 @@ impl Kmip {
     /// operation succeeded; `Ok(Some(message))`: the frontend answered with
     /// an error status (counted as a failed operation); `Err`: the
     /// connection failed or a 200 answer is not the expected one.
-    async fn send(&self, c: &mut Connection, workload: Workload) -> Result<Option<String>> {
-        let request = hyper::Request::post("/kmip/2_1")
-            .header(HOST, "127.0.0.1")
-            .header(CONTENT_TYPE, "application/json")
-            .body(Full::new(self.body.clone()))?;
-        c.ready().await.context("kms-frontend connection")?;
-        let response = c.send_request(request).await.context("kms-frontend")?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
+    pub async fn send(&self, c: &mut Connection) -> Result<Option<String>> {
+        let (status, body) = post(c, self.body.clone()).await?;
         if status != StatusCode::OK {
-            let text = String::from_utf8_lossy(&body);
-            return Ok(Some(format!(
-                "HTTP {status}: {}",
-                text.chars().take(300).collect::<String>()
-            )));
+            return Ok(Some(status_line(status, &body)));
         }
-        let answer: Answer = serde_json::from_slice(&body).with_context(|| {
-            format!(
-                "kms-frontend's answer is not a KMIP payload: {}",
-                String::from_utf8_lossy(&body[..body.len().min(300)])
-            )
-        })?;
-        if answer.tag != self.response {
-            bail!(
-                "kms-frontend answered {} instead of {}",
-                answer.tag,
-                self.response
-            );
-        }
-        let result = answer
-            .value
-            .iter()
-            .find(|i| i.tag == self.result)
-            .ok_or_else(|| anyhow!("{} has no {}", self.response, self.result))?;
-        if !check_hex(workload, result.value) {
+        let result = member(&body, self.response, self.result)?;
+        if !check_hex(self.workload, result) {
             bail!(
                 "{} via kms-frontend gave a wrong result ({} hex digits)",
-                workload.name(),
-                result.value.len()
+                self.workload.name(),
+                result.len()
             );
         }
         Ok(None)
@@ -201,18 +241,14 @@ impl Kmip {
 /// connection back with its statistics.
 pub type Lane = JoinHandle<Result<(Connection, ThreadStats)>>;
 
-/// Starts one lane per connection, each sending `workload` requests until
-/// `phase` says stop. Panics if the frontend does not serve `workload`
-/// ([`serves`]).
-#[allow(clippy::expect_used)] // the caller runs only workloads that `serves` accepts
+/// Starts one lane per connection, each sending `request` until `phase`
+/// says stop.
 pub fn spawn(
     rt: &tokio::runtime::Runtime,
     connections: Vec<Connection>,
-    workload: Workload,
-    slot: u64,
+    request: Arc<Kmip>,
     phase: Arc<Phase>,
 ) -> Vec<Lane> {
-    let request = Arc::new(kmip(workload, slot).expect("a workload the frontend serves"));
     connections
         .into_iter()
         .map(|mut c| {
@@ -222,12 +258,14 @@ pub fn spawn(
                 let mut first = true;
                 while !phase.stopped() {
                     let t0 = Instant::now();
-                    let out = request.send(&mut c, workload).await?;
+                    let out = request.send(&mut c).await?;
                     let elapsed = t0.elapsed();
                     match out {
                         None => stats.record(phase.measuring(), elapsed),
                         // The first request shows whether the set-up works at all.
-                        Some(e) if first => bail!("{} via kms-frontend: {e}", workload.name()),
+                        Some(e) if first => {
+                            bail!("{} via kms-frontend: {e}", request.workload.name())
+                        }
                         Some(e) => stats.error(phase.measuring(), &e),
                     }
                     first = false;

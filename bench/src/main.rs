@@ -11,6 +11,13 @@
 //! same data as JSON to `--out` (default `target/bench/latest.json`). See
 //! `docs/performance.md`.
 //!
+//! The frontend runs with the HSM KEK `bench-kek` as its
+//! `--key-encryption-key`; beside each of its AES cells the bench measures
+//! the same KMIP Encrypt with a KMS key wrapped by that KEK (the `wrapped`
+//! path, issue 14), the ratio of the two, and the cost of an unwrapped-cache
+//! miss (the `kek` module). `--card` repeats that comparison on the
+//! emulated SmartCard-HSM (the `card` module).
+//!
 //! `hsmd-bench soak` instead runs hsmd and kms-frontend under a mixed load
 //! (admins creating and destroying, users encrypting, signing and listing)
 //! for a given number of minutes: see the `soak` module and
@@ -23,9 +30,11 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod card;
 mod cell;
 mod direct;
 mod frontend;
+mod kek;
 mod procstat;
 mod remote;
 mod report;
@@ -88,6 +97,28 @@ struct Args {
     /// Skip the frontend mode.
     #[arg(long)]
     no_frontend: bool,
+    /// Fresh KMS keys whose first Encrypt measures a cache miss (0: none).
+    #[arg(long, default_value_t = kek::MISS_KEYS)]
+    miss_keys: usize,
+    /// Also measure on the emulated SmartCard-HSM (skipped with one line
+    /// when the rig is absent).
+    #[arg(long)]
+    card: bool,
+    /// The card rig's directory [default: $CARD_STACK, else ../shared/card-stack].
+    #[arg(long)]
+    card_rig: Option<PathBuf>,
+    /// The card emulator's delay per APDU, ms (`CARD_DELAY_MS`).
+    #[arg(long, default_value_t = 25)]
+    card_delay_ms: u64,
+    /// Measuring window of each card cell, in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    card_duration_ms: u64,
+    /// Warm-up before each card window, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    card_warmup_ms: u64,
+    /// Only the card section (no SoftHSMv2 token; implies --card).
+    #[arg(long)]
+    card_only: bool,
     /// Where to write the JSON report.
     #[arg(long, default_value = "target/bench/latest.json")]
     out: PathBuf,
@@ -156,7 +187,10 @@ fn main() -> Result<()> {
     let mut memory = Memory::default();
     let mut fe_memory = report::FrontendMemory::default();
     let mut direct: Option<direct::Direct> = None;
-    for (i, &n) in args.n.iter().enumerate() {
+    let mut miss: Option<kek::MissCost> = None;
+    let kek_uid = kek::kek_uid(token.slot);
+    let softhsm_ns: &[usize] = if args.card_only { &[] } else { &args.n };
+    for (i, &n) in softhsm_ns.iter().enumerate() {
         let sessions = args.sessions_per_slot.unwrap_or(n);
         let hsmd = Hsmd::start(
             &token,
@@ -182,9 +216,24 @@ fn main() -> Result<()> {
         let clients = rt.block_on(remote::connect(&hsmd.socket, n))?;
         let mut kms = match &frontend_bin {
             Some(bin) => {
-                let f = KmsFrontend::start(bin, &token, &hsmd.socket, n)?;
+                let f = KmsFrontend::start(bin, &token, &hsmd.socket, n, Some(&kek_uid))?;
                 fe_memory.idle_kib.push((n, procstat::rss_kib(f.pid)?.0));
-                let conns = rt.block_on(frontend::connect(f.addr, n))?;
+                let mut conns = rt.block_on(frontend::connect(f.addr, n))?;
+                if i == 0 {
+                    let c = conns.first_mut().context("no frontend connection")?;
+                    rt.block_on(kek::create_kms_key(c, kek::KMS_KEY_UID))?;
+                    if args.miss_keys > 0 {
+                        let m = rt.block_on(kek::miss_cost(
+                            c,
+                            Workload::AesGcm1k,
+                            args.miss_keys,
+                            "bench-miss",
+                            (f.pid, hsmd.pid),
+                        ))?;
+                        kek::print_miss("softhsm2", &m);
+                        miss = Some(m);
+                    }
+                }
                 Some((f, Some(conns)))
             }
             None => None,
@@ -216,17 +265,31 @@ fn main() -> Result<()> {
                     hsmd: Some(hsmd.pid),
                     frontend: Some(f.pid),
                 };
-                let taken = conns.take().context("frontend connections")?;
-                let (mut c, back) =
-                    run_frontend(&rt, taken, servers, token.slot, w, warmup, duration)?;
-                *conns = Some(back);
-                c.ratio_to_direct = Some(if base > 0.0 {
-                    c.ops_per_sec / base
-                } else {
-                    0.0
-                });
-                report::print_cell(&c);
-                cells.push(c);
+                let mut plan = vec![(Mode::Frontend, frontend::hsm_uid(w, token.slot))];
+                if kek::measures(w) {
+                    plan.push((Mode::Wrapped, kek::KMS_KEY_UID.to_owned()));
+                }
+                for (mode, uid) in plan {
+                    let request = frontend::request(w, &uid).context("a served workload")?;
+                    let taken = conns.take().context("frontend connections")?;
+                    let (mut c, back) = run_frontend(
+                        &rt,
+                        taken,
+                        servers,
+                        Arc::new(request),
+                        (w, mode),
+                        warmup,
+                        duration,
+                    )?;
+                    *conns = Some(back);
+                    c.ratio_to_direct = Some(if base > 0.0 {
+                        c.ops_per_sec / base
+                    } else {
+                        0.0
+                    });
+                    report::print_cell(&c);
+                    cells.push(c);
+                }
             }
         }
         if let Some((f, conns)) = kms {
@@ -246,8 +309,34 @@ fn main() -> Result<()> {
         }
         hsmd.stop()?;
     }
+    let mut ratios = Vec::new();
+    for &w in workloads.iter().filter(|w| kek::measures(**w)) {
+        ratios.extend(kek::ratios("softhsm2", &cells, w, w));
+    }
+    kek::print_ratios(&ratios);
+    let card = match (&frontend_bin, args.card || args.card_only) {
+        (Some(bin), true) => {
+            let rig = card::rig_dir(args.card_rig.as_ref());
+            let c = card::run(
+                &rt,
+                &card::CardOptions {
+                    rig: &rig,
+                    delay_ms: args.card_delay_ms,
+                    n: &args.n,
+                    warmup: Duration::from_millis(args.card_warmup_ms),
+                    duration: Duration::from_millis(args.card_duration_ms),
+                    hsmd: &hsmd_bin,
+                    kms_frontend: bin,
+                },
+            )?;
+            kek::print_ratios(&c.ratios);
+            Some(c)
+        }
+        _ => None,
+    };
     let frontend = report::Frontend::new(frontend_bin.is_some(), fe_memory);
-    let report = report::Report::new(meta, frontend, cells, memory, started.elapsed());
+    let kek = report::KekReport::new(kek_uid, miss, ratios, card);
+    let report = report::Report::new(meta, frontend, cells, memory, kek, started.elapsed());
     report.print_summary();
     report.write(&args.out)?;
     println!("JSON report: {}", args.out.display());
@@ -326,19 +415,21 @@ fn run_hsmd(
     ))
 }
 
-/// One frontend cell: a lane per connection; gives the connections back.
-fn run_frontend(
+/// One frontend cell of `workload` (its `mode`: the HSM key or the
+/// wrapped KMS key of `request`): a lane per connection; gives the
+/// connections back.
+pub(crate) fn run_frontend(
     rt: &tokio::runtime::Runtime,
     connections: Vec<frontend::Connection>,
     servers: Servers,
-    slot: u64,
-    w: Workload,
+    request: Arc<frontend::Kmip>,
+    (workload, mode): (Workload, Mode),
     warmup: Duration,
     duration: Duration,
 ) -> Result<(Cell, Vec<frontend::Connection>)> {
     let n = connections.len();
     let phase = Arc::new(Phase::default());
-    let lanes = frontend::spawn(rt, connections, w, slot, phase.clone());
+    let lanes = frontend::spawn(rt, connections, request, phase.clone());
     let window = cell::window(&phase, warmup, duration, servers)?;
     let mut stats = ThreadStats::new();
     let mut back = Vec::with_capacity(n);
@@ -347,6 +438,6 @@ fn run_frontend(
         back.push(c);
         stats.merge(s);
     }
-    let cell = cell::finish(w, Mode::Frontend, n, Some(1), window, stats);
+    let cell = cell::finish(workload, mode, n, Some(1), window, stats);
     Ok((cell, back))
 }

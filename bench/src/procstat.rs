@@ -35,6 +35,29 @@ pub fn cpu_seconds(pid: i32) -> Result<f64> {
     Ok((field(14)? + field(15)?) as f64 / ticks_per_second()?)
 }
 
+/// Time the threads of a process now alive have run on a CPU, in seconds,
+/// to the nanosecond: the sum of the first field of
+/// `/proc/<pid>/task/<tid>/schedstat` (proc(5); [`cpu_seconds`] counts in
+/// clock ticks of 10 ms, too coarse for a few requests). Threads that
+/// exited are not counted.
+pub fn run_seconds(pid: i32) -> Result<f64> {
+    let dir = format!("/proc/{pid}/task");
+    let mut ns: u64 = 0;
+    for task in std::fs::read_dir(&dir).with_context(|| format!("cannot read {dir}"))? {
+        let path = task?.path().join("schedstat");
+        // A thread may end between the listing and the read.
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        ns += text
+            .split_whitespace()
+            .next()
+            .and_then(|f| f.parse::<u64>().ok())
+            .with_context(|| format!("{}: no run time", path.display()))?;
+    }
+    Ok(ns as f64 / 1e9)
+}
+
 /// Resident set size now (`VmRSS`) and its peak so far (`VmHWM`), in KiB.
 pub fn rss_kib(pid: i32) -> Result<(u64, u64)> {
     let path = format!("/proc/{pid}/status");
@@ -64,6 +87,8 @@ mod tests {
         assert!(busy != 1);
         let cpu = cpu_seconds(own_pid()).expect("stat");
         assert!(cpu > 0.0 && cpu < 3600.0, "{cpu}");
+        let run = run_seconds(own_pid()).expect("schedstat");
+        assert!(run > 0.0 && run < 3600.0, "{run}");
         let (rss, hwm) = rss_kib(own_pid()).expect("status");
         assert!(rss > 100 && hwm >= rss, "{rss} {hwm}");
     }

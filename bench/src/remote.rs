@@ -3,6 +3,7 @@
 //! its next request as soon as its previous one is answered).
 
 use crate::cell::{Phase, ThreadStats};
+use crate::kek::KEK_LABEL;
 use crate::workload::{Workload, AES_LABEL, EC_LABEL, RSA_LABEL};
 use anyhow::{anyhow, Context, Result};
 use hsmd_protocol::b64::SecretBytes;
@@ -18,22 +19,35 @@ use tokio::task::JoinHandle;
 /// Client name announced in the hello.
 const CLIENT: &str = concat!("hsmd-bench/", env!("CARGO_PKG_VERSION"));
 
-/// Creates the bench keys through hsmd: AES-256, EC P-256 and RSA-2048
+/// Creates AES-256 keys labelled `labels` on `slot` through hsmd
 /// (sensitive, not extractable: hsmd's defaults).
-pub async fn create_keys(socket: &Path, slot: u64) -> Result<()> {
+///
+/// Errors: hsmd refused one (the label names it).
+pub async fn create_aes_keys(socket: &Path, slot: u64, labels: &[&str]) -> Result<()> {
     let c = Client::connect(socket, CLIENT).await?;
-    c.call(
-        None,
-        &GenerateKey {
-            slot,
-            label: AES_LABEL.into(),
-            algorithm: SecretKeyAlgorithm::Aes,
-            bits: 256,
-            extractable: false,
-        },
-    )
-    .await
-    .context("generate_key aes")?;
+    for label in labels {
+        c.call(
+            None,
+            &GenerateKey {
+                slot,
+                label: (*label).into(),
+                algorithm: SecretKeyAlgorithm::Aes,
+                bits: 256,
+                extractable: false,
+            },
+        )
+        .await
+        .with_context(|| format!("generate_key aes {label}"))?;
+    }
+    Ok(())
+}
+
+/// Creates the bench keys through hsmd: AES-256 ([`AES_LABEL`] and the
+/// frontend's KEK, [`KEK_LABEL`]), EC P-256 and RSA-2048 (sensitive, not
+/// extractable: hsmd's defaults).
+pub async fn create_keys(socket: &Path, slot: u64) -> Result<()> {
+    create_aes_keys(socket, slot, &[AES_LABEL, KEK_LABEL]).await?;
+    let c = Client::connect(socket, CLIENT).await?;
     c.call(
         None,
         &GenerateKeyPair {
@@ -83,6 +97,13 @@ impl Request {
                     iv: None,
                 })
             }
+            Workload::AesCbc1k => Self::Encrypt(Encrypt {
+                uid: uid(AES_LABEL),
+                algorithm: EncryptionAlgorithm::AesCbcPad,
+                plaintext: SecretBytes::new(workload.input()),
+                aad: None,
+                iv: None,
+            }),
             Workload::EcdsaP256 => Self::Sign(Sign {
                 uid: uid(EC_LABEL),
                 algorithm: SignatureAlgorithm::EcdsaSha256,

@@ -1,7 +1,9 @@
 //! The table on stdout, the targets of the performance issue, and the JSON
 //! report (`target/bench/latest.json`).
 
+use crate::card::CardReport;
 use crate::cell::{Cell, Mode};
+use crate::kek::{MissCost, Ratio};
 use crate::workload::Workload;
 use crate::{Args, Memory};
 use anyhow::{Context, Result};
@@ -11,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// How the frontend mode is run.
-pub const FRONTEND_NOTE: &str = "via the frontend: kms-frontend in front of the same hsmd (no authentication, its default 4 connections to hsmd), N HTTP/1.1 keep-alive connections, one KMIP request at a time each (D = 1); random bytes: n/a (no KMIP operation for them)";
+pub const FRONTEND_NOTE: &str = "via the frontend: kms-frontend in front of the same hsmd (no authentication, its default 4 connections to hsmd, --key-encryption-key hsm::<slot>::bench-kek), N HTTP/1.1 keep-alive connections, one KMIP request at a time each (D = 1); path frontend: the HSM key; path wrapped: a KMS key wrapped by the KEK (software, from the unwrapped cache); random bytes: n/a (no KMIP operation for them)";
 
 /// Where and how the run was made.
 #[derive(Debug, Clone, Serialize)]
@@ -162,6 +164,7 @@ pub fn print_cell(c: &Cell) {
         Mode::Direct => "direct",
         Mode::Hsmd => "hsmd",
         Mode::Frontend => "frontend",
+        Mode::Wrapped => "wrapped",
     };
     let depth = c.depth.map_or_else(|| "-".to_owned(), |d| d.to_string());
     let us = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
@@ -222,7 +225,9 @@ pub struct Report {
     pub cells: Vec<Cell>,
     /// hsmd's RSS.
     pub hsmd_memory: Memory,
-    /// The targets of the performance issue.
+    /// KMS keys wrapped by the HSM KEK against HSM keys (issue 14).
+    pub kek: KekReport,
+    /// The targets of the performance issues.
     pub targets: Vec<Target>,
     /// Wall time of the run, seconds.
     pub wall_seconds: f64,
@@ -274,6 +279,66 @@ pub struct FrontendMemory {
     pub peak_kib: Vec<(usize, u64)>,
 }
 
+/// KMS keys wrapped by the HSM KEK (issue 14 item 7): the wrapped cells
+/// are in [`Report::cells`] (mode `wrapped`), the card's in `card`.
+#[derive(Debug, Clone, Serialize)]
+pub struct KekReport {
+    /// The frontend's `--key-encryption-key` on SoftHSMv2.
+    pub key_encryption_key: String,
+    /// The KMS key of the wrapped cells.
+    pub kms_key: &'static str,
+    /// The cost of a cache miss on SoftHSMv2.
+    pub miss: Option<MissCost>,
+    /// Wrapped against HSM key, per AES workload and N, on SoftHSMv2.
+    pub ratios: Vec<Ratio>,
+    /// The same on the emulated SmartCard-HSM (`--card`).
+    pub card: Option<CardReport>,
+}
+
+impl KekReport {
+    /// The section from its parts.
+    pub fn new(
+        key_encryption_key: String,
+        miss: Option<MissCost>,
+        ratios: Vec<Ratio>,
+        card: Option<CardReport>,
+    ) -> Self {
+        Self {
+            key_encryption_key,
+            kms_key: crate::kek::KMS_KEY_UID,
+            miss,
+            ratios,
+            card,
+        }
+    }
+
+    /// The issue's targets: at N = 8, the wrapped key's AES-GCM 1 KiB rate
+    /// at least 3 times the HSM key's on SoftHSMv2, and at least 30 times
+    /// the card's AES-CBC 1 KiB rate on the card rig.
+    fn targets(&self) -> Vec<Target> {
+        let card = self.card.iter().flat_map(|c| &c.ratios);
+        self.ratios
+            .iter()
+            .chain(card)
+            .filter(|r| r.n == 8 && r.wrapped == Workload::AesGcm1k)
+            .map(|r| {
+                let goal = if r.rig == "card" { 30.0 } else { 3.0 };
+                Target {
+                    what: format!(
+                        "{}: KMS key wrapped by the KEK ({}) vs HSM key ({}), N = 8",
+                        r.rig,
+                        r.wrapped.name(),
+                        r.hsm_key.name()
+                    ),
+                    goal: format!(">= {goal:.0}"),
+                    value: r.ratio,
+                    met: r.ratio >= goal,
+                }
+            })
+            .collect()
+    }
+}
+
 fn ratio_targets(cells: &[Cell], w: Workload, n: Option<usize>, goal: f64) -> Vec<Target> {
     cells
         .iter()
@@ -299,6 +364,7 @@ impl Report {
         frontend: Frontend,
         cells: Vec<Cell>,
         memory: Memory,
+        kek: KekReport,
         wall: Duration,
     ) -> Self {
         meta.loadavg_end = loadavg();
@@ -320,11 +386,13 @@ impl Report {
                 met: kib <= 40 * 1024,
             });
         }
+        targets.extend(kek.targets());
         Self {
             meta,
             frontend,
             cells,
             hsmd_memory: memory,
+            kek,
             targets,
             wall_seconds: wall.as_secs_f64(),
         }

@@ -141,16 +141,26 @@ impl KmsFrontend {
     /// authentication as [`crate::frontend::KMS_USER`], with
     /// [`crate::frontend::HSMD_CONNECTIONS`] connections to hsmd, on
     /// 127.0.0.1 on a port of the kernel's choice, its grants database and
-    /// its log (`kms-frontend-<n>.log`) in the bench directory; waits for
-    /// its "listening on http://ADDR" line.
-    pub fn start(binary: &Path, token: &Token, socket: &Path, n: usize) -> Result<Self> {
+    /// its log (`kms-frontend-<n>.log`) in the bench directory, and `kek`
+    /// as its `--key-encryption-key` when given; waits for its "listening
+    /// on http://ADDR" line.
+    pub fn start(
+        binary: &Path,
+        token: &Token,
+        socket: &Path,
+        n: usize,
+        kek: Option<&str>,
+    ) -> Result<Self> {
         let connections = crate::frontend::HSMD_CONNECTIONS.to_string();
-        let flags = [
+        let mut flags = vec![
             "--default-username",
             crate::frontend::KMS_USER,
             "--hsmd-connections",
             &connections,
         ];
+        if let Some(kek) = kek {
+            flags.extend(["--key-encryption-key", kek]);
+        }
         let launch = Launch {
             binary: Some(binary.to_owned()),
             log_file: Some(token.path(&format!("kms-frontend-{n}.log"))),

@@ -26,6 +26,11 @@ pub enum Workload {
     AesGcm1k,
     /// AES-256-GCM encryption of 64 KiB.
     AesGcm64k,
+    /// AES-256-CBC encryption of 1 KiB with PKCS#7 padding (hsmd's
+    /// `aes_cbc_pad`): the SmartCard-HSM's AES, which has no GCM. Not in
+    /// [`Workload::ALL`]: the card section of the bench runs it (and
+    /// `--workload aes-cbc1k` does on SoftHSMv2).
+    AesCbc1k,
     /// ECDSA P-256 signature (SHA-256) of a 64-byte message.
     EcdsaP256,
     /// RSA-2048 PKCS#1 v1.5 signature (SHA-256) of a 64-byte message.
@@ -51,6 +56,7 @@ impl Workload {
             Self::AesGcm64 => "aes-gcm 64 B",
             Self::AesGcm1k => "aes-gcm 1 KiB",
             Self::AesGcm64k => "aes-gcm 64 KiB",
+            Self::AesCbc1k => "aes-cbc 1 KiB",
             Self::EcdsaP256 => "ecdsa p256 sign",
             Self::Rsa2048 => "rsa2048 pkcs1 sign",
             Self::Random32 => "random 32 B",
@@ -61,7 +67,7 @@ impl Workload {
     pub fn input_len(self) -> usize {
         match self {
             Self::AesGcm64 => 64,
-            Self::AesGcm1k => 1024,
+            Self::AesGcm1k | Self::AesCbc1k => 1024,
             Self::AesGcm64k => 64 * 1024,
             Self::EcdsaP256 | Self::Rsa2048 => SIGN_MESSAGE_LEN,
             Self::Random32 => 32,
@@ -73,11 +79,23 @@ impl Workload {
         (0..self.input_len()).map(|i| (i % 251) as u8).collect()
     }
 
+    /// Length of the ciphertext of an encryption workload (GCM without its
+    /// tag; CBC padded to the next whole block), None for the others.
+    pub fn ciphertext_len(self) -> Option<usize> {
+        match self {
+            Self::AesGcm64 | Self::AesGcm1k | Self::AesGcm64k => Some(self.input_len()),
+            Self::AesCbc1k => Some((self.input_len() / 16 + 1) * 16),
+            Self::EcdsaP256 | Self::Rsa2048 | Self::Random32 => None,
+        }
+    }
+
     /// Length of a correct result (ciphertext + tag, DER signature bounds
     /// aside): used to check every mode really did the work.
     pub fn check(self, out: &[u8]) -> bool {
         match self {
-            Self::AesGcm64 | Self::AesGcm1k | Self::AesGcm64k => out.len() == self.input_len(),
+            Self::AesGcm64 | Self::AesGcm1k | Self::AesGcm64k | Self::AesCbc1k => {
+                Some(out.len()) == self.ciphertext_len()
+            }
             // DER SEQUENCE of two INTEGERs of up to 33 bytes each.
             Self::EcdsaP256 => (8..=72).contains(&out.len()) && out[0] == 0x30,
             Self::Rsa2048 => out.len() == 256,

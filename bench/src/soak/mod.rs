@@ -157,7 +157,7 @@ pub fn run(args: SoakArgs, hsmd_bin: PathBuf, frontend_bin: PathBuf) -> Result<(
         },
     )?;
     rt.block_on(crate::remote::create_keys(&hsmd.socket, token.slot))?;
-    let frontend = KmsFrontend::start(&frontend_bin, &token, &hsmd.socket, args.clients)?;
+    let frontend = KmsFrontend::start(&frontend_bin, &token, &hsmd.socket, args.clients, None)?;
     let softhsm = command_line("softhsm2-util", &["--version"]).unwrap_or_default();
     println!(
         "hsmd-bench soak: {} minutes, {} clients (socket: {socket_admins} admins, {socket_users} users; http: {http_admins} admins, {http_users} users), sessions_per_slot {}, HSMD_LOG {}, SoftHSM {softhsm}, load {}",
