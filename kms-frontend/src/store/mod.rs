@@ -265,6 +265,17 @@ pub trait ObjectStore: Send + Sync {
     async fn upsert(&self, obj: &StoredObject) -> Result<(), StoreError>;
     /// The object `uid`, or None.
     async fn get(&self, uid: &str) -> Result<Option<StoredObject>, StoreError>;
+    /// The object `uid` as an operation with it needs it, or None: its
+    /// type, owner, state, algorithm and material as stored now (read from
+    /// the database on every call, so a Revoke or Destroy by any process
+    /// counts at once), WITHOUT its metadata: `names` and `tags` empty,
+    /// `attributes` null. For Encrypt, Decrypt, Sign and SignatureVerify,
+    /// on every request: an implementation should make it cheap (the
+    /// SQLite one reads the row inline, on its own read connection, without
+    /// the JSON columns). The default is [`ObjectStore::get`].
+    async fn get_for_use(&self, uid: &str) -> Result<Option<StoredObject>, StoreError> {
+        self.get(uid).await
+    }
     /// Overwrites an existing object's row (state, attributes, names, tags, material;
     /// owner, type and algorithm too): updated now, created stays.
     ///

@@ -2,12 +2,21 @@
 //! (config `sqlite_file`), on a connection of its own in WAL mode. Each call
 //! runs on tokio's blocking pool (a commit waits for the disk), one at a
 //! time on the connection, as one SQL statement: one transaction.
+//!
+//! The exception is [`ObjectStore::get_for_use`], read on every Encrypt,
+//! Decrypt, Sign and SignatureVerify with a KMS key: it runs inline on the
+//! calling thread, on one of a few read-only connections (in WAL mode a
+//! reader never waits for a writer's commit), and selects no JSON column. A hop
+//! to the blocking pool and back cost more than half of the frontend's CPU
+//! per request under load (docs/performance.md, issue 14); the point
+//! select of one row whose pages are in memory takes microseconds, as the
+//! grant store's inline reads do.
 
 use super::migrations;
 use super::{
     LocateQuery, ObjectStore, ObjectType, State, StoreError, StoredObject, WrappedMaterial,
 };
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,7 +37,15 @@ fn db(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
 /// The object store in SQLite.
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Read-only connections of [`ObjectStore::get_for_use`], used inline:
+    /// a caller takes the first free one, so that a thread holding one (and
+    /// descheduled by the kernel) never stalls the runtime's other workers.
+    readers: Vec<Mutex<Connection>>,
 }
+
+/// Read-only connections of a store: more than the runtime's worker
+/// threads on the machines this runs on, few enough to open quickly.
+const READERS: usize = 4;
 
 impl SqliteStore {
     /// Opens (creating when missing, mode 0600, with its directory, mode
@@ -47,9 +64,45 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db("WAL mode"))?;
         migrations::migrations().to_latest(&mut conn)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(db("open for reading"))?;
+                reader
+                    .busy_timeout(BUSY_TIMEOUT)
+                    .map_err(db("open for reading"))?;
+                Ok(Mutex::new(reader))
+            })
+            .collect::<Result<_, StoreError>>()?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            readers,
         })
+    }
+
+    /// Runs `f` inline on the first free read-only connection (on the
+    /// first one, waiting, when all are taken).
+    fn read_inline<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        use std::sync::TryLockError;
+        for reader in &self.readers {
+            match reader.try_lock() {
+                Ok(c) => return f(&c),
+                // A panic while holding it left no transaction open (each
+                // call is one statement), so the connection is still sound.
+                Err(TryLockError::Poisoned(p)) => return f(&p.into_inner()),
+                Err(TryLockError::WouldBlock) => continue,
+            }
+        }
+        match self.readers.first() {
+            Some(reader) => f(&reader.lock().unwrap_or_else(|p| p.into_inner())),
+            None => f(&self.conn.lock().unwrap_or_else(|p| p.into_inner())),
+        }
     }
 
     /// Runs `f` on the connection, on the blocking pool.
@@ -161,6 +214,26 @@ struct RawRow {
 impl RawRow {
     const SELECT: &'static str = "SELECT object_type, owner, state, algorithm, names, tags, \
          attributes, wrapping_key, mechanism, format, blob FROM objects WHERE uid = ?1";
+    /// [`RawRow::SELECT`] without the JSON columns (names, tags, attributes).
+    const SELECT_FOR_USE: &'static str = "SELECT object_type, owner, state, algorithm, \
+         wrapping_key, mechanism, format, blob FROM objects WHERE uid = ?1";
+
+    /// A row of [`RawRow::SELECT_FOR_USE`]: no names, no tags, null attributes.
+    fn read_for_use(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            object_type: r.get(0)?,
+            owner: r.get(1)?,
+            state: r.get(2)?,
+            algorithm: r.get(3)?,
+            names: "[]".to_owned(),
+            tags: "[]".to_owned(),
+            attributes: "null".to_owned(),
+            wrapping_key: r.get(4)?,
+            mechanism: r.get(5)?,
+            format: r.get(6)?,
+            blob: r.get(7)?,
+        })
+    }
 
     fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
@@ -312,6 +385,16 @@ impl ObjectStore for SqliteStore {
             raw.map(|r| r.object(uid)).transpose()
         })
         .await
+    }
+
+    async fn get_for_use(&self, uid: &str) -> Result<Option<StoredObject>, StoreError> {
+        // Inline: see the module's documentation.
+        let raw = self.read_inline(|c| {
+            c.prepare_cached(RawRow::SELECT_FOR_USE)
+                .and_then(|mut st| st.query_row(params![uid], RawRow::read_for_use).optional())
+                .map_err(db("select"))
+        })?;
+        raw.map(|r| r.object(uid.to_owned())).transpose()
     }
 
     async fn update(&self, obj: &StoredObject) -> Result<(), StoreError> {

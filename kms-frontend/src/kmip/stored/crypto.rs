@@ -8,7 +8,7 @@
 //! key signs and verifies with RSASSA-PSS and SHA-256, the reference's
 //! default for its own keys.
 
-use super::{load, usable_for, Ctx};
+use super::{load_for_use, usable_for, Ctx};
 use crate::access::policy::Need;
 use crate::crypto::{Cipher, ClearKey, KeyKind as Kind, Signature};
 use crate::error::KmsError;
@@ -72,10 +72,11 @@ fn signature_of(p: &Params<'_>, key: &ClearKey) -> Result<Signature, KmsError> {
     })
 }
 
-/// The usable key `uid` for `need`: access, state, then the unwrapped
-/// (cached) key.
+/// The usable key `uid` for `need`: access, state (read from the database
+/// on every request, so a revoked or destroyed key is refused at once, even
+/// when another frontend revoked it), then the unwrapped (cached) key.
 async fn key(ctx: &Ctx<'_>, uid: &str, need: Need) -> Result<Arc<ClearKey>, KmsError> {
-    let obj = load(ctx, uid, need).await?;
+    let obj = load_for_use(ctx, uid, need).await?;
     usable_for(&obj, need)?;
     ctx.vault.clear_key(ctx.hsmd(), ctx.user, &obj).await
 }

@@ -85,13 +85,31 @@ fn not_found(uid: &str, user: &str) -> KmsError {
 /// grant at all on it; 422 naming the missing grant; 500 on a database
 /// failure.
 pub async fn load(ctx: &Ctx<'_>, uid: &str, need: Need) -> Result<StoredObject, KmsError> {
+    let obj = ctx.vault.store().get(uid).await.map_err(store_error)?;
+    allowed(ctx, uid, obj, need)
+}
+
+/// [`load`] without the object's metadata (names, tags, attributes:
+/// [`crate::store::ObjectStore::get_for_use`]), for the cryptographic
+/// operations, which read the row on every request. Same errors.
+pub async fn load_for_use(ctx: &Ctx<'_>, uid: &str, need: Need) -> Result<StoredObject, KmsError> {
     let obj = ctx
         .vault
         .store()
-        .get(uid)
+        .get_for_use(uid)
         .await
-        .map_err(store_error)?
-        .ok_or_else(|| not_found(uid, ctx.user))?;
+        .map_err(store_error)?;
+    allowed(ctx, uid, obj, need)
+}
+
+/// `obj` when there is one and the caller may do `need` with it ([`load`]'s errors).
+fn allowed(
+    ctx: &Ctx<'_>,
+    uid: &str,
+    obj: Option<StoredObject>,
+    need: Need,
+) -> Result<StoredObject, KmsError> {
+    let obj = obj.ok_or_else(|| not_found(uid, ctx.user))?;
     if obj.owner != ctx.user {
         crate::access::policy::check_granted(ctx.grants(), ctx.user, uid, need)?;
     }
