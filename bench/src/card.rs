@@ -240,8 +240,8 @@ fn measure(rt: &tokio::runtime::Runtime, o: &CardOptions<'_>) -> Result<CardRepo
     );
     let kek_uid = kek::kek_uid(CARD_SLOT);
     let f = KmsFrontend::start(o.kms_frontend, &dir, &hsmd.socket, 0, Some(&kek_uid))?;
-    let mut conns = rt.block_on(frontend::connect(f.addr, n_max))?;
-    let first = conns.first_mut().context("no connection")?;
+    let mut one = rt.block_on(frontend::connect(f.addr, 1))?;
+    let first = one.first_mut().context("no connection")?;
     let t = Instant::now();
     rt.block_on(kek::create_kms_key(first, kek::KMS_KEY_UID))?;
     println!(
@@ -262,7 +262,11 @@ fn measure(rt: &tokio::runtime::Runtime, o: &CardOptions<'_>) -> Result<CardRepo
     };
     let hsm_uid = format!("hsm::{CARD_SLOT}::{AES_LABEL}");
     let mut cells = Vec::new();
+    drop(one);
     for &n in o.n {
+        // Fresh connections for each N: the frontend closes keep-alive
+        // connections idle for longer than its header read timeout.
+        let mut conns = rt.block_on(frontend::connect(f.addr, n))?;
         let plan = [
             (Mode::Frontend, Workload::AesCbc1k, hsm_uid.as_str()),
             (Mode::Wrapped, Workload::AesGcm1k, kek::KMS_KEY_UID),
@@ -270,7 +274,7 @@ fn measure(rt: &tokio::runtime::Runtime, o: &CardOptions<'_>) -> Result<CardRepo
         ];
         for (mode, w, uid) in plan {
             let request = frontend::request(w, uid).context("an encryption workload")?;
-            let taken: Vec<Connection> = conns.drain(..n.min(conns.len())).collect();
+            let taken: Vec<Connection> = std::mem::take(&mut conns);
             let (c, back) = crate::run_frontend(
                 rt,
                 taken,
@@ -285,7 +289,6 @@ fn measure(rt: &tokio::runtime::Runtime, o: &CardOptions<'_>) -> Result<CardRepo
             cells.push(c);
         }
     }
-    drop(conns);
     let mut ratios = kek::ratios("card", &cells, Workload::AesGcm1k, Workload::AesCbc1k);
     ratios.extend(kek::ratios(
         "card",

@@ -214,13 +214,13 @@ fn main() -> Result<()> {
             None => direct.insert(direct::Direct::open(&args.module, token.slot)?),
         };
         let clients = rt.block_on(remote::connect(&hsmd.socket, n))?;
-        let mut kms = match &frontend_bin {
+        let kms = match &frontend_bin {
             Some(bin) => {
                 let f = KmsFrontend::start(bin, &token, &hsmd.socket, n, Some(&kek_uid))?;
                 fe_memory.idle_kib.push((n, procstat::rss_kib(f.pid)?.0));
-                let mut conns = rt.block_on(frontend::connect(f.addr, n))?;
                 if i == 0 {
-                    let c = conns.first_mut().context("no frontend connection")?;
+                    let mut one = rt.block_on(frontend::connect(f.addr, 1))?;
+                    let c = one.first_mut().context("no frontend connection")?;
                     rt.block_on(kek::create_kms_key(c, kek::KMS_KEY_UID))?;
                     if args.miss_keys > 0 {
                         let m = rt.block_on(kek::miss_cost(
@@ -234,7 +234,7 @@ fn main() -> Result<()> {
                         miss = Some(m);
                     }
                 }
-                Some((f, Some(conns)))
+                Some(f)
             }
             None => None,
         };
@@ -256,7 +256,7 @@ fn main() -> Result<()> {
                 report::print_cell(&c);
                 cells.push(c);
             }
-            if let Some((f, conns)) = kms.as_mut() {
+            if let Some(f) = kms.as_ref() {
                 if !frontend::serves(w) {
                     report::print_na(w, n, frontend::RANDOM_NOTE);
                     continue;
@@ -265,6 +265,10 @@ fn main() -> Result<()> {
                     hsmd: Some(hsmd.pid),
                     frontend: Some(f.pid),
                 };
+                // Fresh connections for each workload: the frontend closes
+                // keep-alive connections idle for longer than its header
+                // read timeout, as long as the other modes' cells may take.
+                let mut conns = Some(rt.block_on(frontend::connect(f.addr, n))?);
                 let mut plan = vec![(Mode::Frontend, frontend::hsm_uid(w, token.slot))];
                 if kek::measures(w) {
                     plan.push((Mode::Wrapped, kek::KMS_KEY_UID.to_owned()));
@@ -281,7 +285,7 @@ fn main() -> Result<()> {
                         warmup,
                         duration,
                     )?;
-                    *conns = Some(back);
+                    conns = Some(back);
                     c.ratio_to_direct = Some(if base > 0.0 {
                         c.ops_per_sec / base
                     } else {
@@ -292,8 +296,7 @@ fn main() -> Result<()> {
                 }
             }
         }
-        if let Some((f, conns)) = kms {
-            drop(conns);
+        if let Some(f) = kms {
             std::thread::sleep(Duration::from_millis(100));
             let (rss, hwm) = procstat::rss_kib(f.pid)?;
             fe_memory.after_kib.push((n, rss));

@@ -168,9 +168,12 @@ pub fn print_cell(c: &Cell) {
     };
     let depth = c.depth.map_or_else(|| "-".to_owned(), |d| d.to_string());
     let us = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
-    let ratio = c
-        .ratio_to_direct
-        .map_or_else(|| "1".to_owned(), |r| format!("{r:.3}"));
+    let ratio = match (c.mode, c.ratio_to_direct) {
+        (Mode::Direct, _) => "1".to_owned(),
+        (_, Some(r)) => format!("{r:.3}"),
+        // The card's cells have no direct cell to compare with.
+        (_, None) => "-".to_owned(),
+    };
     let errors = if c.errors > 0 {
         format!(
             "  ({} errors: {})",

@@ -487,3 +487,57 @@ async fn a_row_this_version_cannot_read_is_named_corrupt() {
     );
     assert!(half.is_err(), "{half:?}");
 }
+
+/// `get_for_use` (read inline, on its own connections) gives the row as
+/// stored now, without the metadata: a state change, a destruction of the
+/// material and a removal, each made through the writing connection, show
+/// at the very next read.
+#[tokio::test]
+async fn get_for_use_reads_the_state_and_material_as_stored_now() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("kms.db"));
+    let key = aes_key("k-use", "alice", &["payroll"], &["prod"]);
+    store.insert(&key).await.expect("insert");
+    let used = store
+        .get_for_use("k-use")
+        .await
+        .expect("read")
+        .expect("there");
+    assert_eq!(used.uid, "k-use");
+    assert_eq!(used.object_type, ObjectType::SymmetricKey);
+    assert_eq!(used.owner, "alice");
+    assert_eq!(used.state, State::Active);
+    assert_eq!(used.algorithm.as_deref(), Some("AES"));
+    assert_eq!(used.material, key.material);
+    assert!(used.names.is_empty() && used.tags.is_empty());
+    assert_eq!(used.attributes, serde_json::Value::Null);
+
+    let revoked = StoredObject {
+        state: State::Deactivated,
+        ..key.clone()
+    };
+    store.update(&revoked).await.expect("revoke");
+    let used = store
+        .get_for_use("k-use")
+        .await
+        .expect("read")
+        .expect("there");
+    assert_eq!(used.state, State::Deactivated);
+
+    let destroyed = StoredObject {
+        state: State::Destroyed,
+        material: None,
+        ..key.clone()
+    };
+    store.update(&destroyed).await.expect("destroy");
+    let used = store
+        .get_for_use("k-use")
+        .await
+        .expect("read")
+        .expect("there");
+    assert_eq!((used.state, used.material), (State::Destroyed, None));
+
+    assert!(store.remove("k-use").await.expect("remove"));
+    assert_eq!(store.get_for_use("k-use").await.expect("read"), None);
+    assert_eq!(store.get_for_use("never-was").await.expect("read"), None);
+}
