@@ -106,7 +106,13 @@ pub struct Shape<'a> {
 /// The attributes of a new object: `shape`, what the request's `layers`
 /// (most specific first) set of [`KEPT`] and the vendor attributes, the
 /// creation dates.
-pub fn initial(shape: &Shape<'_>, layers: &[&Ttlv]) -> Ttlv {
+///
+/// Errors: 422 when one of [`KEPT`] has the wrong type (a `Sensitive` that
+/// is not a Boolean would otherwise be kept and break every later Get).
+pub fn initial(shape: &Shape<'_>, layers: &[&Ttlv]) -> Result<Ttlv, KmsError> {
+    for item in layers.iter().flat_map(|l| l.items()) {
+        check_type(item)?;
+    }
     let now = now();
     let mut v: Vec<Ttlv> = Vec::new();
     for tag in KEPT {
@@ -158,7 +164,36 @@ pub fn initial(shape: &Shape<'_>, layers: &[&Ttlv]) -> Ttlv {
             }
         }
     }
-    Ttlv::structure("Attributes", v)
+    Ok(Ttlv::structure("Attributes", v))
+}
+
+/// Checks that an attribute of [`KEPT`] has its KMIP type (KMIP 2.1
+/// section 4): DateTime, Integer, Boolean, a Name structure with a text
+/// NameValue, or text.
+///
+/// Errors: 422 naming the attribute and the type it must have.
+fn check_type(item: &Ttlv) -> Result<(), KmsError> {
+    let want = match item.tag.as_str() {
+        "ActivationDate" => matches!(item.value, TtlvValue::DateTime(_))
+            .then_some(())
+            .ok_or("a DateTime"),
+        "CryptographicUsageMask" => matches!(item.value, TtlvValue::Integer(_))
+            .then_some(())
+            .ok_or("an Integer"),
+        "Sensitive" => matches!(item.value, TtlvValue::Boolean(_))
+            .then_some(())
+            .ok_or("a Boolean"),
+        "Name" => matches!(item.text_of("NameValue"), Ok(Some(_)))
+            .then_some(())
+            .ok_or("a structure with a TextString NameValue"),
+        "ContactInformation" | "Description" | "Comment" | "ObjectGroup" => {
+            matches!(item.value, TtlvValue::TextString(_))
+                .then_some(())
+                .ok_or("a TextString")
+        }
+        _ => Ok(()),
+    };
+    want.map_err(|t| KmsError::unprocessable(format!("the attribute {} must be {t}", item.tag)))
 }
 
 /// A `Link` item.
@@ -286,5 +321,47 @@ pub fn add(attrs: &mut Ttlv, item: Ttlv) {
         v.retain(|a| a.tag != "LastChangeDate");
         v.push(item);
         v.push(retag(now(), "LastChangeDate"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape() -> Shape<'static> {
+        Shape {
+            uid: "k",
+            object_type: "SymmetricKey",
+            algorithm: Some("AES"),
+            bits: 256,
+            curve: None,
+            usage_mask: 2108,
+            format: "TransparentSymmetricKey",
+            links: vec![("WrappingKeyLink", "hsm::0::kek".into())],
+        }
+    }
+
+    #[test]
+    fn kept_attributes_of_the_wrong_type_are_refused_at_creation() {
+        let bad = Ttlv::structure("Attributes", vec![Ttlv::text("Sensitive", "yes")]);
+        let e = initial(&shape(), &[&bad]).expect_err("a text Sensitive");
+        assert_eq!(e.message, "the attribute Sensitive must be a Boolean");
+        let bad = Ttlv::structure("Attributes", vec![Ttlv::integer("Name", 3)]);
+        let e = initial(&shape(), &[&bad]).expect_err("a number as Name");
+        assert!(e.message.contains("NameValue"), "{e}");
+        let good = Ttlv::structure(
+            "Attributes",
+            vec![
+                Ttlv::boolean("Sensitive", true),
+                Ttlv::structure("Name", vec![Ttlv::text("NameValue", "dek")]),
+            ],
+        );
+        let attrs = initial(&shape(), &[&good]).expect("well-typed");
+        assert_eq!(attrs.bool_of("Sensitive").expect("bool"), Some(true));
+        assert_eq!(names_of(&attrs), vec!["dek".to_owned()]);
+        assert_eq!(
+            attrs.int_of("CryptographicUsageMask").expect("int"),
+            Some(2108)
+        );
     }
 }

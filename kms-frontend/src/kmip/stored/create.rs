@@ -163,7 +163,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
         },
         links: vec![("WrappingKeyLink", kek.clone())],
     };
-    let attrs = attributes::initial(&shape, &layers);
+    let attrs = attributes::initial(&shape, &layers)?;
     let obj = new_object(ctx, kind, algorithm, &attrs, material)?;
     ctx.vault.store().insert(&obj).await.map_err(store_error)?;
     tracing::info!(target: "audit", user = %echo(ctx.user), uid = %echo(&uid), wrapped_by = %kek, "KMS key created");
@@ -265,7 +265,7 @@ pub async fn create_key_pair(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError
             ("PublicKeyLink", public_uid.clone()),
         ),
         &private_layers,
-    );
+    )?;
     let public = attributes::initial(
         &shape(
             &public_uid,
@@ -274,7 +274,7 @@ pub async fn create_key_pair(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError
             ("PrivateKeyLink", uid.clone()),
         ),
         &public_layers,
-    );
+    )?;
     let private = new_object(
         ctx,
         ObjectType::PrivateKey,

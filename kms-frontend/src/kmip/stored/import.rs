@@ -302,7 +302,7 @@ pub async fn import(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
         format: stored_format,
         links: vec![("WrappingKeyLink", material.wrapping_key.clone())],
     };
-    let attrs = attributes::initial(&shape, &layers);
+    let attrs = attributes::initial(&shape, &layers)?;
     let obj = new_object(ctx, t, algorithm.as_deref(), &attrs, material)?;
     let store = ctx.vault.store();
     if req.bool_of("ReplaceExisting")?.unwrap_or(false) {
