@@ -15,17 +15,16 @@
 //! AES) and AES-GCM and AES-CBC 1 KiB with the KMS key, and the cost of a
 //! cache miss. `down.sh` stops the rig at the end.
 
-use crate::cell::{Cell, Mode, Servers};
+use crate::cell::{Mode, Servers};
 use crate::frontend::{self, Connection};
-use crate::kek::{self, MissCost, Ratio};
-use crate::report;
+use crate::kek;
+use crate::report::{self, CardReport};
 use crate::servers::KmsFrontend;
 use crate::workload::{Workload, AES_LABEL};
 use anyhow::{bail, Context, Result};
 use hsmd_e2e::card::{CARD_LIB, CARD_SLOT};
 use hsmd_e2e::{Daemon, Launch, Token, DAEMON_USER, PIN};
 use nix::fcntl::{Flock, FlockArg};
-use serde::Serialize;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -54,29 +53,6 @@ pub struct CardOptions<'a> {
     pub hsmd: &'a Path,
     /// The kms-frontend binary.
     pub kms_frontend: &'a Path,
-}
-
-/// The card section's results.
-#[derive(Debug, Clone, Serialize)]
-pub struct CardReport {
-    /// False when it did not run; then `skipped` says why.
-    pub measured: bool,
-    /// Why it did not run.
-    pub skipped: Option<String>,
-    /// `CARD_DELAY_MS` of the emulator.
-    pub card_delay_ms: u64,
-    /// Warm-up and window of each card cell, ms.
-    pub warmup_ms: u64,
-    /// Window of each card cell, ms.
-    pub duration_ms: u64,
-    /// The cells: HSM key (AES-CBC through the card) and KMS key wrapped by
-    /// the card's KEK (AES-GCM and AES-CBC in software), at each N.
-    pub cells: Vec<Cell>,
-    /// The wrapped key's AES-GCM 1 KiB against the card's AES-CBC 1 KiB, and
-    /// AES-CBC against AES-CBC, at each N.
-    pub ratios: Vec<Ratio>,
-    /// The cost of a cache miss (an unwrap on the card).
-    pub miss: Option<MissCost>,
 }
 
 impl CardReport {

@@ -1,7 +1,6 @@
 //! The table on stdout, the targets of the performance issue, and the JSON
 //! report (`target/bench/latest.json`).
 
-use crate::card::CardReport;
 use crate::cell::{Cell, Mode};
 use crate::kek::{MissCost, Ratio};
 use crate::workload::Workload;
@@ -465,4 +464,27 @@ impl Report {
         let json = serde_json::to_vec_pretty(self)?;
         std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))
     }
+}
+
+/// The card section's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct CardReport {
+    /// False when it did not run; then `skipped` says why.
+    pub measured: bool,
+    /// Why it did not run.
+    pub skipped: Option<String>,
+    /// `CARD_DELAY_MS` of the emulator.
+    pub card_delay_ms: u64,
+    /// Warm-up and window of each card cell, ms.
+    pub warmup_ms: u64,
+    /// Window of each card cell, ms.
+    pub duration_ms: u64,
+    /// The cells: HSM key (AES-CBC through the card) and KMS key wrapped by
+    /// the card's KEK (AES-GCM and AES-CBC in software), at each N.
+    pub cells: Vec<Cell>,
+    /// The wrapped key's AES-GCM 1 KiB against the card's AES-CBC 1 KiB, and
+    /// AES-CBC against AES-CBC, at each N.
+    pub ratios: Vec<Ratio>,
+    /// The cost of a cache miss (an unwrap on the card).
+    pub miss: Option<MissCost>,
 }
