@@ -359,3 +359,18 @@ pub fn run_frontend_to_exit<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (ExitStatu
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Asserts `reply` has `status` and a body holding `needle`; on failure
+/// the message holds `what`, the reply and the frontend's log.
+pub fn expect(what: &str, reply: &Reply, status: u16, needle: &str, fe: &Frontend) {
+    assert_eq!(
+        reply.status,
+        status,
+        "{what}: {reply}\nkms-frontend log:\n{}",
+        fe.log_text()
+    );
+    assert!(
+        reply.body.contains(needle),
+        "{what}: the body does not hold {needle:?}: {reply}"
+    );
+}

@@ -23,7 +23,9 @@ pub mod frontend;
 pub mod kmip;
 mod process;
 pub mod replay;
-pub use frontend::{frontend_hsmd_config, https_client, run_frontend_to_exit, Frontend, Reply};
+pub use frontend::{
+    expect, frontend_hsmd_config, https_client, run_frontend_to_exit, Frontend, Reply,
+};
 pub use process::{drain_lines, HarnessError, Launch};
 use process::{terminate, Stderr};
 

@@ -16,7 +16,8 @@
 //! the same database.
 
 use hsmd_e2e::kmip::{bytes_hex, enumeration, field, text};
-use hsmd_e2e::{frontend_hsmd_config, Daemon, Frontend, Reply, Token};
+use hsmd_e2e::replay::hex;
+use hsmd_e2e::{expect, frontend_hsmd_config, Daemon, Frontend, Reply, Token};
 use serde_json::{json, Value};
 
 /// hsmd and kms-frontend, first running as `admin` (the HSM admin).
@@ -59,23 +60,6 @@ impl Kms {
     async fn post(&self, path: &str, body: &Value) -> Reply {
         self.fe.post_raw(path, body.to_string()).await
     }
-}
-
-fn expect(what: &str, reply: &Reply, status: u16, needle: &str, fe: &Frontend) {
-    assert_eq!(
-        reply.status,
-        status,
-        "{what}: {reply}\nkms-frontend log:\n{}",
-        fe.log_text()
-    );
-    assert!(
-        reply.body.contains(needle),
-        "{what}: the body does not hold {needle:?}: {reply}"
-    );
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
 }
 
 fn integer(tag: &str, v: i64) -> Value {

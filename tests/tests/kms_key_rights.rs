@@ -7,7 +7,7 @@
 //! default user, changed by restarting it on the same database.
 
 use hsmd_e2e::kmip::{bytes_hex, create_aes, encrypt, enumeration, field, text};
-use hsmd_e2e::{frontend_hsmd_config, Daemon, Frontend, Reply, Token};
+use hsmd_e2e::{expect, frontend_hsmd_config, Daemon, Frontend, Reply, Token};
 use serde_json::{json, Value};
 
 /// hsmd, kms-frontend running as `admin` (the HSM admin), and the HSM key
@@ -60,20 +60,6 @@ impl Kms {
     async fn post(&self, path: &str, body: &Value) -> Reply {
         self.fe.post_raw(path, body.to_string()).await
     }
-}
-
-/// Asserts `reply` has `status` and a body holding `needle`.
-fn expect(what: &str, reply: &Reply, status: u16, needle: &str, fe: &Frontend) {
-    assert_eq!(
-        reply.status,
-        status,
-        "{what}: {reply}\nkms-frontend log:\n{}",
-        fe.log_text()
-    );
-    assert!(
-        reply.body.contains(needle),
-        "{what}: the body does not hold {needle:?}: {reply}"
-    );
 }
 
 fn access(uid: &str, user: &str, ops: &[&str]) -> Value {

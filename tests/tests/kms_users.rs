@@ -20,7 +20,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hsmd_e2e::kmip::{create_aes, destroy, encrypt, field, locate_all, text};
-use hsmd_e2e::{frontend_hsmd_config, https_client, Daemon, Frontend, Reply, Token};
+use hsmd_e2e::{expect, frontend_hsmd_config, https_client, Daemon, Frontend, Reply, Token};
 use jsonwebtoken::get_current_timestamp;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -217,20 +217,6 @@ struct Users {
 
 fn access(uid: &str, user: &str) -> String {
     json!({"unique_identifier": uid, "user_id": user, "operation_types": ["encrypt"]}).to_string()
-}
-
-/// Asserts `reply` has `status` and a body holding `needle`.
-fn expect(what: &str, reply: &Reply, status: u16, needle: &str, fe: &Frontend) {
-    assert_eq!(
-        reply.status,
-        status,
-        "{what}: {reply}\nkms-frontend log:\n{}",
-        fe.log_text()
-    );
-    assert!(
-        reply.body.contains(needle),
-        "{what}: the body does not hold {needle:?}: {reply}"
-    );
 }
 
 /// The uids a LocateResponse lists (asserting `LocatedItems` counts them).
