@@ -21,6 +21,7 @@ pub mod at_rest;
 pub mod card;
 pub mod frontend;
 pub mod kmip;
+pub mod postgres;
 mod process;
 pub mod replay;
 pub use frontend::{
