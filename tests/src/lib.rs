@@ -24,6 +24,7 @@ pub mod kmip;
 pub mod postgres;
 mod process;
 pub mod replay;
+pub mod shared_kek;
 pub use frontend::{
     expect, frontend_hsmd_config, https_client, run_frontend_to_exit, Frontend, Reply,
 };
