@@ -66,6 +66,15 @@ impl KmsError {
         )
     }
 
+    /// 503: the KMS database (PostgreSQL) cannot be reached now; the
+    /// frontend resumes by itself once it is back.
+    pub fn database_unavailable(reason: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("KMS database unavailable: {reason}; retry later (the frontend reconnects by itself)"),
+        )
+    }
+
     /// 500: a fault of ours. Logs `cause` with a fresh correlation id and
     /// answers only the id.
     pub fn internal(cause: impl std::fmt::Display) -> Self {

@@ -19,9 +19,11 @@
 //!   |     kmip/stored: the same operations on KMS keys
 //!   +--> vault    KMS keys: wrap/unwrap through hsmd, the unwrapped cache,
 //!   |             memory protection (uses store, crypto, hsm)
-//!   +--> access   access policy and grant store (SQLite), no routes
-//!   +--> store    KMIP objects in the database (SQLite), material only
-//!   |             wrapped; one async interface
+//!   +--> access   access policy and grant store (SQLite or PostgreSQL),
+//!   |             no routes
+//!   +--> store    KMIP objects in the database (SQLite or PostgreSQL),
+//!   |             material only wrapped; one async interface; the
+//!   |             change feed between frontends (PostgreSQL NOTIFY)
 //!   +--> hsm      the hsmd client (connection pool)
 //!   +--> crypto   software operations on clear KMS keys (aws-lc-rs), no I/O
 //!   +--> ttlv     KMIP JSON TTLV values
@@ -29,6 +31,7 @@
 //! error   KmsError (the status class and message of a refusal), echo
 //! config  the configuration (CLI, file); logging: the log output
 //! database_file  the SQLite file's creation (0600), for access and store
+//! postgres       the PostgreSQL pool (URL, TLS, "unreachable"), for both
 //! ```
 //!
 //! The audit records (a key created or destroyed, a grant or revocation, a
@@ -53,6 +56,7 @@ pub mod hsm;
 pub mod http;
 pub mod kmip;
 pub mod logging;
+pub mod postgres;
 pub mod store;
 pub mod ttlv;
 pub mod vault;

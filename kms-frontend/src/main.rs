@@ -13,10 +13,10 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use kms_frontend::access::store::GrantStore;
 use kms_frontend::auth::{self, Authenticator};
-use kms_frontend::config::{self, Config};
+use kms_frontend::config::{self, Config, Database};
 use kms_frontend::hsm::Hsmd;
 use kms_frontend::http::{self, AppState};
-use kms_frontend::store::SqliteStore;
+use kms_frontend::store::{Changes, ObjectStore, PgStore, SqliteStore};
 use kms_frontend::vault::Vault;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -40,9 +40,8 @@ fn main() {
 
 async fn run(config: Config) -> Result<()> {
     kms_frontend::vault::memory::protect();
-    let grants = GrantStore::open(&config.sqlite_file)?;
-    let store = SqliteStore::open(&config.sqlite_file)?;
-    let vault = Vault::new(Arc::new(store), config.kms_keys.clone());
+    let (grants, store, changes) = open_database(&config.database).await?;
+    let vault = Vault::new(store, config.kms_keys.clone());
     let auth = Arc::new(Authenticator::new(&config).await?);
     if auth.authenticates() {
         tracing::info!("{}", auth.describe());
@@ -67,6 +66,10 @@ async fn run(config: Config) -> Result<()> {
         max_body_bytes: config.max_body_bytes,
     });
     tokio::spawn(sweep_unwrapped(state.clone()));
+    if let Some(changes) = changes {
+        let state = state.clone();
+        tokio::spawn(async move { state.vault.follow(changes).await });
+    }
     let app = http::router(state, auth, config.max_body_bytes);
     let addr = format!("{}:{}", config.hostname, config.port);
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -89,6 +92,38 @@ async fn run(config: Config) -> Result<()> {
     http::serve::serve(listener, tls, app, limits, shutdown).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The grant store, the object store and (PostgreSQL only) the feed of
+/// changes other frontends make, on `database`: its schema migrated.
+async fn open_database(
+    database: &Database,
+) -> Result<(GrantStore, Arc<dyn ObjectStore>, Option<Changes>)> {
+    match database {
+        Database::Sqlite(file) => Ok((
+            GrantStore::open(file)?,
+            Arc::new(SqliteStore::open(file)?),
+            None,
+        )),
+        Database::Postgres(url) => {
+            let options = kms_frontend::postgres::options(url)?;
+            let server = kms_frontend::postgres::describe(&options);
+            let pool = kms_frontend::postgres::connect(options).await?;
+            let store = PgStore::open(pool.clone(), server.clone())
+                .await
+                .with_context(|| format!("cannot prepare the KMS database {server}"))?;
+            let changes = store
+                .changes()
+                .await
+                .with_context(|| format!("cannot listen for key changes on {server}"))?;
+            tracing::info!("KMS database: {server}");
+            Ok((
+                GrantStore::postgres(pool, server),
+                Arc::new(store),
+                Some(changes),
+            ))
+        }
+    }
 }
 
 /// Cancels `token` on the first SIGTERM or SIGINT.

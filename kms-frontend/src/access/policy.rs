@@ -70,8 +70,9 @@ pub fn is_admin(user: &str, admins: &[String]) -> bool {
 /// Checks that `user` may do `need` on key `uid`.
 ///
 /// Errors: 422 naming the missing grant (or "not found / not shared" when
-/// the user has no grant at all on the key), 500 on a database failure.
-pub fn check(
+/// the user has no grant at all on the key), 503 when the database is
+/// unreachable, 500 on another database failure.
+pub async fn check(
     grants: &GrantStore,
     user: &str,
     admins: &[String],
@@ -81,7 +82,7 @@ pub fn check(
     if is_admin(user, admins) {
         return Ok(());
     }
-    check_granted(grants, user, uid, need)
+    check_granted(grants, user, uid, need).await
 }
 
 /// Checks that `user` holds a grant on `uid` that allows `need` (for KMS
@@ -89,13 +90,13 @@ pub fn check(
 /// an HSM admin on HSM keys).
 ///
 /// Errors: as [`check`].
-pub fn check_granted(
+pub async fn check_granted(
     grants: &GrantStore,
     user: &str,
     uid: &str,
     need: Need,
 ) -> Result<(), KmsError> {
-    let ops = grants.operations(uid, user).map_err(KmsError::internal)?;
+    let ops = grants.operations(uid, user).await?;
     if ops.is_empty() {
         return Err(KmsError::unprocessable(format!(
             "Item not found: {uid}: no such key, or it is not shared with {user}"
@@ -174,27 +175,40 @@ pub fn grantable(operations: &[String]) -> Result<Vec<&'static str>, KmsError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_permission_table_holds() {
+    #[tokio::test]
+    async fn the_permission_table_holds() {
         let dir = tempfile::tempdir().expect("tempdir");
         let g = GrantStore::open(&dir.path().join("kms.db")).expect("open");
         let admins = vec!["admin".to_owned()];
         g.grant("hsm::1::k", "bob", &["encrypt", "export"])
+            .await
             .expect("grant");
-        assert!(check(&g, "admin", &admins, "hsm::1::k", Need::Decrypt).is_ok());
-        assert!(check(&g, "bob", &admins, "hsm::1::k", Need::Encrypt).is_ok());
+        assert!(check(&g, "admin", &admins, "hsm::1::k", Need::Decrypt)
+            .await
+            .is_ok());
+        assert!(check(&g, "bob", &admins, "hsm::1::k", Need::Encrypt)
+            .await
+            .is_ok());
         assert!(
-            check(&g, "bob", &admins, "hsm::1::k", Need::Get).is_ok(),
+            check(&g, "bob", &admins, "hsm::1::k", Need::Get)
+                .await
+                .is_ok(),
             "export implies get"
         );
-        assert!(check(&g, "bob", &admins, "hsm::1::k", Need::GetAttributes).is_ok());
-        let e = check(&g, "bob", &admins, "hsm::1::k", Need::Decrypt).expect_err("decrypt");
+        assert!(check(&g, "bob", &admins, "hsm::1::k", Need::GetAttributes)
+            .await
+            .is_ok());
+        let e = check(&g, "bob", &admins, "hsm::1::k", Need::Decrypt)
+            .await
+            .expect_err("decrypt");
         assert_eq!(e.status.as_u16(), 422);
         assert!(
             e.message.contains("`decrypt`") && e.message.contains("encrypt, export"),
             "{e}"
         );
-        let e = check(&g, "carol", &admins, "hsm::1::k", Need::GetAttributes).expect_err("carol");
+        let e = check(&g, "carol", &admins, "hsm::1::k", Need::GetAttributes)
+            .await
+            .expect_err("carol");
         assert!(e.message.contains("not shared with carol"), "{e}");
         assert!(grantable(&["destroy".into()])
             .expect_err("destroy")

@@ -1,14 +1,24 @@
-//! Access rights (grants) in SQLite: which KMS user may use which key for
-//! which operation. One row per (key uid, user, operation); rows of a key
-//! are removed when the key is destroyed through the frontend.
+//! Access rights (grants): which KMS user may use which key for which
+//! operation. One row per (key uid, user, operation); rows of a key are
+//! removed when the key is destroyed through the frontend. In SQLite (the
+//! file of the object store) or PostgreSQL (shared by several frontends);
+//! the table is `crate::store`'s schema version 2.
+//!
+//! Every check reads the table (no cache), so a grant or revocation made
+//! through any frontend holds at once on all of them.
 
 use crate::database_file::FileError;
+use crate::error::KmsError;
+use crate::postgres::{read_retrying, unreachable};
 use rusqlite::{params, Connection};
+use sqlx::postgres::PgPool;
+use sqlx::Row as _;
 use std::path::Path;
 use std::sync::Mutex;
 use thiserror::Error;
 
-/// A database failure (500 for the caller, the cause in the log).
+/// A database failure (503 when the database is unreachable, else 500 for
+/// the caller, the cause in the log).
 #[derive(Debug, Error)]
 pub enum StoreError {
     /// The database's directory could not be created.
@@ -35,20 +45,76 @@ pub enum StoreError {
         /// Why.
         source: rusqlite::Error,
     },
+    /// PostgreSQL refused or failed a statement.
+    #[error("access rights database {what} (PostgreSQL): {source}")]
+    Postgres {
+        /// The step (insert, select, ...).
+        what: &'static str,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// PostgreSQL cannot be reached now (`crate::postgres::unreachable`).
+    #[error("{server} is unreachable ({what}): {source}")]
+    Unavailable {
+        /// The database (`crate::postgres::describe`).
+        server: String,
+        /// The step (insert, select, ...).
+        what: &'static str,
+        /// Why.
+        source: sqlx::Error,
+    },
+}
+
+impl From<StoreError> for KmsError {
+    /// 503 naming the database when it is unreachable, else 500.
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable { .. } => KmsError::database_unavailable(e),
+            other => KmsError::internal(other),
+        }
+    }
 }
 
 fn db(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sqlite { what, source }
 }
 
+/// Where the grants are.
+enum Backend {
+    Sqlite(Mutex<Connection>),
+    Postgres {
+        pool: PgPool,
+        /// The database as messages name it.
+        server: String,
+    },
+}
+
 /// The grants table.
 pub struct GrantStore {
-    conn: Mutex<Connection>,
+    backend: Backend,
 }
+
+/// Every (key, operations) or (user, operations), grouped from rows
+/// sorted by their first column.
+fn grouped(rows: impl IntoIterator<Item = (String, String)>) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for (k, op) in rows {
+        match out.last_mut() {
+            Some((last, ops)) if *last == k => ops.push(op),
+            _ => out.push((k, vec![op])),
+        }
+    }
+    out
+}
+
+const BY_KEY: &str =
+    "SELECT user_id, operation FROM grants WHERE uid = $1 ORDER BY user_id, operation";
+const BY_USER: &str =
+    "SELECT DISTINCT uid, operation FROM grants WHERE user_id IN ($1, '*') ORDER BY uid, operation";
 
 impl GrantStore {
     /// Opens (creating when missing, mode 0600, with its directory, mode
-    /// 0700: `crate::database_file`) the database file `path`.
+    /// 0700: `crate::database_file`) the SQLite database file `path`.
     ///
     /// Errors: [`StoreError`] naming the failing step.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -68,104 +134,203 @@ impl GrantStore {
         )
         .map_err(db("schema"))?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            backend: Backend::Sqlite(Mutex::new(conn)),
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
-        f(&self.conn.lock().unwrap_or_else(|p| p.into_inner()))
+    /// The grants in PostgreSQL through `pool` (the database `server`, for
+    /// messages), whose schema `crate::store::PgStore::open` migrated.
+    pub fn postgres(pool: PgPool, server: String) -> Self {
+        Self {
+            backend: Backend::Postgres { pool, server },
+        }
+    }
+
+    /// Runs `f` on the SQLite connection, inline (one indexed statement).
+    fn with<T>(c: &Mutex<Connection>, f: impl FnOnce(&Connection) -> T) -> T {
+        f(&c.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Maps a PostgreSQL error met while doing `what`.
+    fn pg<'a>(server: &'a str, what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError + 'a {
+        move |source| {
+            if unreachable(&source) {
+                StoreError::Unavailable {
+                    server: server.to_owned(),
+                    what,
+                    source,
+                }
+            } else {
+                StoreError::Postgres { what, source }
+            }
+        }
     }
 
     /// Grants `operations` on `uid` to `user`. Returns how many were new.
-    pub fn grant(&self, uid: &str, user: &str, operations: &[&str]) -> Result<usize, StoreError> {
-        self.with(|c| {
-            let mut n = 0;
-            for op in operations {
-                n += c
-                    .execute(
-                        "INSERT OR IGNORE INTO grants (uid, user_id, operation) VALUES (?1, ?2, ?3)",
-                        params![uid, user, op],
-                    )
-                    .map_err(db("insert"))?;
-            }
-            Ok(n)
-        })
+    pub async fn grant(
+        &self,
+        uid: &str,
+        user: &str,
+        operations: &[&str],
+    ) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(c) => Self::with(c, |c| {
+                let mut n = 0;
+                for op in operations {
+                    n += c
+                        .execute(
+                            "INSERT OR IGNORE INTO grants (uid, user_id, operation) VALUES (?1, ?2, ?3)",
+                            params![uid, user, op],
+                        )
+                        .map_err(db("insert"))?;
+                }
+                Ok(n)
+            }),
+            Backend::Postgres { pool, server } => sqlx::query(
+                "INSERT INTO grants (uid, user_id, operation) \
+                 SELECT $1, $2, unnest($3::text[]) ON CONFLICT DO NOTHING",
+            )
+            .bind(uid)
+            .bind(user)
+            .bind(operations)
+            .execute(pool)
+            .await
+            .map(|d| usize::try_from(d.rows_affected()).unwrap_or(usize::MAX))
+            .map_err(Self::pg(server, "insert")),
+        }
     }
 
     /// Revokes `operations` on `uid` from `user`. Returns how many existed.
-    pub fn revoke(&self, uid: &str, user: &str, operations: &[&str]) -> Result<usize, StoreError> {
-        self.with(|c| {
-            let mut n = 0;
-            for op in operations {
-                n += c
-                    .execute(
-                        "DELETE FROM grants WHERE uid = ?1 AND user_id = ?2 AND operation = ?3",
-                        params![uid, user, op],
-                    )
-                    .map_err(db("delete"))?;
-            }
-            Ok(n)
-        })
+    pub async fn revoke(
+        &self,
+        uid: &str,
+        user: &str,
+        operations: &[&str],
+    ) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(c) => Self::with(c, |c| {
+                let mut n = 0;
+                for op in operations {
+                    n += c
+                        .execute(
+                            "DELETE FROM grants WHERE uid = ?1 AND user_id = ?2 AND operation = ?3",
+                            params![uid, user, op],
+                        )
+                        .map_err(db("delete"))?;
+                }
+                Ok(n)
+            }),
+            Backend::Postgres { pool, server } => sqlx::query(
+                "DELETE FROM grants WHERE uid = $1 AND user_id = $2 AND operation = ANY($3::text[])",
+            )
+            .bind(uid)
+            .bind(user)
+            .bind(operations)
+            .execute(pool)
+            .await
+            .map(|d| usize::try_from(d.rows_affected()).unwrap_or(usize::MAX))
+            .map_err(Self::pg(server, "delete")),
+        }
     }
 
     /// Operations granted to `user` on `uid` (including those granted to
     /// `*`, every user), sorted, each once.
-    pub fn operations(&self, uid: &str, user: &str) -> Result<Vec<String>, StoreError> {
-        self.with(|c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT DISTINCT operation FROM grants WHERE uid = ?1 AND user_id IN (?2, '*') ORDER BY operation",
+    pub async fn operations(&self, uid: &str, user: &str) -> Result<Vec<String>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(c) => Self::with(c, |c| {
+                let mut st = c
+                    .prepare_cached(
+                        "SELECT DISTINCT operation FROM grants WHERE uid = ?1 AND user_id IN (?2, '*') ORDER BY operation",
+                    )
+                    .map_err(db("select"))?;
+                let rows = st
+                    .query_map(params![uid, user], |r| r.get(0))
+                    .map_err(db("select"))?;
+                rows.collect::<Result<_, _>>().map_err(db("select"))
+            }),
+            Backend::Postgres { pool, server } => read_retrying(|| {
+                sqlx::query_scalar(
+                    "SELECT DISTINCT operation FROM grants WHERE uid = $1 AND user_id IN ($2, '*') ORDER BY operation",
                 )
-                .map_err(db("select"))?;
-            let rows = st
-                .query_map(params![uid, user], |r| r.get(0))
-                .map_err(db("select"))?;
-            rows.collect::<Result<_, _>>().map_err(db("select"))
-        })
+                .bind(uid)
+                .bind(user)
+                .fetch_all(pool)
+            })
+            .await
+            .map_err(Self::pg(server, "select")),
+        }
     }
 
     /// Every (user, operations) with a grant on `uid`, by user.
-    pub fn by_key(&self, uid: &str) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-        self.grouped(
-            "SELECT user_id, operation FROM grants WHERE uid = ?1 ORDER BY user_id, operation",
-            uid,
-        )
+    pub async fn by_key(&self, uid: &str) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        self.grouped(BY_KEY, uid).await
     }
 
     /// Every (key uid, operations) granted to `user` (or to `*`), by uid.
-    pub fn by_user(&self, user: &str) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-        self.grouped(
-            "SELECT DISTINCT uid, operation FROM grants WHERE user_id IN (?1, '*') ORDER BY uid, operation",
-            user,
-        )
+    pub async fn by_user(&self, user: &str) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        self.grouped(BY_USER, user).await
     }
 
-    fn grouped(&self, sql: &str, arg: &str) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-        self.with(|c| {
-            let mut st = c.prepare_cached(sql).map_err(db("select"))?;
-            let rows = st
-                .query_map(params![arg], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })
-                .map_err(db("select"))?;
-            let mut out: Vec<(String, Vec<String>)> = Vec::new();
-            for row in rows {
-                let (k, op) = row.map_err(db("select"))?;
-                match out.last_mut() {
-                    Some((last, ops)) if *last == k => ops.push(op),
-                    _ => out.push((k, vec![op])),
-                }
+    /// The pairs of `sql` (one parameter, `$1`: SQLite reads it as `?1`).
+    async fn grouped(
+        &self,
+        sql: &'static str,
+        arg: &str,
+    ) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let pairs: Vec<(String, String)> = match &self.backend {
+            Backend::Sqlite(c) => Self::with(c, |c| {
+                let mut st = c.prepare_cached(sql).map_err(db("select"))?;
+                let rows = st
+                    .query_map(params![arg], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(db("select"))?;
+                rows.collect::<Result<_, _>>().map_err(db("select"))
+            })?,
+            Backend::Postgres { pool, server } => {
+                let rows = read_retrying(|| sqlx::query(sql).bind(arg).fetch_all(pool))
+                    .await
+                    .map_err(Self::pg(server, "select"))?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(Self::pg(server, "select"))?
             }
-            Ok(out)
-        })
+        };
+        Ok(grouped(pairs))
+    }
+
+    /// Checks the database answers (`SELECT 1`), for `/health`.
+    ///
+    /// Errors: [`StoreError::Unavailable`] when PostgreSQL cannot be
+    /// reached, else as the other methods.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(c) => Self::with(c, |c| {
+                c.query_row("SELECT 1", [], |_| Ok(()))
+                    .map_err(db("select"))
+            }),
+            Backend::Postgres { pool, server } => {
+                read_retrying(|| sqlx::query("SELECT 1").execute(pool))
+                    .await
+                    .map(drop)
+                    .map_err(Self::pg(server, "select"))
+            }
+        }
     }
 
     /// Removes every grant on `uid` (the key was destroyed).
-    pub fn forget(&self, uid: &str) -> Result<usize, StoreError> {
-        self.with(|c| {
-            c.execute("DELETE FROM grants WHERE uid = ?1", params![uid])
-                .map_err(db("delete"))
-        })
+    pub async fn forget(&self, uid: &str) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(c) => Self::with(c, |c| {
+                c.execute("DELETE FROM grants WHERE uid = ?1", params![uid])
+                    .map_err(db("delete"))
+            }),
+            Backend::Postgres { pool, server } => sqlx::query("DELETE FROM grants WHERE uid = $1")
+                .bind(uid)
+                .execute(pool)
+                .await
+                .map(|d| usize::try_from(d.rows_affected()).unwrap_or(usize::MAX))
+                .map_err(Self::pg(server, "delete")),
+        }
     }
 }
 
@@ -173,13 +338,15 @@ impl GrantStore {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_new_database_is_readable_by_its_owner_only() {
+    #[tokio::test]
+    async fn a_new_database_is_readable_by_its_owner_only() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("kms.db");
         let s = GrantStore::open(&path).expect("open");
-        s.grant("hsm::1::k", "bob", &["encrypt"]).expect("grant");
+        s.grant("hsm::1::k", "bob", &["encrypt"])
+            .await
+            .expect("grant");
         for file in ["kms.db", "kms.db-wal", "kms.db-shm"] {
             let mode = std::fs::metadata(dir.path().join(file))
                 .expect(file)
@@ -189,28 +356,36 @@ mod tests {
         }
     }
 
-    #[test]
-    fn grants_survive_reopening_and_are_forgotten_with_their_key() {
+    #[tokio::test]
+    async fn grants_survive_reopening_and_are_forgotten_with_their_key() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sub/kms.db");
         {
             let s = GrantStore::open(&path).expect("open");
             assert_eq!(
                 s.grant("hsm::1::k", "bob", &["encrypt", "decrypt"])
+                    .await
                     .expect("grant"),
                 2
             );
-            assert_eq!(s.grant("hsm::1::k", "bob", &["encrypt"]).expect("again"), 0);
-            s.grant("hsm::1::j", "bob", &["sign"]).expect("grant");
-            s.grant("hsm::1::k", "carol", &["get"]).expect("grant");
+            assert_eq!(
+                s.grant("hsm::1::k", "bob", &["encrypt"])
+                    .await
+                    .expect("again"),
+                0
+            );
+            s.grant("hsm::1::j", "bob", &["sign"]).await.expect("grant");
+            s.grant("hsm::1::k", "carol", &["get"])
+                .await
+                .expect("grant");
         }
         let s = GrantStore::open(&path).expect("reopen");
         assert_eq!(
-            s.operations("hsm::1::k", "bob").expect("ops"),
+            s.operations("hsm::1::k", "bob").await.expect("ops"),
             ["decrypt", "encrypt"]
         );
         assert_eq!(
-            s.by_key("hsm::1::k").expect("by key"),
+            s.by_key("hsm::1::k").await.expect("by key"),
             vec![
                 (
                     "bob".to_owned(),
@@ -219,16 +394,17 @@ mod tests {
                 ("carol".to_owned(), vec!["get".to_owned()])
             ]
         );
-        assert_eq!(s.by_user("bob").expect("by user").len(), 2);
+        assert_eq!(s.by_user("bob").await.expect("by user").len(), 2);
         assert_eq!(
             s.revoke("hsm::1::k", "bob", &["decrypt", "sign"])
+                .await
                 .expect("revoke"),
             1
         );
-        assert_eq!(s.forget("hsm::1::k").expect("forget"), 2);
-        assert!(s.by_key("hsm::1::k").expect("empty").is_empty());
+        assert_eq!(s.forget("hsm::1::k").await.expect("forget"), 2);
+        assert!(s.by_key("hsm::1::k").await.expect("empty").is_empty());
         assert_eq!(
-            s.by_user("bob").expect("j left"),
+            s.by_user("bob").await.expect("j left"),
             vec![("hsm::1::j".to_owned(), vec!["sign".to_owned()])]
         );
     }

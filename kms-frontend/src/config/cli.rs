@@ -57,9 +57,16 @@ pub struct Args {
     /// JWKS_URI is an `https://` URL or a local file path.
     #[arg(long)]
     pub jwt_auth_provider: Vec<String>,
-    /// Database of access rights: only `sqlite`.
+    /// Database of access rights and KMS keys: `sqlite` (one frontend) or
+    /// `postgresql` (several frontends on one database) [default: sqlite].
     #[arg(long)]
     pub database_type: Option<String>,
+    /// PostgreSQL URL, with `database_type = postgresql`:
+    /// `postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=verify-full&sslrootcert=CA.pem]`.
+    /// Prefer the file's `[db] database_url` (0640) when it holds a password:
+    /// command lines are visible to every local user.
+    #[arg(long)]
+    pub database_url: Option<String>,
     /// Directory (or `.db` file) of the SQLite database [default: ./sqlite-data].
     #[arg(long)]
     pub sqlite_path: Option<PathBuf>,

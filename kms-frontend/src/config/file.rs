@@ -78,6 +78,8 @@ pub struct DbSection {
     pub database_type: Option<String>,
     /// See `--sqlite-path`.
     pub sqlite_path: Option<PathBuf>,
+    /// See `--database-url`.
+    pub database_url: Option<String>,
     /// See `--unwrapped-cache-max-age` (minutes).
     pub unwrapped_cache_max_age: Option<u64>,
     /// See `--unwrapped-cache-max-size`.

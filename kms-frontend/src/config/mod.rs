@@ -119,8 +119,8 @@ pub struct Config {
     pub clients_ca_cert_file: Option<PathBuf>,
     /// JWT providers.
     pub jwt_providers: Vec<JwtProvider>,
-    /// SQLite database file of access rights.
-    pub sqlite_file: PathBuf,
+    /// Where access rights and KMS keys are kept.
+    pub database: Database,
     /// hsmd's socket.
     pub hsmd_socket: PathBuf,
     /// Connections to hsmd.
@@ -138,6 +138,25 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// KMS keys: the server KEK, unwrap defaults, the unwrapped cache.
     pub kms_keys: KmsKeysConfig,
+}
+
+/// Where access rights and KMS objects are kept (`[db] database_type`).
+#[derive(Clone)]
+pub enum Database {
+    /// SQLite: this file (one frontend).
+    Sqlite(PathBuf),
+    /// PostgreSQL at this URL (several frontends). The URL may hold a
+    /// password: Debug does not show it.
+    Postgres(SecretString),
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Database::Postgres(_) => f.write_str("Postgres(<database_url>)"),
+        }
+    }
 }
 
 /// How KMS keys (keys kept in the database, wrapped by HSM keys) are
@@ -224,7 +243,7 @@ pub fn parse_file(path: &Path, text: &str) -> Result<file::FileConfig, ConfigErr
 pub fn merge(mut args: Args, mut file: file::FileConfig) -> Result<Config, ConfigError> {
     let mut db = file.db.take().unwrap_or_default();
     let kms_keys = merge_kms_keys(&mut args, &mut file, &mut db)?;
-    let sqlite_file = merge_db(&mut args, db)?;
+    let database = merge_db(&mut args, db)?;
     let (tls, clients_ca_cert_file) = merge_tls(&mut args, file.tls.take().unwrap_or_default())?;
     let jwt_providers = merge_idp_auth(&mut args, file.idp_auth.take().unwrap_or_default())?;
     let authenticated = clients_ca_cert_file.is_some() || !jwt_providers.is_empty();
@@ -241,7 +260,7 @@ pub fn merge(mut args: Args, mut file: file::FileConfig) -> Result<Config, Confi
         tls,
         clients_ca_cert_file,
         jwt_providers,
-        sqlite_file,
+        database,
         hsmd_socket,
         hsmd_connections,
         hsmd_max_in_flight,
@@ -330,25 +349,44 @@ fn positive(name: &str, v: usize) -> Result<usize, ConfigError> {
     }
 }
 
-/// `[db]`: the SQLite database file, `kms.db` in `sqlite_path` (default
-/// `./sqlite-data`) unless `sqlite_path` itself ends in `.db`. Errors when
-/// `database_type` is not `sqlite` or `sqlite_path` is another regular file.
-fn merge_db(args: &mut Args, db: file::DbSection) -> Result<PathBuf, ConfigError> {
+/// `[db]`: `database_type` `sqlite` (the default) with the file `kms.db`
+/// in `sqlite_path` (default `./sqlite-data`) unless `sqlite_path` itself
+/// ends in `.db`; or `postgresql` with `database_url` (the reference's
+/// keys). Errors on another type, a missing or stray `database_url`, or
+/// `sqlite_path` naming another regular file.
+fn merge_db(args: &mut Args, db: file::DbSection) -> Result<Database, ConfigError> {
     let database_type = args
         .database_type
         .take()
         .or(db.database_type)
         .unwrap_or_else(|| "sqlite".into());
-    if database_type != "sqlite" {
-        return Err(ConfigError::Invalid(format!(
-            "database_type {database_type:?} is not supported: the frontend keeps access rights in SQLite only (database_type = \"sqlite\")"
-        )));
+    let url = args.database_url.take().or(db.database_url);
+    match (database_type.as_str(), url) {
+        ("postgresql", Some(url)) => Ok(Database::Postgres(SecretString::from(url))),
+        ("postgresql", None) => Err(ConfigError::Invalid(
+            "database_type \"postgresql\" needs database_url = \"postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE\" (in [db] or --database-url)".into(),
+        )),
+        ("sqlite", Some(_)) => Err(ConfigError::Invalid(
+            "database_url is set but database_type is \"sqlite\": set database_type = \"postgresql\" to use it, or remove it".into(),
+        )),
+        ("sqlite", None) => {
+            let sqlite_path = args
+                .sqlite_path
+                .take()
+                .or(db.sqlite_path)
+                .unwrap_or_else(|| PathBuf::from("./sqlite-data"));
+            sqlite_file(sqlite_path).map(Database::Sqlite)
+        }
+        (other, _) => Err(ConfigError::Invalid(format!(
+            "database_type {:?} is not supported: use \"sqlite\" (one frontend) or \"postgresql\" (several frontends on one database)",
+            crate::error::printable(other)
+        ))),
     }
-    let sqlite_path = args
-        .sqlite_path
-        .take()
-        .or(db.sqlite_path)
-        .unwrap_or_else(|| PathBuf::from("./sqlite-data"));
+}
+
+/// The SQLite file of `sqlite_path`: itself when it ends in `.db`, else
+/// `kms.db` in that directory. Errors when it names another regular file.
+fn sqlite_file(sqlite_path: PathBuf) -> Result<PathBuf, ConfigError> {
     if sqlite_path.extension().is_some_and(|e| e == "db") {
         Ok(sqlite_path)
     } else if sqlite_path.is_file() {

@@ -6,12 +6,30 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 }
 
 #[test]
+fn postgresql_takes_the_references_keys_and_hides_the_password() {
+    let c = parse(
+        "[db]\ndatabase_type = \"postgresql\"\ndatabase_url = \"postgresql://kms:s3cret@db:5432/kms\"\n",
+    )
+    .expect("postgresql");
+    let Database::Postgres(url) = &c.database else {
+        panic!("not postgresql: {:?}", c.database);
+    };
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(url),
+        "postgresql://kms:s3cret@db:5432/kms"
+    );
+    assert!(!format!("{c:?}").contains("s3cret"));
+}
+
+#[test]
 fn defaults_are_the_reference_servers() {
     let c = parse("").expect("empty config");
     assert_eq!(c.port, 9998);
     assert_eq!(c.hostname, "127.0.0.1");
     assert_eq!(c.default_username, "admin");
-    assert_eq!(c.sqlite_file, PathBuf::from("./sqlite-data/kms.db"));
+    assert!(
+        matches!(&c.database, Database::Sqlite(f) if f == &PathBuf::from("./sqlite-data/kms.db"))
+    );
     assert_eq!(c.hsmd_socket, PathBuf::from("/run/hsmd/hsmd.sock"));
     assert!(c.clients_ca_cert_file.is_none() && c.jwt_providers.is_empty());
 }
@@ -39,7 +57,9 @@ fn sections_mirror_the_flags() {
     .expect("config");
     assert_eq!((c.port, c.hostname.as_str()), (9443, "127.0.0.1"));
     assert_eq!(c.default_username, "ops");
-    assert_eq!(c.sqlite_file, PathBuf::from("/var/lib/kms/grants.db"));
+    assert!(
+        matches!(&c.database, Database::Sqlite(f) if f == &PathBuf::from("/var/lib/kms/grants.db"))
+    );
     assert_eq!(
         c.jwt_providers,
         vec![JwtProvider {
@@ -59,10 +79,21 @@ fn mistakes_are_named() {
         .to_string();
     assert!(err.contains("line 2"), "{err}");
     let err = parse("[db]\ndatabase_type = \"postgresql\"")
-        .expect_err("pg")
+        .expect_err("pg without url")
+        .to_string();
+    assert!(err.contains("needs database_url"), "{err}");
+    let err = parse("[db]\ndatabase_type = \"mysql\"")
+        .expect_err("mysql")
         .to_string();
     assert!(
-        err.contains("postgresql") && err.contains("sqlite"),
+        err.contains("\"mysql\" is not supported") && err.contains("postgresql"),
+        "{err}"
+    );
+    let err = parse("[db]\ndatabase_url = \"postgresql://u:pw@h/d\"")
+        .expect_err("url without type")
+        .to_string();
+    assert!(
+        err.contains("database_type is \"sqlite\"") && !err.contains("pw"),
         "{err}"
     );
     let err = parse("[tls]\nclients_ca_cert_file = \"/ca.pem\"")
@@ -124,7 +155,7 @@ fn sqlite_path_that_is_a_regular_file_is_refused() {
         dir.path().display()
     ))
     .expect("dir");
-    assert_eq!(c.sqlite_file, dir.path().join("kms.db"));
+    assert!(matches!(&c.database, Database::Sqlite(f) if f == &dir.path().join("kms.db")));
 }
 
 #[test]

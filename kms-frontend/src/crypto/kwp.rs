@@ -84,7 +84,7 @@ pub(super) fn wrap(key: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError>
 /// under `key` (section 4.2); the integrity check is done without early
 /// exit, and a failure returns no plaintext.
 pub(super) fn unwrap(key: &[u8], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    if ciphertext.len() < 2 * SEMIBLOCK || ciphertext.len() % SEMIBLOCK != 0 {
+    if ciphertext.len() < 2 * SEMIBLOCK || !ciphertext.len().is_multiple_of(SEMIBLOCK) {
         return Err(CryptoError::BadInput(format!(
             "an RFC 5649 ciphertext of {} bytes was given; a multiple of 8 bytes, 16 or more, is accepted",
             ciphertext.len()

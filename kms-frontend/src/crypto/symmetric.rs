@@ -247,7 +247,7 @@ impl AesKey {
                 )))
             }
         };
-        if ciphertext.is_empty() || ciphertext.len() % BLOCK_LEN != 0 {
+        if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(BLOCK_LEN) {
             return Err(CryptoError::BadInput(format!(
                 "an AES-CBC ciphertext of {} bytes was given; a non-zero multiple of {BLOCK_LEN} bytes is accepted",
                 ciphertext.len()
@@ -301,7 +301,7 @@ fn wrap(key: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
 /// RFC 5649 unwrap of `ciphertext` (a multiple of 8 bytes, 16 or more):
 /// AWS-LC's for AES-128 and AES-256, [`super::kwp`] for AES-192.
 fn unwrap(key: &[u8], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    if ciphertext.len() < 2 * KWP_OVERHEAD || ciphertext.len() % 8 != 0 {
+    if ciphertext.len() < 2 * KWP_OVERHEAD || !ciphertext.len().is_multiple_of(8) {
         return Err(CryptoError::BadInput(format!(
             "an RFC 5649 ciphertext of {} bytes was given; a multiple of 8 bytes, 16 or more, is accepted",
             ciphertext.len()

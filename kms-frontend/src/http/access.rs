@@ -69,13 +69,7 @@ async fn owned_kms_key(state: &AppState, user: &str, uid: &str) -> Result<Stored
         .await
         .map_err(store_error)?
         .ok_or_else(not_found)?;
-    if obj.owner != user
-        && state
-            .grants
-            .operations(uid, user)
-            .map_err(KmsError::internal)?
-            .is_empty()
-    {
+    if obj.owner != user && state.grants.operations(uid, user).await?.is_empty() {
         return Err(not_found());
     }
     if obj.owner != user {
@@ -142,7 +136,7 @@ pub async fn grant(
     state
         .grants
         .grant(&b.unique_identifier, &b.user_id, &ops)
-        .map_err(KmsError::internal)?;
+        .await?;
     tracing::info!(target: "audit", user = %echo(&user), uid = %echo(&b.unique_identifier), to = %echo(&b.user_id), ops = ?ops, "granted");
     Ok(Json(
         json!({"success": format!("Access for {} successfully added", echo(&b.user_id))}),
@@ -168,7 +162,7 @@ pub async fn revoke(
     state
         .grants
         .revoke(&b.unique_identifier, &b.user_id, &ops)
-        .map_err(KmsError::internal)?;
+        .await?;
     tracing::info!(target: "audit", user = %echo(&user), uid = %echo(&b.unique_identifier), from = %echo(&b.user_id), ops = ?ops, "revoked");
     Ok(Json(
         json!({"success": format!("Access for {} successfully deleted", echo(&b.user_id))}),
@@ -182,7 +176,7 @@ pub async fn list(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, KmsError> {
     require_owner(&state, &user, &id).await?;
-    let rows = state.grants.by_key(&id).map_err(KmsError::internal)?;
+    let rows = state.grants.by_key(&id).await?;
     Ok(Json(Value::Array(
         rows.into_iter()
             .map(|(u, ops)| json!({"user_id": u, "operations": ops}))
@@ -259,7 +253,7 @@ pub async fn obtained(
     State(state): State<Arc<AppState>>,
     Extension(User(user)): Extension<User>,
 ) -> Result<Json<Value>, KmsError> {
-    let rows = state.grants.by_user(&user).map_err(KmsError::internal)?;
+    let rows = state.grants.by_user(&user).await?;
     let mut out = Vec::with_capacity(rows.len());
     for (id, ops) in rows {
         let (owner, key_state) = if stored::is_hsm(&id) {

@@ -51,7 +51,7 @@ pub async fn destroy(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
         &Destroy(KeyRef { uid: id.into() }),
     )
     .await?;
-    forget(ctx, id)?;
+    forget(ctx, id).await?;
     tracing::info!(target: "audit", user = %crate::error::echo(ctx.user), uid = id, "destroyed key");
     if private {
         forget_public_if_gone(ctx, id).await?;
@@ -110,7 +110,7 @@ async fn cascade_public(ctx: &Ctx<'_>, id: &str, private: &KeyInfo) -> Result<()
             )))
         }
     }
-    forget(ctx, &public)?;
+    forget(ctx, &public).await?;
     tracing::info!(target: "audit", user = %crate::error::echo(ctx.user), uid = %public, "destroyed public key (cascade)");
     Ok(())
 }
@@ -131,15 +131,15 @@ async fn forget_public_if_gone(ctx: &Ctx<'_>, id: &str) -> Result<(), KmsError> 
         )
         .await;
     if let Err((Some(ErrorCode::NotFound), _)) = lookup {
-        forget(ctx, &public)?;
+        forget(ctx, &public).await?;
     }
     Ok(())
 }
 
 /// Removes the grants of destroyed key `id`. A failure is a 500: stale
 /// grants would apply to a later key of the same name.
-fn forget(ctx: &Ctx<'_>, id: &str) -> Result<(), KmsError> {
-    ctx.grants().forget(id).map(drop).map_err(|e| {
+async fn forget(ctx: &Ctx<'_>, id: &str) -> Result<(), KmsError> {
+    ctx.grants().forget(id).await.map(drop).map_err(|e| {
         KmsError::internal(format!(
             "{id} was destroyed but its grants could not be removed (remove them before creating a key of that name): {e}"
         ))

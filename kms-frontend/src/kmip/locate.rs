@@ -81,7 +81,7 @@ pub async fn locate(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     let granted: Option<HashSet<String>> = if policy::is_admin(ctx.user, &hello.admins) {
         None
     } else {
-        let rows = ctx.grants().by_user(ctx.user).map_err(KmsError::internal)?;
+        let rows = ctx.grants().by_user(ctx.user).await?;
         Some(rows.into_iter().map(|(uid, _)| uid).collect())
     };
     for k in keys {

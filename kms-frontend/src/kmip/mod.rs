@@ -88,7 +88,7 @@ impl Ctx<'_> {
     /// Checks the caller may do `need` on `uid` ([`policy::check`]).
     pub async fn check(&self, uid: &str, need: Need) -> Result<(), KmsError> {
         let hello = self.hello().await?;
-        policy::check(self.grants(), self.user, &hello.admins, uid, need)
+        policy::check(self.grants(), self.user, &hello.admins, uid, need).await
     }
 }
 

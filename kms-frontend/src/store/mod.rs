@@ -1,20 +1,24 @@
 //! The KMS object store: KMIP objects (KMS keys that are not HSM keys, their
 //! attributes and states) kept in the database, behind one async interface,
 //! [`ObjectStore`], so that another database (PostgreSQL, issue 15) can
-//! stand in for SQLite ([`SqliteStore`], in the file of the grants).
+//! stand in for SQLite: [`SqliteStore`] (in the file of the grants) or
+//! [`PgStore`] (PostgreSQL, shared by several frontends).
 //!
 //! Key material reaches the store only wrapped by an HSM key
 //! ([`WrappedMaterial`]): the wrapping and unwrapping are done by the caller
 //! (through hsmd), and nothing here is ever handed clear key bytes.
 //!
-//! Uses `crate::database_file` (the file's creation) and nothing else of the
-//! crate; nothing here knows KMIP operations, TTLV parsing or HTTP.
+//! Uses `crate::database_file` (the SQLite file's creation) and
+//! `crate::postgres` (the pool) and nothing else of the crate; nothing here knows KMIP operations, TTLV parsing or HTTP.
 
 mod migrations;
+mod postgres;
+mod row;
 mod sqlite;
 #[cfg(test)]
 mod tests;
 
+pub use postgres::{Change, Changes, PgStore};
 pub use sqlite::SqliteStore;
 
 use thiserror::Error;
@@ -205,6 +209,32 @@ pub enum StoreError {
         /// Why.
         source: rusqlite::Error,
     },
+    /// PostgreSQL refused or failed a statement (the cause, never material).
+    #[error("object store {what} (PostgreSQL): {source}")]
+    Postgres {
+        /// The step (insert, select, ...).
+        what: &'static str,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// The database cannot be reached now (`crate::postgres::unreachable`):
+    /// 503 for the caller.
+    #[error("{server} is unreachable ({what}): {source}")]
+    Unavailable {
+        /// The database (`crate::postgres::describe`).
+        server: String,
+        /// The step (insert, select, ...).
+        what: &'static str,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// The PostgreSQL schema could not be brought to the current version.
+    #[error("object store schema migration (PostgreSQL): {source}")]
+    PgMigration {
+        /// Why.
+        #[from]
+        source: sqlx::migrate::MigrateError,
+    },
     /// The schema could not be brought to the current version.
     #[error("object store schema migration: {source}")]
     Migration {
@@ -256,7 +286,15 @@ pub trait ObjectStore: Send + Sync {
     /// Adds `obj` (created and updated now).
     ///
     /// Errors: [`StoreError::Exists`] when its uid is taken.
-    async fn insert(&self, obj: &StoredObject) -> Result<(), StoreError>;
+    async fn insert(&self, obj: &StoredObject) -> Result<(), StoreError> {
+        self.insert_all(std::slice::from_ref(obj)).await
+    }
+    /// Adds every object of `objs` (a key pair's two halves), all or none:
+    /// one transaction, so no half of a pair is ever stored alone.
+    ///
+    /// Errors: [`StoreError::Exists`] naming the first uid taken (nothing
+    /// is added then).
+    async fn insert_all(&self, objs: &[StoredObject]) -> Result<(), StoreError>;
     /// Insert or overwrite an object of the same owner (KMIP Import with
     /// ReplaceExisting), owner check and write in one step. An overwritten
     /// object is a new one: created and updated now.

@@ -13,9 +13,8 @@
 //! grant store's inline reads do.
 
 use super::migrations;
-use super::{
-    LocateQuery, ObjectStore, ObjectType, State, StoreError, StoredObject, WrappedMaterial,
-};
+use super::row::{now, RawRow, Row};
+use super::{LocateQuery, ObjectStore, StoreError, StoredObject};
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -63,7 +62,7 @@ impl SqliteStore {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db("open"))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db("WAL mode"))?;
-        migrations::migrations().to_latest(&mut conn)?;
+        migrations::sqlite().to_latest(&mut conn)?;
         let readers = (0..READERS)
             .map(|_| {
                 let reader = Connection::open_with_flags(
@@ -121,49 +120,7 @@ impl SqliteStore {
     }
 }
 
-/// Unix seconds now (0 before 1970, which a sane clock never says).
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// An object as its row's values, owned (they go to the blocking pool).
-struct Row {
-    uid: String,
-    object_type: &'static str,
-    owner: String,
-    state: &'static str,
-    algorithm: Option<String>,
-    names: String,
-    tags: String,
-    attributes: String,
-    material: Option<WrappedMaterial>,
-}
-
 impl Row {
-    fn of(obj: &StoredObject) -> Result<Self, StoreError> {
-        let json = |what: &'static str, r: serde_json::Result<String>| {
-            r.map_err(|source| StoreError::Encode {
-                uid: obj.uid.clone(),
-                what,
-                source,
-            })
-        };
-        Ok(Self {
-            uid: obj.uid.clone(),
-            object_type: obj.object_type.name(),
-            owner: obj.owner.clone(),
-            state: obj.state.name(),
-            algorithm: obj.algorithm.clone(),
-            names: json("names", serde_json::to_string(&obj.names))?,
-            tags: json("tags", serde_json::to_string(&obj.tags))?,
-            attributes: json("attributes", serde_json::to_string(&obj.attributes))?,
-            material: obj.material.clone(),
-        })
-    }
-
     /// Runs `sql` (parameters in [`COLUMNS`] order) at `time`; the number
     /// of rows changed.
     fn execute(
@@ -194,21 +151,6 @@ impl Row {
             })
             .map_err(db(what))
     }
-}
-
-/// A row as read by [`ObjectStore::get`], before its checks.
-struct RawRow {
-    object_type: String,
-    owner: String,
-    state: String,
-    algorithm: Option<String>,
-    names: String,
-    tags: String,
-    attributes: String,
-    wrapping_key: Option<String>,
-    mechanism: Option<String>,
-    format: Option<String>,
-    blob: Option<Vec<u8>>,
 }
 
 impl RawRow {
@@ -250,52 +192,6 @@ impl RawRow {
             blob: r.get(10)?,
         })
     }
-
-    fn object(self, uid: String) -> Result<StoredObject, StoreError> {
-        let corrupt = |what: String| StoreError::Corrupt {
-            uid: uid.clone(),
-            what,
-        };
-        let object_type = ObjectType::from_name(&self.object_type)
-            .ok_or_else(|| corrupt("its object type is not one this KMS stores".into()))?;
-        let state = State::from_name(&self.state)
-            .ok_or_else(|| corrupt("its state is not a KMIP state name".into()))?;
-        let list = |what: &str, text: &str| {
-            serde_json::from_str::<Vec<String>>(text)
-                .map_err(|e| corrupt(format!("its {what} are not a JSON array of strings ({e})")))
-        };
-        let names = list("names", &self.names)?;
-        let tags = list("tags", &self.tags)?;
-        let attributes = serde_json::from_str(&self.attributes)
-            .map_err(|e| corrupt(format!("its attributes are not JSON ({e})")))?;
-        let material = match (self.wrapping_key, self.mechanism, self.format, self.blob) {
-            (None, None, None, None) => None,
-            (Some(wrapping_key), Some(mechanism), Some(format), Some(blob)) => {
-                Some(WrappedMaterial {
-                    wrapping_key,
-                    mechanism,
-                    format,
-                    blob,
-                })
-            }
-            _ => {
-                return Err(corrupt(
-                    "its material columns are neither all set nor all empty".into(),
-                ))
-            }
-        };
-        Ok(StoredObject {
-            uid,
-            object_type,
-            owner: self.owner,
-            state,
-            algorithm: self.algorithm,
-            names,
-            tags,
-            attributes,
-            material,
-        })
-    }
 }
 
 /// The WHERE clause and parameters of `q`.
@@ -335,18 +231,23 @@ fn locate_sql(q: &LocateQuery) -> (String, Vec<String>) {
 
 #[async_trait::async_trait]
 impl ObjectStore for SqliteStore {
-    async fn insert(&self, obj: &StoredObject) -> Result<(), StoreError> {
-        let row = Row::of(obj)?;
+    async fn insert_all(&self, objs: &[StoredObject]) -> Result<(), StoreError> {
+        let rows = objs.iter().map(Row::of).collect::<Result<Vec<_>, _>>()?;
         self.run(move |c| {
             let sql = format!(
                 "INSERT INTO objects ({COLUMNS}) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13) \
                  ON CONFLICT (uid) DO NOTHING"
             );
-            match row.execute(c, &sql, now(), "insert")? {
-                0 => Err(StoreError::Exists(row.uid)),
-                _ => Ok(()),
+            // Dropped without commit (on any error) it rolls back.
+            let tx = c.unchecked_transaction().map_err(db("begin"))?;
+            let time = now();
+            for row in rows {
+                if row.execute(&tx, &sql, time, "insert")? == 0 {
+                    return Err(StoreError::Exists(row.uid));
+                }
             }
+            tx.commit().map_err(db("commit"))
         })
         .await
     }

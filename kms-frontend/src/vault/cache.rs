@@ -88,6 +88,13 @@ impl UnwrappedCache {
         self.entries.run_pending_tasks().await;
     }
 
+    /// Removes every entry at once (the change feed between frontends was
+    /// interrupted: any key may have been revoked or destroyed meanwhile).
+    pub async fn forget_all(&self) {
+        self.entries.invalidate_all();
+        self.entries.run_pending_tasks().await;
+    }
+
     /// Drops expired entries now (run once a minute by the server, so an
     /// expired key is zeroized without waiting for other cache traffic).
     pub async fn sweep(&self) {

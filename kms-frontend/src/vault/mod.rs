@@ -140,6 +140,21 @@ impl Vault {
     pub async fn forget(&self, uid: &str) {
         self.cache.forget(uid).await;
     }
+
+    /// Forgets, for as long as the process runs, every key that `changes`
+    /// says was updated or removed (by this frontend or another on the
+    /// same PostgreSQL database), and every key when the feed is
+    /// interrupted. A Revoke or Destroy is enforced without this (every
+    /// use reads the key's row); this takes the clear key out of memory
+    /// within moments rather than at the cache's expiry.
+    pub async fn follow(&self, mut changes: crate::store::Changes) {
+        loop {
+            match changes.next().await {
+                crate::store::Change::Object(uid) => self.cache.forget(&uid).await,
+                crate::store::Change::Lost => self.cache.forget_all().await,
+            }
+        }
+    }
 }
 
 /// The wrapped material of `obj`.

@@ -31,10 +31,7 @@ pub async fn wrapping_key(ctx: &Ctx<'_>, layers: &[&Ttlv], what: &str) -> Result
     {
         return Ok(kek);
     }
-    let ops = ctx
-        .grants()
-        .operations(&kek, ctx.user)
-        .map_err(KmsError::internal)?;
+    let ops = ctx.grants().operations(&kek, ctx.user).await?;
     if ops
         .iter()
         .any(|o| o == "encrypt" || o == "get" || o == "export")
@@ -289,13 +286,12 @@ pub async fn create_key_pair(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError
         &public,
         public_material,
     )?;
-    let store = ctx.vault.store();
-    store.insert(&private).await.map_err(store_error)?;
-    if let Err(e) = store.insert(&public).await {
-        // Leave no half pair behind.
-        let _ = store.remove(&uid).await;
-        return Err(store_error(e));
-    }
+    // Both halves in one transaction: no half pair is ever stored alone.
+    ctx.vault
+        .store()
+        .insert_all(&[private, public])
+        .await
+        .map_err(store_error)?;
     tracing::info!(target: "audit", user = %echo(ctx.user), uid = %echo(&uid), public = %echo(&public_uid), wrapped_by = %kek, "KMS key pair created");
     Ok(Ttlv::structure(
         "CreateKeyPairResponse",

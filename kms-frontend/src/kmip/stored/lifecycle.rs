@@ -131,7 +131,7 @@ pub async fn destroy(ctx: &Ctx<'_>, req: &Ttlv, uid: &str) -> Result<Ttlv, KmsEr
         if remove {
             ctx.vault.store().remove(u).await.map_err(store_error)?;
             ctx.vault.forget(u).await;
-            ctx.grants().forget(u).map_err(KmsError::internal)?;
+            ctx.grants().forget(u).await?;
             tracing::info!(target: "audit", user = %echo(ctx.user), uid = %echo(u), "KMS key removed");
             continue;
         }

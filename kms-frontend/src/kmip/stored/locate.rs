@@ -42,7 +42,7 @@ pub async fn locate(ctx: &Ctx<'_>, filter: &Ttlv) -> Result<Vec<String>, KmsErro
     let granted: HashSet<String> = ctx
         .grants()
         .by_user(ctx.user)
-        .map_err(KmsError::internal)?
+        .await?
         .into_iter()
         .map(|(uid, _)| uid)
         .collect();

@@ -67,6 +67,7 @@ pub fn store_error(e: crate::store::StoreError) -> KmsError {
     use crate::store::StoreError as E;
     match e {
         E::Exists(_) | E::NotFound(_) => KmsError::unprocessable(e.to_string()),
+        E::Unavailable { .. } => KmsError::database_unavailable(e),
         other => KmsError::internal(other),
     }
 }
@@ -86,7 +87,7 @@ fn not_found(uid: &str, user: &str) -> KmsError {
 /// failure.
 pub async fn load(ctx: &Ctx<'_>, uid: &str, need: Need) -> Result<StoredObject, KmsError> {
     let obj = ctx.vault.store().get(uid).await.map_err(store_error)?;
-    allowed(ctx, uid, obj, need)
+    allowed(ctx, uid, obj, need).await
 }
 
 /// [`load`] without the object's metadata (names, tags, attributes:
@@ -99,11 +100,11 @@ pub async fn load_for_use(ctx: &Ctx<'_>, uid: &str, need: Need) -> Result<Stored
         .get_for_use(uid)
         .await
         .map_err(store_error)?;
-    allowed(ctx, uid, obj, need)
+    allowed(ctx, uid, obj, need).await
 }
 
 /// `obj` when there is one and the caller may do `need` with it ([`load`]'s errors).
-fn allowed(
+async fn allowed(
     ctx: &Ctx<'_>,
     uid: &str,
     obj: Option<StoredObject>,
@@ -111,7 +112,7 @@ fn allowed(
 ) -> Result<StoredObject, KmsError> {
     let obj = obj.ok_or_else(|| not_found(uid, ctx.user))?;
     if obj.owner != ctx.user {
-        crate::access::policy::check_granted(ctx.grants(), ctx.user, uid, need)?;
+        crate::access::policy::check_granted(ctx.grants(), ctx.user, uid, need).await?;
     }
     Ok(obj)
 }

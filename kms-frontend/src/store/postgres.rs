@@ -1,0 +1,346 @@
+//! [`PgStore`]: the object store in PostgreSQL (`database_type =
+//! "postgresql"`), shared by every frontend on the database. Each method is
+//! one statement (one transaction), [`ObjectStore::insert_all`] one explicit
+//! transaction.
+//!
+//! Consistency between frontends: every operation with a key reads its row
+//! ([`ObjectStore::get_for_use`]), so a Revoke or Destroy made through
+//! another frontend holds at once; and each UPDATE or DELETE of a row sends
+//! `NOTIFY kms_objects, '<uid>'` (a trigger, `super::migrations`), which
+//! [`Changes`] turns into [`Change`]s so that every frontend's unwrapped
+//! cache forgets the key within moments.
+
+use super::migrations;
+use super::row::{now, RawRow, Row};
+use super::{LocateQuery, ObjectStore, StoreError, StoredObject};
+use crate::postgres::{read_retrying, unreachable};
+use sqlx::postgres::{PgListener, PgPool, PgRow};
+use sqlx::{AssertSqlSafe, Row as _};
+use std::time::Duration;
+
+/// The channel of the `objects` trigger.
+const CHANNEL: &str = "kms_objects";
+
+/// How long [`Changes::next`] waits between attempts to listen again while
+/// the database is unreachable.
+const RELISTEN_EVERY: Duration = Duration::from_millis(500);
+
+/// The columns written by insert, upsert and update, in parameter order
+/// (`$1` .. `$13`; `$13` is also `updated`).
+const COLUMNS: &str = "uid, object_type, owner, state, algorithm, names, tags, attributes, \
+                       wrapping_key, mechanism, format, blob, created, updated";
+
+/// The values of [`COLUMNS`], JSON columns cast from text.
+const VALUES: &str =
+    "$1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::json, $9, $10, $11, $12, $13, $13";
+
+/// The object store in PostgreSQL.
+pub struct PgStore {
+    pool: PgPool,
+    /// The database as messages name it (`crate::postgres::describe`).
+    server: String,
+}
+
+impl PgStore {
+    /// The store on `pool` (the database `server`, for messages), after
+    /// bringing the schema to the current version (`super::migrations`,
+    /// under sqlx's advisory lock: frontends starting together apply each
+    /// migration once; nothing to do when it is there already).
+    ///
+    /// Errors: [`StoreError::PgMigration`] (among them a database migrated
+    /// by a newer version, whose schema this one does not know).
+    pub async fn open(pool: PgPool, server: String) -> Result<Self, StoreError> {
+        sqlx::migrate::Migrator::new(migrations::Postgres)
+            .await?
+            .run(&pool)
+            .await?;
+        Ok(Self { pool, server })
+    }
+
+    /// The feed of changed objects (listening already when this returns, so
+    /// no change after it is missed).
+    ///
+    /// Errors: [`StoreError::Unavailable`] or [`StoreError::Postgres`].
+    pub async fn changes(&self) -> Result<Changes, StoreError> {
+        let listener = listen(&self.pool).await.map_err(self.error("listen"))?;
+        Ok(Changes {
+            pool: self.pool.clone(),
+            listener: Some(listener),
+        })
+    }
+
+    /// Maps a sqlx error met while doing `what`.
+    fn error(&self, what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+        move |source| {
+            if unreachable(&source) {
+                StoreError::Unavailable {
+                    server: self.server.clone(),
+                    what,
+                    source,
+                }
+            } else {
+                StoreError::Postgres { what, source }
+            }
+        }
+    }
+}
+
+/// A listener on [`CHANNEL`].
+async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// What changed in the store, as [`Changes::next`] tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The object with this uid was updated or removed (by any frontend).
+    Object(String),
+    /// The feed was interrupted, or has just resumed after one: changes
+    /// in between are unknown, so anything may have changed.
+    Lost,
+}
+
+/// The feed of changed objects: PostgreSQL `LISTEN kms_objects`.
+pub struct Changes {
+    pool: PgPool,
+    /// None while the database is unreachable.
+    listener: Option<PgListener>,
+}
+
+impl Changes {
+    /// The next change. When the listening connection drops, answers
+    /// [`Change::Lost`] at once, then tries to listen again every
+    /// [`RELISTEN_EVERY`] and answers [`Change::Lost`] again once it does
+    /// (what changed in the gap is unknown). Never fails.
+    pub async fn next(&mut self) -> Change {
+        loop {
+            let Some(listener) = self.listener.as_mut() else {
+                match listen(&self.pool).await {
+                    Ok(l) => {
+                        self.listener = Some(l);
+                        tracing::info!("listening again for key changes on the KMS database");
+                        return Change::Lost;
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(RELISTEN_EVERY).await;
+                        continue;
+                    }
+                }
+            };
+            match listener.try_recv().await {
+                Ok(Some(n)) => return Change::Object(n.payload().to_owned()),
+                Ok(None) | Err(_) => {
+                    self.listener = None;
+                    tracing::warn!("lost the key-change feed of the KMS database; unwrapped keys are forgotten and it is listened to again");
+                    return Change::Lost;
+                }
+            }
+        }
+    }
+}
+
+/// Binds `row` (and `time`) to `sql`'s `$1` .. `$13`.
+fn bind<'q>(
+    sql: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    row: &'q Row,
+    time: i64,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let m = row.material.as_ref();
+    sql.bind(&row.uid)
+        .bind(row.object_type)
+        .bind(&row.owner)
+        .bind(row.state)
+        .bind(&row.algorithm)
+        .bind(&row.names)
+        .bind(&row.tags)
+        .bind(&row.attributes)
+        .bind(m.map(|m| &m.wrapping_key))
+        .bind(m.map(|m| &m.mechanism))
+        .bind(m.map(|m| &m.format))
+        .bind(m.map(|m| &m.blob))
+        .bind(time)
+}
+
+/// `SELECT` of a whole row.
+const SELECT: &str = "SELECT object_type, owner, state, algorithm, names::text, tags::text, \
+     attributes::text, wrapping_key, mechanism, format, blob FROM objects WHERE uid = $1";
+
+/// [`SELECT`] without the JSON columns (names, tags, attributes).
+const SELECT_FOR_USE: &str = "SELECT object_type, owner, state, algorithm, \
+     wrapping_key, mechanism, format, blob FROM objects WHERE uid = $1";
+
+/// A row of [`SELECT`].
+fn read(r: &PgRow) -> Result<RawRow, sqlx::Error> {
+    Ok(RawRow {
+        object_type: r.try_get(0)?,
+        owner: r.try_get(1)?,
+        state: r.try_get(2)?,
+        algorithm: r.try_get(3)?,
+        names: r.try_get(4)?,
+        tags: r.try_get(5)?,
+        attributes: r.try_get(6)?,
+        wrapping_key: r.try_get(7)?,
+        mechanism: r.try_get(8)?,
+        format: r.try_get(9)?,
+        blob: r.try_get(10)?,
+    })
+}
+
+/// A row of [`SELECT_FOR_USE`]: no names, no tags, null attributes.
+fn read_for_use(r: &PgRow) -> Result<RawRow, sqlx::Error> {
+    Ok(RawRow {
+        object_type: r.try_get(0)?,
+        owner: r.try_get(1)?,
+        state: r.try_get(2)?,
+        algorithm: r.try_get(3)?,
+        names: "[]".to_owned(),
+        tags: "[]".to_owned(),
+        attributes: "null".to_owned(),
+        wrapping_key: r.try_get(4)?,
+        mechanism: r.try_get(5)?,
+        format: r.try_get(6)?,
+        blob: r.try_get(7)?,
+    })
+}
+
+/// The query and parameters of `q` (every value a parameter).
+fn locate_sql(q: &LocateQuery) -> (String, Vec<String>) {
+    let mut sql = String::from("SELECT uid, owner FROM objects WHERE TRUE");
+    let mut args = Vec::new();
+    let mut arg = |sql: &mut String, clause: &str, value: &str| {
+        args.push(value.to_owned());
+        sql.push_str(&clause.replace('?', &format!("${}", args.len())));
+    };
+    if let Some(name) = &q.name {
+        arg(&mut sql, " AND names @> jsonb_build_array(?::text)", name);
+    }
+    for tag in &q.tags {
+        arg(&mut sql, " AND tags @> jsonb_build_array(?::text)", tag);
+    }
+    if let Some(t) = q.object_type {
+        arg(&mut sql, " AND object_type = ?", t.name());
+    }
+    if let Some(a) = &q.algorithm {
+        arg(&mut sql, " AND algorithm = ?", a);
+    }
+    if let Some(s) = q.state {
+        arg(&mut sql, " AND state = ?", s.name());
+    }
+    sql.push_str(" ORDER BY created, seq");
+    (sql, args)
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for PgStore {
+    async fn insert_all(&self, objs: &[StoredObject]) -> Result<(), StoreError> {
+        let rows = objs.iter().map(Row::of).collect::<Result<Vec<_>, _>>()?;
+        let sql = format!(
+            "INSERT INTO objects ({COLUMNS}) VALUES ({VALUES}) ON CONFLICT (uid) DO NOTHING"
+        );
+        // Dropped without commit (on any error) it rolls back.
+        let mut tx = self.pool.begin().await.map_err(self.error("begin"))?;
+        let time = now();
+        for row in &rows {
+            let done = bind(sqlx::query(AssertSqlSafe(sql.as_str())), row, time)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.error("insert"))?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Exists(row.uid.clone()));
+            }
+        }
+        tx.commit().await.map_err(self.error("commit"))
+    }
+
+    async fn upsert(&self, obj: &StoredObject) -> Result<(), StoreError> {
+        let row = Row::of(obj)?;
+        let sql = format!(
+            "INSERT INTO objects ({COLUMNS}) VALUES ({VALUES}) \
+             ON CONFLICT (uid) DO UPDATE SET object_type = excluded.object_type, \
+             owner = excluded.owner, state = excluded.state, algorithm = excluded.algorithm, \
+             names = excluded.names, tags = excluded.tags, attributes = excluded.attributes, \
+             wrapping_key = excluded.wrapping_key, mechanism = excluded.mechanism, \
+             format = excluded.format, blob = excluded.blob, created = excluded.created, \
+             updated = excluded.updated \
+             WHERE objects.owner = excluded.owner"
+        );
+        // The owner is checked in the same statement as the write, so no
+        // other user's object created in between is overwritten.
+        let done = bind(sqlx::query(AssertSqlSafe(sql)), &row, now())
+            .execute(&self.pool)
+            .await
+            .map_err(self.error("upsert"))?;
+        match done.rows_affected() {
+            0 => Err(StoreError::Exists(row.uid)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn get(&self, uid: &str) -> Result<Option<StoredObject>, StoreError> {
+        let row = read_retrying(|| sqlx::query(SELECT).bind(uid).fetch_optional(&self.pool))
+            .await
+            .map_err(self.error("select"))?;
+        row.map(|r| read(&r).map_err(self.error("select")))
+            .transpose()?
+            .map(|r| r.object(uid.to_owned()))
+            .transpose()
+    }
+
+    async fn get_for_use(&self, uid: &str) -> Result<Option<StoredObject>, StoreError> {
+        let row = read_retrying(|| {
+            sqlx::query(SELECT_FOR_USE)
+                .bind(uid)
+                .fetch_optional(&self.pool)
+        })
+        .await
+        .map_err(self.error("select"))?;
+        row.map(|r| read_for_use(&r).map_err(self.error("select")))
+            .transpose()?
+            .map(|r| r.object(uid.to_owned()))
+            .transpose()
+    }
+
+    async fn update(&self, obj: &StoredObject) -> Result<(), StoreError> {
+        let row = Row::of(obj)?;
+        let sql = "UPDATE objects SET object_type = $2, owner = $3, state = $4, \
+                   algorithm = $5, names = $6::jsonb, tags = $7::jsonb, attributes = $8::json, \
+                   wrapping_key = $9, mechanism = $10, format = $11, blob = $12, \
+                   updated = $13 WHERE uid = $1";
+        let done = bind(sqlx::query(sql), &row, now())
+            .execute(&self.pool)
+            .await
+            .map_err(self.error("update"))?;
+        match done.rows_affected() {
+            0 => Err(StoreError::NotFound(row.uid)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn remove(&self, uid: &str) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM objects WHERE uid = $1")
+            .bind(uid)
+            .execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected() > 0)
+            .map_err(self.error("delete"))
+    }
+
+    async fn locate(&self, q: &LocateQuery) -> Result<Vec<(String, String)>, StoreError> {
+        let (sql, args) = locate_sql(q);
+        let rows = read_retrying(|| {
+            let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
+            for a in &args {
+                query = query.bind(a);
+            }
+            query.fetch_all(&self.pool)
+        })
+        .await
+        .map_err(self.error("locate"))?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(self.error("locate"))
+    }
+}

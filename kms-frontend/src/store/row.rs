@@ -1,0 +1,118 @@
+//! An object as both backends write and read it: [`Row`] (its columns,
+//! JSON columns encoded) and [`RawRow`] (a row read back, before its
+//! checks). The SQL of each backend is in its own file.
+
+use super::{ObjectType, State, StoreError, StoredObject, WrappedMaterial};
+
+/// Unix seconds now (0 before 1970, which a sane clock never says).
+pub(super) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// An object as its row's values, owned (SQLite's go to the blocking pool).
+pub(super) struct Row {
+    pub(super) uid: String,
+    pub(super) object_type: &'static str,
+    pub(super) owner: String,
+    pub(super) state: &'static str,
+    pub(super) algorithm: Option<String>,
+    pub(super) names: String,
+    pub(super) tags: String,
+    pub(super) attributes: String,
+    pub(super) material: Option<WrappedMaterial>,
+}
+
+impl Row {
+    /// The values of `obj`.
+    ///
+    /// Errors: [`StoreError::Encode`] when a JSON column cannot be written.
+    pub(super) fn of(obj: &StoredObject) -> Result<Self, StoreError> {
+        let json = |what: &'static str, r: serde_json::Result<String>| {
+            r.map_err(|source| StoreError::Encode {
+                uid: obj.uid.clone(),
+                what,
+                source,
+            })
+        };
+        Ok(Self {
+            uid: obj.uid.clone(),
+            object_type: obj.object_type.name(),
+            owner: obj.owner.clone(),
+            state: obj.state.name(),
+            algorithm: obj.algorithm.clone(),
+            names: json("names", serde_json::to_string(&obj.names))?,
+            tags: json("tags", serde_json::to_string(&obj.tags))?,
+            attributes: json("attributes", serde_json::to_string(&obj.attributes))?,
+            material: obj.material.clone(),
+        })
+    }
+}
+
+/// A row as read by [`ObjectStore::get`], before its checks.
+pub(super) struct RawRow {
+    pub(super) object_type: String,
+    pub(super) owner: String,
+    pub(super) state: String,
+    pub(super) algorithm: Option<String>,
+    pub(super) names: String,
+    pub(super) tags: String,
+    pub(super) attributes: String,
+    pub(super) wrapping_key: Option<String>,
+    pub(super) mechanism: Option<String>,
+    pub(super) format: Option<String>,
+    pub(super) blob: Option<Vec<u8>>,
+}
+
+impl RawRow {
+    /// The object `uid` this row holds.
+    ///
+    /// Errors: [`StoreError::Corrupt`] saying what is wrong with it.
+    pub(super) fn object(self, uid: String) -> Result<StoredObject, StoreError> {
+        let corrupt = |what: String| StoreError::Corrupt {
+            uid: uid.clone(),
+            what,
+        };
+        let object_type = ObjectType::from_name(&self.object_type)
+            .ok_or_else(|| corrupt("its object type is not one this KMS stores".into()))?;
+        let state = State::from_name(&self.state)
+            .ok_or_else(|| corrupt("its state is not a KMIP state name".into()))?;
+        let list = |what: &str, text: &str| {
+            serde_json::from_str::<Vec<String>>(text)
+                .map_err(|e| corrupt(format!("its {what} are not a JSON array of strings ({e})")))
+        };
+        let names = list("names", &self.names)?;
+        let tags = list("tags", &self.tags)?;
+        let attributes = serde_json::from_str(&self.attributes)
+            .map_err(|e| corrupt(format!("its attributes are not JSON ({e})")))?;
+        let material = match (self.wrapping_key, self.mechanism, self.format, self.blob) {
+            (None, None, None, None) => None,
+            (Some(wrapping_key), Some(mechanism), Some(format), Some(blob)) => {
+                Some(WrappedMaterial {
+                    wrapping_key,
+                    mechanism,
+                    format,
+                    blob,
+                })
+            }
+            _ => {
+                return Err(corrupt(
+                    "its material columns are neither all set nor all empty".into(),
+                ))
+            }
+        };
+        Ok(StoredObject {
+            uid,
+            object_type,
+            owner: self.owner,
+            state,
+            algorithm: self.algorithm,
+            names,
+            tags,
+            attributes,
+            material,
+        })
+    }
+}
