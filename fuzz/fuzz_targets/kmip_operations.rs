@@ -63,12 +63,12 @@ fn world() -> &'static World {
             "hsm::0::rsa1_pk",
             "hsm::0::ec1",
         ] {
-            grants
-                .grant(
+            runtime
+                .block_on(grants.grant(
                     uid,
                     "bob",
                     &["encrypt", "decrypt", "get", "get_attributes", "sign"],
-                )
+                ))
                 .expect("grant");
         }
         World {
