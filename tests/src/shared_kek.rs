@@ -26,7 +26,12 @@
 //!
 //! hsmd serves the KEK as `hsm::<slot>::<label>` on either token; the slot
 //! IDs of two SoftHSMv2 tokens differ (SoftHSMv2 derives them from the
-//! token's random serial number), so the uid differs by its slot.
+//! token's random serial number), so the uid differs by its slot. KMS keys
+//! name the HSM key that wrapped them by that uid, so frontends sharing a
+//! database need their tokens in the same slot (as docs/scale-out.md asks
+//! of the cards): [`twin`] makes token B a copy of a freshly initialized,
+//! still empty token A, with the same serial and so the same slot ID, before
+//! the KEK is generated on A and unwrapped on B.
 //!
 //! SoftHSMv2 reads its configuration (`SOFTHSM2_CONF`) once per process, so
 //! each token's steps run in a process of their own: the helper binary
@@ -63,6 +68,53 @@ pub struct SharedKek {
     pub mechanism: String,
     /// Length of the wrapped KEK in bytes (40 for AES-256 under either mechanism).
     pub wrapped_len: usize,
+}
+
+/// A second token in a test directory of its own, with the same serial
+/// number, label, PINs and so slot ID as `a` (a copy of `a`'s token files,
+/// made while `a` holds no key: call it before [`put_shared_kek`]). It
+/// stands for a second card initialized for the same deployment.
+///
+/// Errors: the copy or the ownership change failed.
+pub fn twin(a: &Token) -> Result<Token, HarnessError> {
+    let dir = tempfile::Builder::new()
+        .prefix("hsmd-e2e-")
+        .tempdir()
+        .map_err(|e| HarnessError::io("tempdir", e))?;
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .map_err(|e| HarnessError::io("chmod", e))?;
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg(a.path("tokens"))
+        .arg(dir.path().join("tokens"))
+        .output()
+        .map_err(|e| HarnessError::io("cp", e))?;
+    if !out.status.success() {
+        return Err(HarnessError(format!(
+            "cp -a of the token: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let conf = dir.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            dir.path().join("tokens").display()
+        ),
+    )
+    .map_err(|e| HarnessError::io("softhsm2.conf", e))?;
+    let b = Token {
+        dir,
+        conf,
+        slot: a.slot,
+        owner: a.owner.clone(),
+    };
+    b.give_to_owner()?;
+    Ok(b)
 }
 
 /// What a token says about one key ([`inspect`]).

@@ -150,8 +150,16 @@ impl Vault {
     pub async fn follow(&self, mut changes: crate::store::Changes) {
         loop {
             match changes.next().await {
-                crate::store::Change::Object(uid) => self.cache.forget(&uid).await,
-                crate::store::Change::Lost => self.cache.forget_all().await,
+                crate::store::Change::Object(uid) => {
+                    self.cache.forget(&uid).await;
+                    tracing::debug!(uid = %crate::error::echo(&uid), "unwrapped key forgotten: changed in the database");
+                }
+                crate::store::Change::Lost => {
+                    self.cache.forget_all().await;
+                    tracing::debug!(
+                        "every unwrapped key forgotten: the change feed was interrupted"
+                    );
+                }
             }
         }
     }
