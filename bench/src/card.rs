@@ -235,6 +235,7 @@ fn measure(rt: &tokio::runtime::Runtime, o: &CardOptions<'_>) -> Result<CardRepo
     let servers = Servers {
         hsmd: Some(hsmd_pid),
         frontend: Some(f.pid),
+        second_frontend: None,
     };
     let hsm_uid = format!("hsm::{CARD_SLOT}::{AES_LABEL}");
     let mut cells = Vec::new();

@@ -176,6 +176,9 @@ pub struct Servers {
     pub hsmd: Option<i32>,
     /// kms-frontend's pid (frontend cells).
     pub frontend: Option<i32>,
+    /// A second kms-frontend sharing the load (the scale-out cells): its
+    /// CPU time is added to the first's, its RSS is not read.
+    pub second_frontend: Option<i32>,
 }
 
 /// Warms up for `warmup`, opens the window for `duration`, then stops the
@@ -194,14 +197,21 @@ pub fn window(
     };
     std::thread::sleep(warmup);
     let b0 = procstat::cpu_seconds(own)?;
-    let (h0, f0) = (cpu(servers.hsmd)?, cpu(servers.frontend)?);
+    let both = |a: Option<f64>, b: Option<f64>| a.map(|a| a + b.unwrap_or(0.0));
+    let (h0, f0) = (
+        cpu(servers.hsmd)?,
+        both(cpu(servers.frontend)?, cpu(servers.second_frontend)?),
+    );
     let t0 = Instant::now();
     phase.set(MEASURE);
     std::thread::sleep(duration);
     phase.set(STOP);
     let seconds = t0.elapsed().as_secs_f64();
     let b1 = procstat::cpu_seconds(own)?;
-    let (h1, f1) = (cpu(servers.hsmd)?, cpu(servers.frontend)?);
+    let (h1, f1) = (
+        cpu(servers.hsmd)?,
+        both(cpu(servers.frontend)?, cpu(servers.second_frontend)?),
+    );
     Ok(Window {
         seconds,
         cpu_bench: b1 - b0,

@@ -38,6 +38,8 @@ mod kek;
 mod procstat;
 mod remote;
 mod report;
+mod rowread;
+mod scaleout;
 mod servers;
 mod soak;
 mod workload;
@@ -122,6 +124,24 @@ struct Args {
     /// Where to write the JSON report.
     #[arg(long, default_value = "target/bench/latest.json")]
     out: PathBuf,
+    /// Instead of the benchmark: one frontend on SQLite, one on PostgreSQL
+    /// and two on the same PostgreSQL, KMIP Encrypt with a KEK-wrapped KMS
+    /// key at each --n (skipped with one line without PostgreSQL's server
+    /// binaries); see the `scaleout` module.
+    #[arg(long)]
+    scale_out: bool,
+    /// Measuring window of each scale-out cell, in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    scale_out_duration_ms: u64,
+    /// Warm-up before each scale-out window, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    scale_out_warmup_ms: u64,
+    /// Queries of each direct database read of the scale-out section.
+    #[arg(long, default_value_t = 20_000)]
+    scale_out_queries: usize,
+    /// Where to write the scale-out section's JSON report.
+    #[arg(long, default_value = "target/bench/scale-out.json")]
+    scale_out_report: PathBuf,
 }
 
 /// What to run instead of the benchmark.
@@ -153,6 +173,9 @@ fn main() -> Result<()> {
         let hsmd_bin = binary(args.hsmd.as_ref(), "hsmd")?;
         let frontend_bin = binary(args.kms_frontend.as_ref(), "kms-frontend")?;
         return soak::run(soak_args, hsmd_bin, frontend_bin);
+    }
+    if args.scale_out {
+        return scale_out(&args);
     }
     let started = Instant::now();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -264,6 +287,7 @@ fn main() -> Result<()> {
                 let servers = Servers {
                     hsmd: Some(hsmd.pid),
                     frontend: Some(f.pid),
+                    second_frontend: None,
                 };
                 // Fresh connections for each workload: the frontend closes
                 // keep-alive connections idle for longer than its header
@@ -346,6 +370,38 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// `--scale-out`: the `scaleout` module's run; its JSON to
+/// `--scale-out-report`.
+fn scale_out(args: &Args) -> Result<()> {
+    let hsmd = binary(args.hsmd.as_ref(), "hsmd")?;
+    let kms_frontend = binary(args.kms_frontend.as_ref(), "kms-frontend")?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads.unwrap_or(cores))
+        .thread_name("bench-client")
+        .enable_all()
+        .build()?;
+    let opts = scaleout::ScaleOutOptions {
+        ns: &args.n,
+        warmup: Duration::from_millis(args.scale_out_warmup_ms),
+        duration: Duration::from_millis(args.scale_out_duration_ms),
+        queries: args.scale_out_queries,
+        hsmd: &hsmd,
+        hsmd_log: &args.hsmd_log,
+        kms_frontend: &kms_frontend,
+    };
+    if let Some(report) = scaleout::run(&rt, &opts)? {
+        let path = &args.scale_out_report;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("write {}", path.display()))?;
+        println!("JSON report: {}", path.display());
+    }
+    Ok(())
+}
+
 /// `given`, or `name` beside this program; it must exist.
 fn binary(given: Option<&PathBuf>, name: &str) -> Result<PathBuf> {
     let path = match given {
@@ -402,6 +458,7 @@ fn run_hsmd(
     let servers = Servers {
         hsmd: Some(hsmd.pid),
         frontend: None,
+        second_frontend: None,
     };
     let window = cell::window(&phase, warmup, duration, servers)?;
     let mut stats = ThreadStats::new();

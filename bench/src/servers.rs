@@ -151,6 +151,23 @@ impl KmsFrontend {
         n: usize,
         kek: Option<&str>,
     ) -> Result<Self> {
+        let mut flags = Vec::new();
+        if let Some(kek) = kek {
+            flags.extend(["--key-encryption-key", kek]);
+        }
+        Self::start_with(binary, token, socket, &format!("{n}"), &flags)
+    }
+
+    /// [`KmsFrontend::start`] with `extra` flags (e.g. `--database-type
+    /// postgresql --database-url <url>`, the KEK) and its log in
+    /// `kms-frontend-<log_name>.log` of the bench directory.
+    pub fn start_with(
+        binary: &Path,
+        token: &Token,
+        socket: &Path,
+        log_name: &str,
+        extra: &[&str],
+    ) -> Result<Self> {
         let connections = crate::frontend::HSMD_CONNECTIONS.to_string();
         let mut flags = vec![
             "--default-username",
@@ -158,12 +175,10 @@ impl KmsFrontend {
             "--hsmd-connections",
             &connections,
         ];
-        if let Some(kek) = kek {
-            flags.extend(["--key-encryption-key", kek]);
-        }
+        flags.extend_from_slice(extra);
         let launch = Launch {
             binary: Some(binary.to_owned()),
-            log_file: Some(token.path(&format!("kms-frontend-{n}.log"))),
+            log_file: Some(token.path(&format!("kms-frontend-{log_name}.log"))),
             ..Launch::default()
         };
         let frontend = Frontend::try_start(token, socket, &flags, launch)?;

@@ -193,7 +193,7 @@ impl Lane {
             round += 1;
             let label = format!("soak-h{}-{round}", self.n);
             let uid = self.uid(&label);
-            let ec = round % 8 == 0;
+            let ec = round.is_multiple_of(8);
             let (keep, made) = if ec {
                 let body = json!({"tag": "CreateKeyPair", "value": [
                     {"tag": "CommonAttributes", "value": [

@@ -128,7 +128,7 @@ impl Lane {
         while Instant::now() < self.deadline {
             round += 1;
             let label = format!("soak-s{}-{round}", self.n);
-            let ok = if round % 8 == 0 {
+            let ok = if round.is_multiple_of(8) {
                 self.ec_round(&c, &label).await
             } else {
                 self.aes_round(&c, &label).await
