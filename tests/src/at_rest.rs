@@ -1,9 +1,14 @@
-//! What kms-frontend keeps at rest, searched for key material in clear:
-//! the SQLite database file with its `-wal` and `-journal` companions,
-//! byte for byte (free pages and not yet checkpointed frames included), and
-//! every value of every table read back through SQLite (the text a
-//! `sqlite3 .dump` prints, without its quoting: a long value that SQLite
-//! splits over overflow pages is whole there).
+//! What kms-frontend keeps at rest, searched for key material in clear
+//! ([`AtRest`]):
+//! - SQLite: the database file with its `-wal` and `-journal` companions,
+//!   byte for byte (free pages and not yet checkpointed frames included), and
+//!   every value of every table read back through SQLite (the text a
+//!   `sqlite3 .dump` prints, without its quoting: a long value that SQLite
+//!   splits over overflow pages is whole there);
+//! - PostgreSQL: every row of the frontend's tables as `COPY ... TO STDOUT`
+//!   writes them (bytea as hex) and, for [`AtRest::assert_nowhere`], every
+//!   file of the cluster's data directory (tables, and the WAL, which holds
+//!   every committed change at once; some 40 MB, so searched once).
 //!
 //! A secret is searched raw, as hex (upper and lower case) and as base64
 //! (standard and URL-safe alphabets, at each of the three alignments it
@@ -112,10 +117,81 @@ pub fn table_values(db: &Path) -> Vec<u8> {
     out
 }
 
+/// Where a frontend keeps its database.
+pub enum AtRest<'a> {
+    /// The SQLite file.
+    Sqlite(&'a Path),
+    /// The PostgreSQL cluster.
+    Postgres(&'a crate::postgres::PgServer),
+}
+
+impl AtRest<'_> {
+    /// Panics naming the secret, the form and the place when any of
+    /// `secrets` is at rest here (SQLite: files and values; PostgreSQL: the
+    /// rows); `when` says after what (for the message).
+    pub fn assert_no_clear_material(&self, secrets: &[Secret], when: &str) {
+        let places = match self {
+            AtRest::Sqlite(db) => sqlite_places(db, when),
+            AtRest::Postgres(pg) => postgres_rows(pg),
+        };
+        search(&places, secrets, when);
+    }
+
+    /// [`AtRest::assert_no_clear_material`], and for PostgreSQL every file
+    /// of the data directory too.
+    pub fn assert_nowhere(&self, secrets: &[Secret], when: &str) {
+        self.assert_no_clear_material(secrets, when);
+        if let AtRest::Postgres(pg) = self {
+            search(&postgres_files(pg), secrets, when);
+        }
+    }
+}
+
+/// The frontend's tables' rows (`COPY`).
+fn postgres_rows(pg: &crate::postgres::PgServer) -> Vec<(String, Vec<u8>)> {
+    ["objects", "grants"]
+        .iter()
+        .map(|table| {
+            let rows = pg
+                .sql(&format!("COPY {table} TO STDOUT"))
+                .unwrap_or_else(|e| panic!("COPY {table}: {e}"));
+            (format!("the rows of {table}"), rows.into_bytes())
+        })
+        .collect()
+}
+
+/// Every file of the data directory.
+fn postgres_files(pg: &crate::postgres::PgServer) -> Vec<(String, Vec<u8>)> {
+    let mut places = Vec::new();
+    let mut dirs = vec![pg.data_dir()];
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                places.push((path.display().to_string(), bytes));
+            }
+        }
+    }
+    assert!(
+        places.len() > 100,
+        "{} files in the data directory",
+        places.len()
+    );
+    places
+}
+
 /// Panics naming the secret, the form and the place when any of `secrets`
 /// is at rest in the database `db` (its file, `-wal`, `-journal`, or its
 /// table values); `when` says after what (for the message).
 pub fn assert_no_clear_material(db: &Path, secrets: &[Secret], when: &str) {
+    AtRest::Sqlite(db).assert_no_clear_material(secrets, when);
+}
+
+/// The SQLite file, its companions and its table values.
+fn sqlite_places(db: &Path, when: &str) -> Vec<(String, Vec<u8>)> {
     let mut places: Vec<(String, Vec<u8>)> = Vec::new();
     for suffix in ["", "-wal", "-journal"] {
         let path = format!("{}{suffix}", db.display());
@@ -132,6 +208,11 @@ pub fn assert_no_clear_material(db: &Path, secrets: &[Secret], when: &str) {
         format!("the table values of {}", db.display()),
         table_values(db),
     ));
+    places
+}
+
+/// Panics when any form of any of `secrets` is in any of `places`.
+fn search(places: &[(String, Vec<u8>)], secrets: &[Secret], when: &str) {
     for s in secrets {
         assert!(
             s.bytes.len() >= MIN_SECRET,
@@ -140,7 +221,7 @@ pub fn assert_no_clear_material(db: &Path, secrets: &[Secret], when: &str) {
             s.bytes.len()
         );
         for (form, needle) in forms(&s.bytes) {
-            for (place, haystack) in &places {
+            for (place, haystack) in places {
                 assert!(
                     !contains(haystack, &needle),
                     "{when}: the clear key material of {} is at rest, {form}, in {place}",

@@ -32,13 +32,14 @@
 //!
 //! `KMIP_KEK_FIXTURES` names another fixture directory.
 
-use hsmd_e2e::at_rest::{assert_no_clear_material, Secret};
+use hsmd_e2e::at_rest::{AtRest, Secret};
 use hsmd_e2e::kmip::{enumeration, text};
+use hsmd_e2e::postgres::{or_skip, PgServer};
 use hsmd_e2e::replay::{bytes_at, find, fixtures, item, replace_item, shapes, Fixture};
 use hsmd_e2e::{frontend_hsmd_config, Daemon, Frontend, Reply, Token};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The slot ID of the reference's token, in uids and paths.
 const REF_SLOT: &str = "258476651";
@@ -621,28 +622,53 @@ fn check_round_trips(r: &Replay) {
 
 /// The database after the last command: every secret learnt, and the
 /// stored rows of the KMS keys all wrapped by HSM keys.
-fn check_at_rest(db: &Path, r: &Replay) {
+fn check_at_rest(at_rest: &AtRest<'_>, r: &Replay) {
     assert!(
         r.secrets.len() >= 20,
         "only {} secrets learnt: the probes did not run",
         r.secrets.len()
     );
-    assert_no_clear_material(db, &r.secrets, "after the last command");
+    at_rest.assert_nowhere(&r.secrets, "after the last command");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reference_kek_exchanges_replay_and_nothing_is_at_rest_in_clear() {
     let token = Token::new("kms-replay-kek");
-    let daemon = Daemon::start_with(&token, &frontend_hsmd_config(&token, ""), &[]);
+    let db = token.path("kms.db");
+    replay(&token, &[], &AtRest::Sqlite(&db)).await;
+}
+
+/// The same replay with the frontend on PostgreSQL (issue 15): the
+/// reference CLI's exchanges give the same answers, and nothing is at rest
+/// in clear in any file of the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_kek_exchanges_replay_on_postgresql_and_nothing_is_at_rest_in_clear() {
+    let Some(pg) = or_skip("replay-kek-pg", PgServer::start()) else {
+        return;
+    };
+    let token = Token::new("kms-replay-kek-pg");
+    let url = pg.url();
+    let db = ["--database-type", "postgresql", "--database-url", &url];
+    replay(&token, &db, &AtRest::Postgres(&pg)).await;
+}
+
+/// Replays every fixture against a frontend on `token` with `db` flags,
+/// searching `at_rest` after every command.
+async fn replay(token: &Token, db: &[&str], at_rest: &AtRest<'_>) {
+    let daemon = Daemon::start_with(token, &frontend_hsmd_config(token, ""), &[]);
     let slot = token.slot.to_string();
     let kek = format!("hsm::{slot}::kek");
-    let flags = phase_flags("admin1", &kek);
+    let flags_of = |phase: &str| {
+        let mut flags = phase_flags(phase, &kek);
+        flags.extend(db.iter().map(|f| (*f).to_owned()));
+        flags
+    };
+    let flags = flags_of("admin1");
     let mut fe = Frontend::start(
-        &token,
+        token,
         &daemon.socket,
         &flags.iter().map(String::as_str).collect::<Vec<_>>(),
     );
-    let db = token.path("kms.db");
     let mut r = Replay {
         slot,
         fixtures: fixtures(&fixtures_dir()),
@@ -670,7 +696,7 @@ async fn the_reference_kek_exchanges_replay_and_nothing_is_at_rest_in_clear() {
     for i in 0..r.fixtures.len() {
         let fx = &r.fixtures[i];
         if fx.phase != phase {
-            let flags = phase_flags(&fx.phase, &kek);
+            let flags = flags_of(&fx.phase);
             fe.restart(&flags.iter().map(String::as_str).collect::<Vec<_>>());
             phase = fx.phase.clone();
         }
@@ -687,10 +713,10 @@ async fn the_reference_kek_exchanges_replay_and_nothing_is_at_rest_in_clear() {
             }
         }
         if last_of_command {
-            assert_no_clear_material(&db, &r.secrets, &format!("after command {nn}"));
+            at_rest.assert_no_clear_material(&r.secrets, &format!("after command {nn}"));
         }
     }
     assert_eq!(phase, "kek-admin3", "the fixtures end in phase kek-admin3");
     check_round_trips(&r);
-    check_at_rest(&db, &r);
+    check_at_rest(at_rest, &r);
 }
