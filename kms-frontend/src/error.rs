@@ -66,6 +66,17 @@ impl KmsError {
         )
     }
 
+    /// 409: the key changed under a read-modify-write (the request may be
+    /// sent again).
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+
+    /// True for [`KmsError::conflict`]'s answers.
+    pub fn is_conflict(&self) -> bool {
+        self.status == StatusCode::CONFLICT
+    }
+
     /// 503: the KMS database (PostgreSQL) cannot be reached now; the
     /// frontend resumes by itself once it is back.
     pub fn database_unavailable(reason: impl std::fmt::Display) -> Self {

@@ -49,7 +49,13 @@ pub enum PgError {
 ///
 /// Errors: [`PgError::Url`].
 pub fn options(url: &SecretString) -> Result<PgConnectOptions, PgError> {
-    PgConnectOptions::from_str(url.expose_secret())
+    let text = url.expose_secret();
+    if !(text.starts_with("postgresql://") || text.starts_with("postgres://")) {
+        return Err(PgError::Url {
+            reason: "it does not begin with postgresql:// or postgres://".into(),
+        });
+    }
+    PgConnectOptions::from_str(text)
         .map(|o| o.application_name("kms-frontend"))
         .map_err(|e| PgError::Url {
             reason: crate::error::printable(&without_secrets(&e.to_string(), url)),
@@ -65,12 +71,14 @@ fn without_secrets(text: &str, url: &SecretString) -> String {
     out
 }
 
-/// The password part of a `scheme://user:password@host` URL, if any.
+/// The password part of a `scheme://user:password@host` URL, if any and
+/// long enough to be told from ordinary words (a shorter one is cut only
+/// as part of the whole URL).
 fn password_of(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
     let userinfo = rest.split_once('@')?.0;
     let password = userinfo.split_once(':')?.1;
-    (!password.is_empty()).then(|| password.to_owned())
+    (password.len() >= 6).then(|| password.to_owned())
 }
 
 /// The server as messages name it: `PostgreSQL user@host:port/database`.
@@ -89,7 +97,7 @@ pub fn describe(o: &PgConnectOptions) -> String {
 ///
 /// Connections are not pinged before use (that would be a round trip per
 /// request); a connection the server dropped fails its statement once, which
-/// callers retry for reads ([`unreachable`]).
+/// callers retry for reads ([`read_retrying`]).
 ///
 /// Errors: [`PgError::Connect`] naming the server.
 pub async fn connect(o: PgConnectOptions) -> Result<PgPool, PgError> {
@@ -124,16 +132,30 @@ pub fn unreachable(e: &sqlx::Error) -> bool {
     }
 }
 
-/// Runs `op` and, when it fails because the connection was dropped (a
-/// server restart leaves every pooled connection dead), once more on a
-/// fresh connection. For reads only: a write is never repeated.
+/// True when `e` says the connection in hand was dropped (I/O error, or
+/// PostgreSQL's class 08 or 57P01–57P02: the server went away under it),
+/// so another connection may work; not when no connection could be had
+/// (the pool timed out: trying again would only wait as long again).
+fn dropped(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02")),
+        _ => false,
+    }
+}
+
+/// Runs `op` and, when it fails because its connection was dropped (a
+/// server restart leaves every pooled connection dead), once more. For
+/// reads only: a write is never repeated.
 pub async fn read_retrying<T, F, Fut>(mut op: F) -> Result<T, sqlx::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
 {
     match op().await {
-        Err(e) if unreachable(&e) => op().await,
+        Err(e) if dropped(&e) => op().await,
         other => other,
     }
 }
@@ -141,6 +163,20 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_postgresql_urls_are_taken() {
+        for url in ["", "mysql://kms:pw@db/kms", "http://db/kms", "db:5432/kms"] {
+            let e = options(&SecretString::from(url))
+                .expect_err(url)
+                .to_string();
+            assert!(
+                e.contains("does not begin with postgresql://"),
+                "{url}: {e}"
+            );
+        }
+        assert!(options(&SecretString::from("postgres://kms@db/kms")).is_ok());
+    }
 
     #[test]
     fn a_bad_url_is_refused_without_its_password() {

@@ -297,6 +297,52 @@ async fn the_same_uid_created_through_both_at_once_is_created_once() {
     assert_eq!(count.trim(), "20");
 }
 
+/// SetAttribute of a Name, as `ckms attributes set` sends it.
+fn rename(uid: &str, name: &str) -> Value {
+    json!({"tag": "SetAttribute", "value": [
+        text("UniqueIdentifier", uid),
+        {"tag": "NewAttribute", "value": [{"tag": "Name", "value": [
+            text("NameValue", name),
+            enumeration("NameType", "UninterpretedTextString"),
+        ]}]},
+    ]})
+}
+
+#[tokio::test]
+async fn a_revoke_raced_by_an_attribute_change_on_the_other_frontend_is_never_undone() {
+    let Some(pair) = Pair::start("scale-lost-update", PgServer::start()) else {
+        return;
+    };
+    let (a, b) = (&pair.a.fe, &pair.b.fe);
+    for i in 0..20 {
+        let uid = format!("raced-{i}");
+        ok(a, "Create", &create_aes(&uid)).await;
+        let (revoke_req, one, two) = (revoke(&uid), rename(&uid, "one"), rename(&uid, "two"));
+        let (revoked, renamed, renamed_again) =
+            tokio::join!(a.kmip(&revoke_req), b.kmip(&one), b.kmip(&two));
+        for (what, r) in [
+            ("Revoke", &revoked),
+            ("SetAttribute", &renamed),
+            ("SetAttribute", &renamed_again),
+        ] {
+            expect(what, r, 200, "", a);
+        }
+        // The Revoke answered 200: it holds, whatever ran beside it.
+        let r = b.kmip(&encrypt(&uid)).await;
+        expect("Encrypt after the raced Revoke", &r, 422, "Deactivated", b);
+    }
+    // PostgreSQL text cannot hold NUL: such a uid names no key (422, as on
+    // SQLite), never a 500.
+    let r = a.kmip(&encrypt("nul\u{0}uid")).await;
+    expect(
+        "Encrypt with a NUL in the uid",
+        &r,
+        422,
+        "Item not found",
+        a,
+    );
+}
+
 /// Sends Encrypt with `uid` through `fe` until `stop`, counting the 200s
 /// in `served`; every answer's status and, for non-200s, body.
 async fn load(

@@ -248,6 +248,8 @@ impl GrantStore {
                     .map_err(db("select"))?;
                 rows.collect::<Result<_, _>>().map_err(db("select"))
             }),
+            // PostgreSQL text cannot hold NUL: no grant names such a key or user.
+            Backend::Postgres { .. } if uid.contains('\0') || user.contains('\0') => Ok(Vec::new()),
             Backend::Postgres { pool, server } => read_retrying(|| {
                 sqlx::query_scalar(
                     "SELECT DISTINCT operation FROM grants WHERE uid = $1 AND user_id IN ($2, '*') ORDER BY operation",
@@ -285,6 +287,7 @@ impl GrantStore {
                     .map_err(db("select"))?;
                 rows.collect::<Result<_, _>>().map_err(db("select"))
             })?,
+            Backend::Postgres { .. } if arg.contains('\0') => Vec::new(),
             Backend::Postgres { pool, server } => {
                 let rows = read_retrying(|| sqlx::query(sql).bind(arg).fetch_all(pool))
                     .await
@@ -324,6 +327,7 @@ impl GrantStore {
                 c.execute("DELETE FROM grants WHERE uid = ?1", params![uid])
                     .map_err(db("delete"))
             }),
+            Backend::Postgres { .. } if uid.contains('\0') => Ok(0),
             Backend::Postgres { pool, server } => sqlx::query("DELETE FROM grants WHERE uid = $1")
                 .bind(uid)
                 .execute(pool)

@@ -130,13 +130,25 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
             ("Decrypt", Some(u)) => stored::crypto::decrypt(ctx, req, &u).await,
             ("Sign", Some(u)) => stored::crypto::sign(ctx, req, &u).await,
             ("SignatureVerify", Some(u)) => stored::crypto::signature_verify(ctx, req, &u).await,
-            ("Destroy", Some(u)) => stored::lifecycle::destroy(ctx, req, &u).await,
-            ("Revoke", Some(u)) => stored::lifecycle::revoke(ctx, req, &u).await,
+            // Read-modify-writes of a key: run again when the key changed
+            // under them (stored::retrying).
+            ("Destroy", Some(u)) => {
+                stored::retrying(|| stored::lifecycle::destroy(ctx, req, &u)).await
+            }
+            ("Revoke", Some(u)) => stored::retrying(|| stored::lifecycle::revoke(ctx, req, &u)).await,
             ("ReKey", Some(u)) => stored::lifecycle::rekey(ctx, req, &u).await,
-            ("SetAttribute", Some(u)) => stored::modify::set_attribute(ctx, req, &u).await,
-            ("AddAttribute", Some(u)) => stored::modify::add_attribute(ctx, req, &u).await,
-            ("ModifyAttribute", Some(u)) => stored::modify::modify_attribute(ctx, req, &u).await,
-            ("DeleteAttribute", Some(u)) => stored::modify::delete_attribute(ctx, req, &u).await,
+            ("SetAttribute", Some(u)) => {
+                stored::retrying(|| stored::modify::set_attribute(ctx, req, &u)).await
+            }
+            ("AddAttribute", Some(u)) => {
+                stored::retrying(|| stored::modify::add_attribute(ctx, req, &u)).await
+            }
+            ("ModifyAttribute", Some(u)) => {
+                stored::retrying(|| stored::modify::modify_attribute(ctx, req, &u)).await
+            }
+            ("DeleteAttribute", Some(u)) => {
+                stored::retrying(|| stored::modify::delete_attribute(ctx, req, &u)).await
+            }
             ("Create", _) => create::create(ctx, req).await,
             ("CreateKeyPair", _) => create::create_key_pair(ctx, req).await,
             ("Get" | "Export", None) => get::get(ctx, req).await,

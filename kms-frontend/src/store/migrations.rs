@@ -121,8 +121,18 @@ CREATE INDEX grants_by_user ON grants (user_id);
 ",
 };
 
+/// Version 3: `objects.version`, how many times the row was updated. An
+/// update writes only over the version it read (compare-and-set), so two
+/// read-modify-writes of one key (a Revoke and an attribute change, through
+/// one frontend or two) never silently undo each other.
+const V3_VERSION: Migration = Migration {
+    description: "objects version",
+    sqlite: "ALTER TABLE objects ADD COLUMN version INTEGER NOT NULL DEFAULT 0;",
+    postgres: "ALTER TABLE objects ADD COLUMN version BIGINT NOT NULL DEFAULT 0;",
+};
+
 /// Every migration, oldest first; the schema's version is their count.
-pub(super) const MIGRATIONS: &[Migration] = &[V1_OBJECTS, V2_GRANTS];
+pub(super) const MIGRATIONS: &[Migration] = &[V1_OBJECTS, V2_GRANTS, V3_VERSION];
 
 /// The SQLite migrations to run at open ([`Migrations::to_latest`]).
 pub(super) fn sqlite() -> Migrations<'static> {

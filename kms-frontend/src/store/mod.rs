@@ -159,6 +159,9 @@ pub struct StoredObject {
     pub attributes: serde_json::Value,
     /// None once destroyed (the metadata stays, the material is gone).
     pub material: Option<WrappedMaterial>,
+    /// How many times the row was updated, as read (0 for a new object):
+    /// [`ObjectStore::update`] writes only over this version.
+    pub version: i64,
 }
 
 /// What Locate filters on; every field that is Some/non-empty must match
@@ -195,6 +198,29 @@ pub enum StoreError {
     /// An insert of a uid that exists.
     #[error("an object with Unique Identifier {} already exists; choose another or leave it out for a UUID", shown(.0))]
     Exists(String),
+    /// A value PostgreSQL cannot store: text with the NUL character.
+    #[error(
+        "{what} of {} holds the NUL character (U+0000), which the database cannot store; remove it",
+        shown(uid)
+    )]
+    Unstorable {
+        /// The object.
+        uid: String,
+        /// Which value (its uid, names, tags, attributes).
+        what: &'static str,
+    },
+    /// The PostgreSQL schema was made by a newer kms-frontend.
+    #[error("the KMS database's schema is at version {found}, made by a newer kms-frontend; this one knows versions up to {known}: upgrade this frontend")]
+    NewerSchema {
+        /// The highest version applied to the database.
+        found: i64,
+        /// The highest version this build knows.
+        known: i64,
+    },
+    /// An update of an object that another request changed since it was
+    /// read (its version moved on): nothing was written.
+    #[error("the object {} was changed by another request while this one ran; nothing was written: retry", shown(.0))]
+    Conflict(String),
     /// An update of a uid that does not exist.
     #[error("no object with Unique Identifier {} is in the store; only an existing object can be updated", shown(.0))]
     NotFound(String),
@@ -315,9 +341,11 @@ pub trait ObjectStore: Send + Sync {
         self.get(uid).await
     }
     /// Overwrites an existing object's row (state, attributes, names, tags, material;
-    /// owner, type and algorithm too): updated now, created stays.
+    /// owner, type and algorithm too), when it is still at `obj.version`:
+    /// updated now, created stays, the version goes up by one.
     ///
-    /// Errors: [`StoreError::NotFound`] when there is no object `obj.uid`.
+    /// Errors: [`StoreError::NotFound`] when there is no object `obj.uid`,
+    /// [`StoreError::Conflict`] when its version moved on since it was read.
     async fn update(&self, obj: &StoredObject) -> Result<(), StoreError>;
     /// Removes the row. Ok(false) when there was none.
     async fn remove(&self, uid: &str) -> Result<bool, StoreError>;

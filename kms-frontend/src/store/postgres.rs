@@ -50,11 +50,39 @@ impl PgStore {
     /// Errors: [`StoreError::PgMigration`] (among them a database migrated
     /// by a newer version, whose schema this one does not know).
     pub async fn open(pool: PgPool, server: String) -> Result<Self, StoreError> {
-        sqlx::migrate::Migrator::new(migrations::Postgres)
-            .await?
-            .run(&pool)
-            .await?;
-        Ok(Self { pool, server })
+        let store = Self { pool, server };
+        // Up to date already: nothing to write, so a role with no CREATE
+        // right on the schema (only SELECT, INSERT, UPDATE, DELETE on the
+        // tables) starts.
+        let known = i64::try_from(migrations::MIGRATIONS.len()).unwrap_or(i64::MAX);
+        match store.applied().await? {
+            Some(found) if found > known => Err(StoreError::NewerSchema { found, known }),
+            Some(found) if found == known => Ok(store),
+            _ => {
+                sqlx::migrate::Migrator::new(migrations::Postgres)
+                    .await?
+                    .run(&store.pool)
+                    .await?;
+                Ok(store)
+            }
+        }
+    }
+
+    /// The highest schema version applied, or None on a database without
+    /// any (no `_sqlx_migrations` table).
+    async fn applied(&self) -> Result<Option<i64>, StoreError> {
+        let table: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(self.error("schema version"))?;
+        if table.is_none() {
+            return Ok(None);
+        }
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(self.error("schema version"))
     }
 
     /// The feed of changed objects (listening already when this returns, so
@@ -163,13 +191,22 @@ fn bind<'q>(
         .bind(time)
 }
 
+/// [`bind`], and `$14`: the version read.
+fn bind_versioned<'q>(
+    sql: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    row: &'q Row,
+    time: i64,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    bind(sql, row, time).bind(row.version)
+}
+
 /// `SELECT` of a whole row.
 const SELECT: &str = "SELECT object_type, owner, state, algorithm, names::text, tags::text, \
-     attributes::text, wrapping_key, mechanism, format, blob FROM objects WHERE uid = $1";
+     attributes::text, wrapping_key, mechanism, format, blob, version FROM objects WHERE uid = $1";
 
 /// [`SELECT`] without the JSON columns (names, tags, attributes).
 const SELECT_FOR_USE: &str = "SELECT object_type, owner, state, algorithm, \
-     wrapping_key, mechanism, format, blob FROM objects WHERE uid = $1";
+     wrapping_key, mechanism, format, blob, version FROM objects WHERE uid = $1";
 
 /// A row of [`SELECT`].
 fn read(r: &PgRow) -> Result<RawRow, sqlx::Error> {
@@ -185,6 +222,7 @@ fn read(r: &PgRow) -> Result<RawRow, sqlx::Error> {
         mechanism: r.try_get(8)?,
         format: r.try_get(9)?,
         blob: r.try_get(10)?,
+        version: r.try_get(11)?,
     })
 }
 
@@ -202,6 +240,7 @@ fn read_for_use(r: &PgRow) -> Result<RawRow, sqlx::Error> {
         mechanism: r.try_get(5)?,
         format: r.try_get(6)?,
         blob: r.try_get(7)?,
+        version: r.try_get(8)?,
     })
 }
 
@@ -232,10 +271,36 @@ fn locate_sql(q: &LocateQuery) -> (String, Vec<String>) {
     (sql, args)
 }
 
+/// PostgreSQL's `text` and `json` cannot hold NUL (U+0000): a uid with one
+/// names no stored object.
+fn has_nul(text: &str) -> bool {
+    text.contains('\0')
+}
+
+/// `row`, refused when one of its values holds NUL, which PostgreSQL cannot
+/// store (SQLite can: the same request is answered, not failed, there).
+fn storable(row: Row) -> Result<Row, StoreError> {
+    let what = if has_nul(&row.uid) {
+        "the Unique Identifier"
+    } else if row.names.contains("\\u0000") {
+        "a Name"
+    } else if row.tags.contains("\\u0000") {
+        "a tag"
+    } else if row.attributes.contains("\\u0000") || has_nul(&row.owner) {
+        "an attribute"
+    } else {
+        return Ok(row);
+    };
+    Err(StoreError::Unstorable { uid: row.uid, what })
+}
+
 #[async_trait::async_trait]
 impl ObjectStore for PgStore {
     async fn insert_all(&self, objs: &[StoredObject]) -> Result<(), StoreError> {
-        let rows = objs.iter().map(Row::of).collect::<Result<Vec<_>, _>>()?;
+        let rows = objs
+            .iter()
+            .map(|o| Row::of(o).and_then(storable))
+            .collect::<Result<Vec<_>, _>>()?;
         let sql = format!(
             "INSERT INTO objects ({COLUMNS}) VALUES ({VALUES}) ON CONFLICT (uid) DO NOTHING"
         );
@@ -255,7 +320,7 @@ impl ObjectStore for PgStore {
     }
 
     async fn upsert(&self, obj: &StoredObject) -> Result<(), StoreError> {
-        let row = Row::of(obj)?;
+        let row = storable(Row::of(obj)?)?;
         let sql = format!(
             "INSERT INTO objects ({COLUMNS}) VALUES ({VALUES}) \
              ON CONFLICT (uid) DO UPDATE SET object_type = excluded.object_type, \
@@ -263,7 +328,7 @@ impl ObjectStore for PgStore {
              names = excluded.names, tags = excluded.tags, attributes = excluded.attributes, \
              wrapping_key = excluded.wrapping_key, mechanism = excluded.mechanism, \
              format = excluded.format, blob = excluded.blob, created = excluded.created, \
-             updated = excluded.updated \
+             updated = excluded.updated, version = objects.version + 1 \
              WHERE objects.owner = excluded.owner"
         );
         // The owner is checked in the same statement as the write, so no
@@ -279,6 +344,9 @@ impl ObjectStore for PgStore {
     }
 
     async fn get(&self, uid: &str) -> Result<Option<StoredObject>, StoreError> {
+        if has_nul(uid) {
+            return Ok(None);
+        }
         let row = read_retrying(|| sqlx::query(SELECT).bind(uid).fetch_optional(&self.pool))
             .await
             .map_err(self.error("select"))?;
@@ -289,6 +357,9 @@ impl ObjectStore for PgStore {
     }
 
     async fn get_for_use(&self, uid: &str) -> Result<Option<StoredObject>, StoreError> {
+        if has_nul(uid) {
+            return Ok(None);
+        }
         let row = read_retrying(|| {
             sqlx::query(SELECT_FOR_USE)
                 .bind(uid)
@@ -303,22 +374,37 @@ impl ObjectStore for PgStore {
     }
 
     async fn update(&self, obj: &StoredObject) -> Result<(), StoreError> {
-        let row = Row::of(obj)?;
+        let row = storable(Row::of(obj)?)?;
+        // $14: the version read; a row whose version moved on is left as
+        // it is (compare-and-set).
         let sql = "UPDATE objects SET object_type = $2, owner = $3, state = $4, \
                    algorithm = $5, names = $6::jsonb, tags = $7::jsonb, attributes = $8::json, \
                    wrapping_key = $9, mechanism = $10, format = $11, blob = $12, \
-                   updated = $13 WHERE uid = $1";
-        let done = bind(sqlx::query(sql), &row, now())
+                   updated = $13, version = version + 1 WHERE uid = $1 AND version = $14";
+        let done = bind_versioned(sqlx::query(sql), &row, now())
             .execute(&self.pool)
             .await
             .map_err(self.error("update"))?;
-        match done.rows_affected() {
-            0 => Err(StoreError::NotFound(row.uid)),
-            _ => Ok(()),
+        if done.rows_affected() > 0 {
+            return Ok(());
         }
+        let exists = sqlx::query("SELECT 1 FROM objects WHERE uid = $1")
+            .bind(&row.uid)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.error("update"))?
+            .is_some();
+        Err(if exists {
+            StoreError::Conflict(row.uid)
+        } else {
+            StoreError::NotFound(row.uid)
+        })
     }
 
     async fn remove(&self, uid: &str) -> Result<bool, StoreError> {
+        if has_nul(uid) {
+            return Ok(false);
+        }
         sqlx::query("DELETE FROM objects WHERE uid = $1")
             .bind(uid)
             .execute(&self.pool)
@@ -329,6 +415,9 @@ impl ObjectStore for PgStore {
 
     async fn locate(&self, q: &LocateQuery) -> Result<Vec<(String, String)>, StoreError> {
         let (sql, args) = locate_sql(q);
+        if args.iter().any(|a| has_nul(a)) {
+            return Ok(Vec::new());
+        }
         let rows = read_retrying(|| {
             let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
             for a in &args {

@@ -23,6 +23,8 @@ pub(super) struct Row {
     pub(super) tags: String,
     pub(super) attributes: String,
     pub(super) material: Option<WrappedMaterial>,
+    /// The version the write expects to replace ([`ObjectStore::update`]).
+    pub(super) version: i64,
 }
 
 impl Row {
@@ -47,6 +49,7 @@ impl Row {
             tags: json("tags", serde_json::to_string(&obj.tags))?,
             attributes: json("attributes", serde_json::to_string(&obj.attributes))?,
             material: obj.material.clone(),
+            version: obj.version,
         })
     }
 }
@@ -64,6 +67,7 @@ pub(super) struct RawRow {
     pub(super) mechanism: Option<String>,
     pub(super) format: Option<String>,
     pub(super) blob: Option<Vec<u8>>,
+    pub(super) version: i64,
 }
 
 impl RawRow {
@@ -113,6 +117,7 @@ impl RawRow {
             tags,
             attributes,
             material,
+            version: self.version,
         })
     }
 }

@@ -121,8 +121,9 @@ impl SqliteStore {
 }
 
 impl Row {
-    /// Runs `sql` (parameters in [`COLUMNS`] order) at `time`; the number
-    /// of rows changed.
+    /// Runs `sql` (parameters in [`COLUMNS`] order, then `?14` the version
+    /// read, when the statement uses it) at `time`; the number of rows
+    /// changed.
     fn execute(
         &self,
         c: &Connection,
@@ -133,7 +134,7 @@ impl Row {
         let m = self.material.as_ref();
         c.prepare_cached(sql)
             .and_then(|mut st| {
-                st.execute(params![
+                let values = params![
                     self.uid,
                     self.object_type,
                     self.owner,
@@ -147,7 +148,11 @@ impl Row {
                     m.map(|m| &m.format),
                     m.map(|m| &m.blob),
                     time,
-                ])
+                    self.version,
+                ];
+                // `?14` (the version read) only where the statement has it.
+                let used = st.parameter_count().min(values.len());
+                st.execute(&values[..used])
             })
             .map_err(db(what))
     }
@@ -155,10 +160,10 @@ impl Row {
 
 impl RawRow {
     const SELECT: &'static str = "SELECT object_type, owner, state, algorithm, names, tags, \
-         attributes, wrapping_key, mechanism, format, blob FROM objects WHERE uid = ?1";
+         attributes, wrapping_key, mechanism, format, blob, version FROM objects WHERE uid = ?1";
     /// [`RawRow::SELECT`] without the JSON columns (names, tags, attributes).
     const SELECT_FOR_USE: &'static str = "SELECT object_type, owner, state, algorithm, \
-         wrapping_key, mechanism, format, blob FROM objects WHERE uid = ?1";
+         wrapping_key, mechanism, format, blob, version FROM objects WHERE uid = ?1";
 
     /// A row of [`RawRow::SELECT_FOR_USE`]: no names, no tags, null attributes.
     fn read_for_use(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
@@ -174,6 +179,7 @@ impl RawRow {
             mechanism: r.get(5)?,
             format: r.get(6)?,
             blob: r.get(7)?,
+            version: r.get(8)?,
         })
     }
 
@@ -190,6 +196,7 @@ impl RawRow {
             mechanism: r.get(8)?,
             format: r.get(9)?,
             blob: r.get(10)?,
+            version: r.get(11)?,
         })
     }
 }
@@ -263,7 +270,7 @@ impl ObjectStore for SqliteStore {
                  names = excluded.names, tags = excluded.tags, attributes = excluded.attributes, \
                  wrapping_key = excluded.wrapping_key, mechanism = excluded.mechanism, \
                  format = excluded.format, blob = excluded.blob, created = excluded.created, \
-                 updated = excluded.updated \
+                 updated = excluded.updated, version = objects.version + 1 \
                  WHERE objects.owner = excluded.owner"
             );
             // The owner is checked in the same statement as the write, so
@@ -301,14 +308,24 @@ impl ObjectStore for SqliteStore {
     async fn update(&self, obj: &StoredObject) -> Result<(), StoreError> {
         let row = Row::of(obj)?;
         self.run(move |c| {
+            // ?14: the version read; a row whose version moved on is
+            // left as it is (compare-and-set).
             let sql = "UPDATE objects SET object_type = ?2, owner = ?3, state = ?4, \
                        algorithm = ?5, names = ?6, tags = ?7, attributes = ?8, \
                        wrapping_key = ?9, mechanism = ?10, format = ?11, blob = ?12, \
-                       updated = ?13 WHERE uid = ?1";
-            match row.execute(c, sql, now(), "update")? {
-                0 => Err(StoreError::NotFound(row.uid)),
-                _ => Ok(()),
+                       updated = ?13, version = version + 1 WHERE uid = ?1 AND version = ?14";
+            if row.execute(c, sql, now(), "update")? > 0 {
+                return Ok(());
             }
+            let exists = c
+                .prepare_cached("SELECT 1 FROM objects WHERE uid = ?1")
+                .and_then(|mut st| st.exists(params![row.uid]))
+                .map_err(db("update"))?;
+            Err(if exists {
+                StoreError::Conflict(row.uid)
+            } else {
+                StoreError::NotFound(row.uid)
+            })
         })
         .await
     }

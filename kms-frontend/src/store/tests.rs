@@ -36,6 +36,7 @@ fn aes_key(uid: &str, owner: &str, names: &[&str], tags: &[&str]) -> StoredObjec
             format: "raw".to_owned(),
             blob: blob(uid.len() as u8),
         }),
+        version: 0,
     }
 }
 
@@ -176,17 +177,58 @@ async fn update_overwrites_and_destroy_keeps_the_metadata() {
         {"tag": "State", "type": "Enumeration", "value": "Deactivated"}
     ]});
     s.update(&k).await.expect("update");
+    k.version = 1;
     assert_eq!(s.get("k1").await.expect("get"), Some(k.clone()));
 
     // Destroy: the integrator's update with no material.
     k.state = State::Destroyed;
     k.material = None;
     s.update(&k).await.expect("destroy");
+    k.version = 2;
     let got = s.get("k1").await.expect("get destroyed").expect("row kept");
     assert_eq!(got.material, None);
     assert_eq!(got.state, State::Destroyed);
     assert_eq!(got.names, ["n2", "n3"]);
     assert_eq!(got, k);
+}
+
+#[tokio::test]
+async fn an_update_over_a_stale_read_is_refused_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir.path().join("kms.db"));
+    let k = aes_key("k1", "alice", &["n"], &[]);
+    s.insert(&k).await.expect("insert");
+    // Two read-modify-writes from the same read: a Revoke and an attribute
+    // change. The first wins; the second must not undo it.
+    let revoked = StoredObject {
+        state: State::Deactivated,
+        ..k.clone()
+    };
+    let renamed = StoredObject {
+        names: vec!["other".into()],
+        ..k.clone()
+    };
+    s.update(&revoked).await.expect("the first write");
+    match s.update(&renamed).await {
+        Err(StoreError::Conflict(uid)) => assert_eq!(uid, "k1"),
+        other => panic!("a stale write: {other:?}"),
+    }
+    let now = s.get("k1").await.expect("get").expect("there");
+    assert_eq!(
+        (now.state, now.names, now.version),
+        (State::Deactivated, vec!["n".to_owned()], 1)
+    );
+    // Read again, the change applies on top.
+    let renamed = StoredObject {
+        names: vec!["other".into()],
+        ..now
+    };
+    s.update(&renamed).await.expect("over a fresh read");
+    let now = s.get("k1").await.expect("get").expect("there");
+    assert_eq!(
+        (now.state, now.names, now.version),
+        (State::Deactivated, vec!["other".to_owned()], 2)
+    );
 }
 
 #[tokio::test]
@@ -221,7 +263,11 @@ async fn upsert_inserts_then_replaces() {
     assert_eq!(s.get("k1").await.expect("get"), Some(k));
     let replacement = rsa_private("k1", "alice");
     s.upsert(&replacement).await.expect("upsert existing");
-    assert_eq!(s.get("k1").await.expect("get"), Some(replacement.clone()));
+    let replaced = StoredObject {
+        version: 1,
+        ..replacement.clone()
+    };
+    assert_eq!(s.get("k1").await.expect("get"), Some(replaced.clone()));
     // Another owner's object is never overwritten, whatever was checked
     // before (the check and the write are one statement).
     let theft = aes_key("k1", "bob", &["n"], &["t"]);
@@ -229,7 +275,7 @@ async fn upsert_inserts_then_replaces() {
         matches!(s.upsert(&theft).await, Err(StoreError::Exists(u)) if u == "k1"),
         "bob overwrote alice's k1"
     );
-    assert_eq!(s.get("k1").await.expect("get"), Some(replacement));
+    assert_eq!(s.get("k1").await.expect("get"), Some(replaced));
     assert_eq!(
         s.locate(&LocateQuery::default()).await.expect("all"),
         [("k1".to_owned(), "alice".to_owned())]
@@ -390,7 +436,7 @@ async fn opening_twice_keeps_the_schema_and_the_objects() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("user_version");
     assert_eq!(version, migrations::LATEST);
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .expect("journal_mode");
@@ -530,6 +576,7 @@ async fn get_for_use_reads_the_state_and_material_as_stored_now() {
     let destroyed = StoredObject {
         state: State::Destroyed,
         material: None,
+        version: 1,
         ..key.clone()
     };
     store.update(&destroyed).await.expect("destroy");

@@ -99,6 +99,7 @@ pub fn new_object(
         tags: attributes::tags_of(attrs)?,
         attributes: attributes::to_json(attrs)?,
         material: Some(material),
+        version: 0,
     })
 }
 

@@ -8,11 +8,17 @@ use crate::store::{LocateQuery, ObjectType, State};
 use crate::ttlv::{Ttlv, TtlvValue};
 use std::collections::HashSet;
 
+/// Most tags one Locate may ask for (every one is a condition of the
+/// database query; PostgreSQL takes at most 65,535 parameters and SQLite's
+/// expression depth is 1,000).
+const MAX_TAGS: usize = 64;
+
 /// The uids of the KMS keys matching `filter` (an `Attributes` structure)
 /// that the caller owns or holds a grant on, oldest first.
 ///
-/// Errors: 422 for a tag filter that is not a JSON list; 500 on a database
-/// failure.
+/// Errors: 422 for a tag filter that is not a JSON list or names more than
+/// [`MAX_TAGS`] tags; 503 when the database is unreachable; 500 on another
+/// database failure.
 pub async fn locate(ctx: &Ctx<'_>, filter: &Ttlv) -> Result<Vec<String>, KmsError> {
     let mut q = LocateQuery::default();
     let mut exact: Vec<&Ttlv> = Vec::new();
@@ -38,6 +44,12 @@ pub async fn locate(ctx: &Ctx<'_>, filter: &Ttlv) -> Result<Vec<String>, KmsErro
         }
     }
     q.tags = attributes::tags_of(filter)?;
+    if q.tags.len() > MAX_TAGS {
+        return Err(KmsError::unprocessable(format!(
+            "Locate: {} tags asked; at most {MAX_TAGS} may be asked at once",
+            q.tags.len()
+        )));
+    }
     let rows = ctx.vault.store().locate(&q).await.map_err(store_error)?;
     let granted: HashSet<String> = ctx
         .grants()

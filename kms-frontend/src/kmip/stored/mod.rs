@@ -66,10 +66,37 @@ pub fn check_new_uid(uid: &str, what: &str) -> Result<(), KmsError> {
 pub fn store_error(e: crate::store::StoreError) -> KmsError {
     use crate::store::StoreError as E;
     match e {
-        E::Exists(_) | E::NotFound(_) => KmsError::unprocessable(e.to_string()),
+        E::Exists(_) | E::NotFound(_) | E::Unstorable { .. } => {
+            KmsError::unprocessable(e.to_string())
+        }
         E::Unavailable { .. } => KmsError::database_unavailable(e),
+        E::Conflict(_) => KmsError::conflict(e.to_string()),
         other => KmsError::internal(other),
     }
+}
+
+/// How many times [`retrying`] runs an operation at most.
+const CONFLICT_TRIES: usize = 5;
+
+/// Runs `op` (a read-modify-write of one key: Revoke, Destroy, an attribute
+/// change) again, up to [`CONFLICT_TRIES`] times in all, while it fails with
+/// 409 because the key changed between its read and its write
+/// (`StoreError::Conflict`: nothing was written). Each run reads the key
+/// anew, so a concurrent change is applied on top, never undone.
+///
+/// Errors: `op`'s; 409 when the key kept changing.
+pub async fn retrying<T, F, Fut>(mut op: F) -> Result<T, KmsError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, KmsError>>,
+{
+    for _ in 1..CONFLICT_TRIES {
+        match op().await {
+            Err(e) if e.is_conflict() => continue,
+            done => return done,
+        }
+    }
+    op().await
 }
 
 /// "Item not found" for `uid`, the same whether it does not exist or the
