@@ -1,8 +1,9 @@
 //! `kms-frontend`: the unprivileged KMS of the hsmd key service. It speaks
 //! the Cosmian KMS's client protocol (KMIP 2.1 JSON TTLV over HTTP, access
-//! rights endpoints), authenticates KMS users, keeps their access rights in
-//! SQLite and asks hsmd (docs/protocol.md, as a `frontends` peer with `as_user`)
-//! to do every key operation. It never reads a PIN nor loads PKCS#11.
+//! rights endpoints), authenticates KMS users, keeps their access rights
+//! and its KMS keys in SQLite or PostgreSQL, and asks hsmd (docs/protocol.md,
+//! as a `frontends` peer with `as_user`) to do every key operation. It never
+//! reads a PIN nor loads PKCS#11.
 //!
 //! # Map
 //!
