@@ -105,8 +105,14 @@ impl Vault {
     /// as `user` and parsed (one hsmd call per miss, shared by concurrent
     /// callers).
     ///
+    /// On a miss the row is read again after the unwrap: when it changed
+    /// meanwhile (a Revoke or Destroy through any frontend, whose change
+    /// notice came before this key was in the cache to be forgotten), the
+    /// key is not cached and the request is refused with 409 (sent again,
+    /// it reads the new row).
+    ///
     /// Errors: 422 for a destroyed object or material that does not parse;
-    /// [`wrap::unwrap`]'s.
+    /// 409 when the row changed during the unwrap; [`wrap::unwrap`]'s.
     pub async fn clear_key(
         &self,
         hsmd: &Hsmd,
@@ -125,6 +131,13 @@ impl Vault {
                     ))
                 })?;
                 let clear = wrap::unwrap(hsmd, user, m).await?;
+                let now = self.store.get_for_use(&obj.uid).await;
+                if !matches!(&now, Ok(Some(o)) if o.version == obj.version) {
+                    return Err(KmsError::conflict(format!(
+                        "{} changed while it was being unwrapped; retry",
+                        obj.uid
+                    )));
+                }
                 let aes = obj.object_type == ObjectType::SymmetricKey;
                 ClearKey::from_material(format, clear, aes).map_err(|e| {
                     KmsError::unprocessable(format!(

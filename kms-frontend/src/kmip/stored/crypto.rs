@@ -75,10 +75,14 @@ fn signature_of(p: &Params<'_>, key: &ClearKey) -> Result<Signature, KmsError> {
 /// The usable key `uid` for `need`: access, state (read from the database
 /// on every request, so a revoked or destroyed key is refused at once, even
 /// when another frontend revoked it), then the unwrapped (cached) key.
+/// Read again when the key changed during its unwrap (`super::retrying`).
 async fn key(ctx: &Ctx<'_>, uid: &str, need: Need) -> Result<Arc<ClearKey>, KmsError> {
-    let obj = load_for_use(ctx, uid, need).await?;
-    usable_for(&obj, need)?;
-    ctx.vault.clear_key(ctx.hsmd(), ctx.user, &obj).await
+    super::retrying(|| async {
+        let obj = load_for_use(ctx, uid, need).await?;
+        usable_for(&obj, need)?;
+        ctx.vault.clear_key(ctx.hsmd(), ctx.user, &obj).await
+    })
+    .await
 }
 
 /// A refusal of the software operation. A ciphertext that fails its check

@@ -79,10 +79,11 @@ pub fn store_error(e: crate::store::StoreError) -> KmsError {
 const CONFLICT_TRIES: usize = 5;
 
 /// Runs `op` (a read-modify-write of one key: Revoke, Destroy, an attribute
-/// change) again, up to [`CONFLICT_TRIES`] times in all, while it fails with
-/// 409 because the key changed between its read and its write
-/// (`StoreError::Conflict`: nothing was written). Each run reads the key
-/// anew, so a concurrent change is applied on top, never undone.
+/// change; or a use whose key changed while it was being unwrapped) again,
+/// up to [`CONFLICT_TRIES`] times in all, while it fails with 409 because
+/// the key changed between its read and its write (`StoreError::Conflict`:
+/// nothing was written). Each run reads the key anew, so a concurrent
+/// change is applied on top, never undone.
 ///
 /// Errors: `op`'s; 409 when the key kept changing.
 pub async fn retrying<T, F, Fut>(mut op: F) -> Result<T, KmsError>
