@@ -14,7 +14,11 @@
 //! - PostgreSQL stopped and started again under load: only 200s and 503s
 //!   naming the database, `/health` says so, HSM-key operations of an HSM
 //!   admin keep working, and service resumes by itself;
-//! - one frontend killed under load: the other keeps serving every request.
+//! - one frontend killed under load: the other keeps serving every request;
+//! - two frontends started together on an empty database apply each schema
+//!   migration once;
+//! - a Revoke raced by attribute changes through the other frontend holds
+//!   (compare-and-set), and a uid with NUL is "not found", not a 500.
 //!
 //! Skipped with one line outside CI when PostgreSQL's server binaries are
 //! missing (scripts/test installs them).
@@ -295,6 +299,39 @@ async fn the_same_uid_created_through_both_at_once_is_created_once() {
         .sql("SELECT count(*) FROM objects WHERE uid LIKE 'race-%'")
         .expect("count");
     assert_eq!(count.trim(), "20");
+}
+
+#[tokio::test]
+async fn two_frontends_starting_together_on_an_empty_database_migrate_it_once() {
+    let Some(pg) = or_skip("scale-migrate", PgServer::start()) else {
+        return;
+    };
+    let token = Token::new("scale-migrate");
+    let daemon = Daemon::start_with(&token, &frontend_hsmd_config(&token, ""), &[]);
+    let kek = format!("hsm::{}::kek", token.slot);
+    let url = pg.url();
+    let (a, b) = std::thread::scope(|s| {
+        let start = || {
+            s.spawn(|| {
+                Frontend::try_start(
+                    &token,
+                    &daemon.socket,
+                    &flags(&kek, &url, "admin"),
+                    Launch::default(),
+                )
+            })
+        };
+        let (a, b) = (start(), start());
+        (a.join().expect("thread A"), b.join().expect("thread B"))
+    });
+    let (a, b) = (a.expect("frontend A starts"), b.expect("frontend B starts"));
+    let versions = pg
+        .sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM _sqlx_migrations WHERE success")
+        .expect("versions");
+    assert_eq!(versions.trim(), "1,2,3", "each migration applied once");
+    ok(&a, "Create the HSM KEK through A", &create_aes(&kek)).await;
+    ok(&a, "Create through A", &create_aes("k1")).await;
+    round_trip(&a, &b, "k1").await;
 }
 
 /// SetAttribute of a Name, as `ckms attributes set` sends it.
