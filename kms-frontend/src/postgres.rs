@@ -45,6 +45,57 @@ pub enum PgError {
     },
 }
 
+/// A statement that failed on PostgreSQL, and whether the database was
+/// unreachable (503 for the caller) or refused it (500). Never carries
+/// key material or the password.
+#[derive(Debug, Error)]
+pub enum PgFailure {
+    /// PostgreSQL refused or failed the statement.
+    #[error("database {what} (PostgreSQL): {source}")]
+    Statement {
+        /// The step (insert, select, ...).
+        what: &'static str,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// The database cannot be reached now ([`unreachable`]).
+    #[error("{server} is unreachable ({what}): {source}")]
+    Unreachable {
+        /// The database ([`describe`]).
+        server: String,
+        /// The step (insert, select, ...).
+        what: &'static str,
+        /// Why.
+        source: sqlx::Error,
+    },
+}
+
+impl PgFailure {
+    /// True for [`PgFailure::Unreachable`].
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, PgFailure::Unreachable { .. })
+    }
+}
+
+/// Maps a sqlx error met while doing `what` on `server` (the
+/// [`describe`]d database) to a [`PgFailure`].
+pub fn failure<'a>(
+    server: &'a str,
+    what: &'static str,
+) -> impl FnOnce(sqlx::Error) -> PgFailure + 'a {
+    move |source| {
+        if unreachable(&source) {
+            PgFailure::Unreachable {
+                server: server.to_owned(),
+                what,
+                source,
+            }
+        } else {
+            PgFailure::Statement { what, source }
+        }
+    }
+}
+
 /// The connect options of `url`.
 ///
 /// Errors: [`PgError::Url`].

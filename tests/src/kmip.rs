@@ -45,6 +45,22 @@ pub fn encrypt(uid: &str, plaintext_hex: &str) -> Value {
     json!({"tag": "Encrypt", "value": [text("UniqueIdentifier", uid), bytes_hex("Data", plaintext_hex)]})
 }
 
+/// Decrypt of `enc` (an EncryptResponse) with `uid`: its Data,
+/// IVCounterNonce and AuthenticatedEncryptionTag, as the reference CLI
+/// sends them back.
+pub fn decrypt(uid: &str, enc: &Value) -> Value {
+    let mut v = vec![text("UniqueIdentifier", uid)];
+    for tag in ["Data", "IVCounterNonce", "AuthenticatedEncryptionTag"] {
+        if let Some(i) = enc["value"]
+            .as_array()
+            .and_then(|items| items.iter().find(|i| i["tag"] == tag))
+        {
+            v.push(i.clone());
+        }
+    }
+    json!({"tag": "Decrypt", "value": v})
+}
+
 /// Destroy of `uid`.
 pub fn destroy(uid: &str) -> Value {
     json!({"tag": "Destroy", "value": [text("UniqueIdentifier", uid)]})

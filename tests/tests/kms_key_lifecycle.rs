@@ -14,7 +14,7 @@
 //! - Destroy of an Active key is refused (`Wrong_Key_Lifecycle_State`)
 //!   unless it says `Remove`, which takes the whole object away.
 
-use hsmd_e2e::kmip::{bytes_hex, create_aes, enumeration, text};
+use hsmd_e2e::kmip::{bytes_hex, create_aes, decrypt, enumeration, text};
 use hsmd_e2e::replay::{bytes_at, hex, item};
 use hsmd_e2e::{frontend_hsmd_config, Daemon, Frontend, Reply, Token};
 use serde_json::{json, Value};
@@ -134,20 +134,6 @@ fn destroy(uid: &str) -> Value {
 
 fn encrypt(uid: &str) -> Value {
     json!({"tag": "Encrypt", "value": [text("UniqueIdentifier", uid), bytes_hex("Data", &hex(PLAIN))]})
-}
-
-/// Decrypt of `enc` (an EncryptResponse) with `uid`.
-fn decrypt(uid: &str, enc: &Value) -> Value {
-    let mut v = vec![text("UniqueIdentifier", uid)];
-    for tag in ["Data", "IVCounterNonce", "AuthenticatedEncryptionTag"] {
-        if let Some(i) = enc["value"]
-            .as_array()
-            .and_then(|items| items.iter().find(|i| i["tag"] == tag))
-        {
-            v.push(i.clone());
-        }
-    }
-    json!({"tag": "Decrypt", "value": v})
 }
 
 /// RSA PKCS#1 v1.5 SHA-256 for RSA keys, the key's default (ECDSA SHA-256)

@@ -23,7 +23,7 @@
 //! Skipped with one line outside CI when PostgreSQL's server binaries are
 //! missing (scripts/test installs them).
 
-use hsmd_e2e::kmip::{bytes_hex, create_aes, enumeration, text};
+use hsmd_e2e::kmip::{bytes_hex, create_aes, decrypt, enumeration, text};
 use hsmd_e2e::postgres::{or_skip, PgServer};
 use hsmd_e2e::replay::{bytes_at, hex, item};
 use hsmd_e2e::shared_kek::{put_shared_kek, twin};
@@ -113,20 +113,6 @@ async fn ok(fe: &Frontend, what: &str, req: &Value) -> Value {
 
 fn encrypt(uid: &str) -> Value {
     json!({"tag": "Encrypt", "value": [text("UniqueIdentifier", uid), bytes_hex("Data", &hex(PLAIN))]})
-}
-
-/// Decrypt of `enc` (an EncryptResponse) with `uid`.
-fn decrypt(uid: &str, enc: &Value) -> Value {
-    let mut v = vec![text("UniqueIdentifier", uid)];
-    for tag in ["Data", "IVCounterNonce", "AuthenticatedEncryptionTag"] {
-        if let Some(i) = enc["value"]
-            .as_array()
-            .and_then(|items| items.iter().find(|i| i["tag"] == tag))
-        {
-            v.push(i.clone());
-        }
-    }
-    json!({"tag": "Decrypt", "value": v})
 }
 
 fn revoke(uid: &str) -> Value {

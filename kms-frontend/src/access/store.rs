@@ -9,7 +9,7 @@
 
 use crate::database_file::FileError;
 use crate::error::KmsError;
-use crate::postgres::{read_retrying, unreachable};
+use crate::postgres::{failure, read_retrying};
 use rusqlite::{params, Connection};
 use sqlx::postgres::PgPool;
 use sqlx::Row as _;
@@ -45,31 +45,17 @@ pub enum StoreError {
         /// Why.
         source: rusqlite::Error,
     },
-    /// PostgreSQL refused or failed a statement.
-    #[error("access rights database {what} (PostgreSQL): {source}")]
-    Postgres {
-        /// The step (insert, select, ...).
-        what: &'static str,
-        /// Why.
-        source: sqlx::Error,
-    },
-    /// PostgreSQL cannot be reached now (`crate::postgres::unreachable`).
-    #[error("{server} is unreachable ({what}): {source}")]
-    Unavailable {
-        /// The database (`crate::postgres::describe`).
-        server: String,
-        /// The step (insert, select, ...).
-        what: &'static str,
-        /// Why.
-        source: sqlx::Error,
-    },
+    /// PostgreSQL failed, or cannot be reached now
+    /// ([`crate::postgres::PgFailure::is_unreachable`]: 503 for the caller).
+    #[error("access rights {0}")]
+    Postgres(#[from] crate::postgres::PgFailure),
 }
 
 impl From<StoreError> for KmsError {
     /// 503 naming the database when it is unreachable, else 500.
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable { .. } => KmsError::database_unavailable(e),
+            StoreError::Postgres(f) if f.is_unreachable() => KmsError::database_unavailable(f),
             other => KmsError::internal(other),
         }
     }
@@ -153,17 +139,7 @@ impl GrantStore {
 
     /// Maps a PostgreSQL error met while doing `what`.
     fn pg<'a>(server: &'a str, what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError + 'a {
-        move |source| {
-            if unreachable(&source) {
-                StoreError::Unavailable {
-                    server: server.to_owned(),
-                    what,
-                    source,
-                }
-            } else {
-                StoreError::Postgres { what, source }
-            }
-        }
+        move |source| StoreError::Postgres(failure(server, what)(source))
     }
 
     /// Grants `operations` on `uid` to `user`. Returns how many were new.
@@ -303,8 +279,8 @@ impl GrantStore {
 
     /// Checks the database answers (`SELECT 1`), for `/health`.
     ///
-    /// Errors: [`StoreError::Unavailable`] when PostgreSQL cannot be
-    /// reached, else as the other methods.
+    /// Errors: [`StoreError::Postgres`] (unreachable when PostgreSQL cannot
+    /// be reached), else as the other methods.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(c) => Self::with(c, |c| {

@@ -235,25 +235,10 @@ pub enum StoreError {
         /// Why.
         source: rusqlite::Error,
     },
-    /// PostgreSQL refused or failed a statement (the cause, never material).
-    #[error("object store {what} (PostgreSQL): {source}")]
-    Postgres {
-        /// The step (insert, select, ...).
-        what: &'static str,
-        /// Why.
-        source: sqlx::Error,
-    },
-    /// The database cannot be reached now (`crate::postgres::unreachable`):
-    /// 503 for the caller.
-    #[error("{server} is unreachable ({what}): {source}")]
-    Unavailable {
-        /// The database (`crate::postgres::describe`).
-        server: String,
-        /// The step (insert, select, ...).
-        what: &'static str,
-        /// Why.
-        source: sqlx::Error,
-    },
+    /// PostgreSQL failed, or cannot be reached now
+    /// ([`crate::postgres::PgFailure::is_unreachable`]: 503 for the caller).
+    #[error("object store: {0}")]
+    Postgres(#[from] crate::postgres::PgFailure),
     /// The PostgreSQL schema could not be brought to the current version.
     #[error("object store schema migration (PostgreSQL): {source}")]
     PgMigration {

@@ -11,9 +11,9 @@
 //! cache forgets the key within moments.
 
 use super::migrations;
-use super::row::{now, RawRow, Row};
+use super::row::{locate_sql, now, LocateDialect, RawRow, Row};
 use super::{LocateQuery, ObjectStore, StoreError, StoredObject};
-use crate::postgres::{read_retrying, unreachable};
+use crate::postgres::{failure, read_retrying};
 use sqlx::postgres::{PgListener, PgPool, PgRow};
 use sqlx::{AssertSqlSafe, Row as _};
 use std::time::Duration;
@@ -88,7 +88,7 @@ impl PgStore {
     /// The feed of changed objects (listening already when this returns, so
     /// no change after it is missed).
     ///
-    /// Errors: [`StoreError::Unavailable`] or [`StoreError::Postgres`].
+    /// Errors: [`StoreError::Postgres`].
     pub async fn changes(&self) -> Result<Changes, StoreError> {
         let listener = listen(&self.pool).await.map_err(self.error("listen"))?;
         Ok(Changes {
@@ -99,17 +99,7 @@ impl PgStore {
 
     /// Maps a sqlx error met while doing `what`.
     fn error(&self, what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
-        move |source| {
-            if unreachable(&source) {
-                StoreError::Unavailable {
-                    server: self.server.clone(),
-                    what,
-                    source,
-                }
-            } else {
-                StoreError::Postgres { what, source }
-            }
-        }
+        move |source| StoreError::Postgres(failure(&self.server, what)(source))
     }
 }
 
@@ -244,32 +234,14 @@ fn read_for_use(r: &PgRow) -> Result<RawRow, sqlx::Error> {
     })
 }
 
-/// The query and parameters of `q` (every value a parameter).
-fn locate_sql(q: &LocateQuery) -> (String, Vec<String>) {
-    let mut sql = String::from("SELECT uid, owner FROM objects WHERE TRUE");
-    let mut args = Vec::new();
-    let mut arg = |sql: &mut String, clause: &str, value: &str| {
-        args.push(value.to_owned());
-        sql.push_str(&clause.replace('?', &format!("${}", args.len())));
-    };
-    if let Some(name) = &q.name {
-        arg(&mut sql, " AND names @> jsonb_build_array(?::text)", name);
-    }
-    for tag in &q.tags {
-        arg(&mut sql, " AND tags @> jsonb_build_array(?::text)", tag);
-    }
-    if let Some(t) = q.object_type {
-        arg(&mut sql, " AND object_type = ?", t.name());
-    }
-    if let Some(a) = &q.algorithm {
-        arg(&mut sql, " AND algorithm = ?", a);
-    }
-    if let Some(s) = q.state {
-        arg(&mut sql, " AND state = ?", s.name());
-    }
-    sql.push_str(" ORDER BY created, seq");
-    (sql, args)
-}
+/// PostgreSQL's Locate: names and tags are JSONB arrays (containment);
+/// the insertion order is `seq`.
+const LOCATE: LocateDialect = LocateDialect {
+    placeholder: '$',
+    has_name: "names @> jsonb_build_array(?::text)",
+    has_tag: "tags @> jsonb_build_array(?::text)",
+    order: "created, seq",
+};
 
 /// PostgreSQL's `text` and `json` cannot hold NUL (U+0000): a uid with one
 /// names no stored object.
@@ -414,7 +386,7 @@ impl ObjectStore for PgStore {
     }
 
     async fn locate(&self, q: &LocateQuery) -> Result<Vec<(String, String)>, StoreError> {
-        let (sql, args) = locate_sql(q);
+        let (sql, args) = locate_sql(q, &LOCATE);
         if args.iter().any(|a| has_nul(a)) {
             return Ok(Vec::new());
         }

@@ -2,7 +2,7 @@
 //! JSON columns encoded) and [`RawRow`] (a row read back, before its
 //! checks). The SQL of each backend is in its own file.
 
-use super::{ObjectType, State, StoreError, StoredObject, WrappedMaterial};
+use super::{LocateQuery, ObjectType, State, StoreError, StoredObject, WrappedMaterial};
 
 /// Unix seconds now (0 before 1970, which a sane clock never says).
 pub(super) fn now() -> i64 {
@@ -120,4 +120,46 @@ impl RawRow {
             version: self.version,
         })
     }
+}
+
+/// What a Locate query says differently on each backend.
+pub(super) struct LocateDialect {
+    /// The parameter sign: `?` (SQLite, `?1`) or `$` (PostgreSQL, `$1`).
+    pub(super) placeholder: char,
+    /// The condition "`names` holds the parameter `?`".
+    pub(super) has_name: &'static str,
+    /// The condition "`tags` holds the parameter `?`".
+    pub(super) has_tag: &'static str,
+    /// The ORDER BY list: creation, then insertion order.
+    pub(super) order: &'static str,
+}
+
+/// The query and parameters of `q` in dialect `d` (every value a
+/// parameter, never spliced into the SQL).
+pub(super) fn locate_sql(q: &LocateQuery, d: &LocateDialect) -> (String, Vec<String>) {
+    let mut sql = String::from("SELECT uid, owner FROM objects WHERE 1 = 1");
+    let mut args = Vec::new();
+    let mut arg = |sql: &mut String, clause: &str, value: &str| {
+        args.push(value.to_owned());
+        sql.push_str(" AND ");
+        sql.push_str(&clause.replace('?', &format!("{}{}", d.placeholder, args.len())));
+    };
+    if let Some(name) = &q.name {
+        arg(&mut sql, d.has_name, name);
+    }
+    for tag in &q.tags {
+        arg(&mut sql, d.has_tag, tag);
+    }
+    if let Some(t) = q.object_type {
+        arg(&mut sql, "object_type = ?", t.name());
+    }
+    if let Some(a) = &q.algorithm {
+        arg(&mut sql, "algorithm = ?", a);
+    }
+    if let Some(s) = q.state {
+        arg(&mut sql, "state = ?", s.name());
+    }
+    sql.push_str(" ORDER BY ");
+    sql.push_str(d.order);
+    (sql, args)
 }

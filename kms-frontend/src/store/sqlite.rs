@@ -13,7 +13,7 @@
 //! grant store's inline reads do.
 
 use super::migrations;
-use super::row::{now, RawRow, Row};
+use super::row::{locate_sql, now, LocateDialect, RawRow, Row};
 use super::{LocateQuery, ObjectStore, StoreError, StoredObject};
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
@@ -201,40 +201,14 @@ impl RawRow {
     }
 }
 
-/// The WHERE clause and parameters of `q`.
-fn locate_sql(q: &LocateQuery) -> (String, Vec<String>) {
-    let mut sql = String::from("SELECT uid, owner FROM objects WHERE 1 = 1");
-    let mut args = Vec::new();
-    let mut arg = |sql: &mut String, clause: &str, value: &str| {
-        args.push(value.to_owned());
-        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
-    };
-    if let Some(name) = &q.name {
-        arg(
-            &mut sql,
-            " AND EXISTS (SELECT 1 FROM json_each(objects.names) WHERE json_each.value = ?)",
-            name,
-        );
-    }
-    for tag in &q.tags {
-        arg(
-            &mut sql,
-            " AND EXISTS (SELECT 1 FROM json_each(objects.tags) WHERE json_each.value = ?)",
-            tag,
-        );
-    }
-    if let Some(t) = q.object_type {
-        arg(&mut sql, " AND object_type = ?", t.name());
-    }
-    if let Some(a) = &q.algorithm {
-        arg(&mut sql, " AND algorithm = ?", a);
-    }
-    if let Some(s) = q.state {
-        arg(&mut sql, " AND state = ?", s.name());
-    }
-    sql.push_str(" ORDER BY created, rowid");
-    (sql, args)
-}
+/// SQLite's Locate: names and tags are JSON arrays read with `json_each`;
+/// the insertion order is `rowid`.
+const LOCATE: LocateDialect = LocateDialect {
+    placeholder: '?',
+    has_name: "EXISTS (SELECT 1 FROM json_each(objects.names) WHERE json_each.value = ?)",
+    has_tag: "EXISTS (SELECT 1 FROM json_each(objects.tags) WHERE json_each.value = ?)",
+    order: "created, rowid",
+};
 
 #[async_trait::async_trait]
 impl ObjectStore for SqliteStore {
@@ -342,7 +316,7 @@ impl ObjectStore for SqliteStore {
     }
 
     async fn locate(&self, q: &LocateQuery) -> Result<Vec<(String, String)>, StoreError> {
-        let (sql, args) = locate_sql(q);
+        let (sql, args) = locate_sql(q, &LOCATE);
         self.run(move |c| {
             let mut st = c.prepare_cached(&sql).map_err(db("locate"))?;
             let rows = st

@@ -69,7 +69,7 @@ pub fn store_error(e: crate::store::StoreError) -> KmsError {
         E::Exists(_) | E::NotFound(_) | E::Unstorable { .. } => {
             KmsError::unprocessable(e.to_string())
         }
-        E::Unavailable { .. } => KmsError::database_unavailable(e),
+        E::Postgres(ref f) if f.is_unreachable() => KmsError::database_unavailable(f),
         E::Conflict(_) => KmsError::conflict(e.to_string()),
         other => KmsError::internal(other),
     }
