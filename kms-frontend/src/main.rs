@@ -111,7 +111,9 @@ async fn open_database(
             let pool = kms_frontend::postgres::connect(options).await?;
             let store = PgStore::open(pool.clone(), server.clone())
                 .await
-                .with_context(|| format!("cannot prepare the KMS database {server}"))?;
+                .with_context(|| {
+                    format!("cannot prepare the KMS database {server} (a first start creates its tables: the role must own the database, or hold CREATE on its schema)")
+                })?;
             let changes = store
                 .changes()
                 .await
