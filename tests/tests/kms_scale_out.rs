@@ -354,6 +354,47 @@ async fn a_revoke_raced_by_an_attribute_change_on_the_other_frontend_is_never_un
         let r = b.kmip(&encrypt(&uid)).await;
         expect("Encrypt after the raced Revoke", &r, 422, "Deactivated", b);
     }
+    // ReKey raced by an attribute change: it answers 200 with a new key
+    // that exists, or writes nothing; never an unknown key left behind.
+    for i in 0..10 {
+        let uid = format!("rekeyed-{i}");
+        ok(a, "Create", &create_aes(&uid)).await;
+        let rekey = json!({"tag": "ReKey", "value": [text("UniqueIdentifier", &uid)]});
+        let one = rename(&uid, "one");
+        let (rekeyed, renamed) = tokio::join!(a.kmip(&rekey), b.kmip(&one));
+        expect("ReKey", &rekeyed, 200, "", a);
+        expect("SetAttribute", &renamed, 200, "", b);
+        let new_uid = item(&rekeyed.json(), &["UniqueIdentifier"])["value"]
+            .as_str()
+            .expect("the new uid")
+            .to_owned();
+        round_trip(b, a, &new_uid).await;
+    }
+    let orphans = pair
+        .pg
+        .sql("SELECT count(*) FROM objects n WHERE n.uid NOT LIKE 'raced-%' AND n.uid NOT LIKE 'rekeyed-%' AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.attributes::text LIKE '%' || n.uid || '%' AND o.uid <> n.uid)")
+        .expect("orphans");
+    assert_eq!(orphans.trim(), "0", "new keys no old key links to");
+    // A second Destroy leaves a compromised key's record as it is.
+    ok(a, "Create", &create_aes("compromised")).await;
+    let compromise = json!({"tag": "Revoke", "value": [
+        text("UniqueIdentifier", "compromised"),
+        {"tag": "RevocationReason", "value": [enumeration("RevocationReasonCode", "KeyCompromise")]},
+    ]});
+    ok(a, "Revoke as compromised", &compromise).await;
+    for _ in 0..2 {
+        ok(b, "Destroy", &destroy("compromised")).await;
+        let attrs = ok(
+            a,
+            "GetAttributes",
+            &json!({"tag": "GetAttributes", "value": [text("UniqueIdentifier", "compromised")]}),
+        )
+        .await;
+        assert_eq!(
+            item(&attrs, &["Attributes", "State"])["value"],
+            "Destroyed_Compromised"
+        );
+    }
     // PostgreSQL text cannot hold NUL: such a uid names no key (422, as on
     // SQLite), never a 500.
     let r = a.kmip(&encrypt("nul\u{0}uid")).await;

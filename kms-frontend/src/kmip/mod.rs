@@ -136,7 +136,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
                 stored::retrying(|| stored::lifecycle::destroy(ctx, req, &u)).await
             }
             ("Revoke", Some(u)) => stored::retrying(|| stored::lifecycle::revoke(ctx, req, &u)).await,
-            ("ReKey", Some(u)) => stored::lifecycle::rekey(ctx, req, &u).await,
+            ("ReKey", Some(u)) => stored::retrying(|| stored::lifecycle::rekey(ctx, req, &u)).await,
             ("SetAttribute", Some(u)) => {
                 stored::retrying(|| stored::modify::set_attribute(ctx, req, &u)).await
             }

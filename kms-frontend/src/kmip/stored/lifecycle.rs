@@ -135,6 +135,11 @@ pub async fn destroy(ctx: &Ctx<'_>, req: &Ttlv, uid: &str) -> Result<Ttlv, KmsEr
             tracing::info!(target: "audit", user = %echo(ctx.user), uid = %echo(u), "KMS key removed");
             continue;
         }
+        if matches!(obj.state, State::Destroyed | State::DestroyedCompromised) {
+            // Destroyed already (a second Destroy, or a run again after a
+            // conflict on the other half): its state and DestroyDate stay.
+            continue;
+        }
         if obj.state == State::Active {
             // The other half of a revoked pair may still be Active: a
             // cascade destroys it with its pair.
@@ -229,10 +234,14 @@ pub async fn rekey(ctx: &Ctx<'_>, req: &Ttlv, uid: &str) -> Result<Ttlv, KmsErro
         material: Some(material),
         ..old.clone()
     };
-    ctx.vault.store().insert(&new).await.map_err(store_error)?;
+    // The old key's link first, written only over the version read (a
+    // conflict writes nothing and the whole ReKey runs again); then the new
+    // key, under a fresh uid. A failure between the two (the database gone)
+    // leaves a link to a key that does not exist, never a key nobody knows.
     let mut attrs = old_attrs;
     attributes::add(&mut attrs, link_item("ReplacementObjectLink", &new_uid));
     save(ctx, &mut old, &attrs).await?;
+    ctx.vault.store().insert(&new).await.map_err(store_error)?;
     tracing::info!(target: "audit", user = %echo(ctx.user), uid = %echo(uid), new = %new_uid, "KMS key re-keyed");
     Ok(Ttlv::structure(
         "ReKeyResponse",

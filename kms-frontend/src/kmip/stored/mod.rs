@@ -76,11 +76,12 @@ pub fn store_error(e: crate::store::StoreError) -> KmsError {
 }
 
 /// How many times [`retrying`] runs an operation at most.
-const CONFLICT_TRIES: usize = 5;
+const CONFLICT_TRIES: u32 = 8;
 
 /// Runs `op` (a read-modify-write of one key: Revoke, Destroy, an attribute
-/// change; or a use whose key changed while it was being unwrapped) again,
-/// up to [`CONFLICT_TRIES`] times in all, while it fails with 409 because
+/// change, ReKey; or a use whose key changed while it was being unwrapped)
+/// again, after a short random wait ([`backoff`]), up to [`CONFLICT_TRIES`]
+/// times in all, while it fails with 409 because
 /// the key changed between its read and its write (`StoreError::Conflict`:
 /// nothing was written). Each run reads the key anew, so a concurrent
 /// change is applied on top, never undone.
@@ -91,13 +92,26 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, KmsError>>,
 {
-    for _ in 1..CONFLICT_TRIES {
+    for attempt in 1..CONFLICT_TRIES {
         match op().await {
-            Err(e) if e.is_conflict() => continue,
+            Err(e) if e.is_conflict() => tokio::time::sleep(backoff(attempt)).await,
             done => return done,
         }
     }
     op().await
+}
+
+/// The wait before try `attempt + 1`: a random part of `attempt` ms, so
+/// that writers that collided do not collide again in step (a stream of
+/// attribute changes cannot hold a Revoke off for long).
+fn backoff(attempt: u32) -> std::time::Duration {
+    let mut byte = [0u8; 1];
+    // Without randomness the wait is the whole slot: still bounded.
+    let share = match aws_lc_rs::rand::fill(&mut byte) {
+        Ok(()) => u64::from(byte[0]),
+        Err(_) => 255,
+    };
+    std::time::Duration::from_micros(u64::from(attempt) * 1000 * share / 255)
 }
 
 /// "Item not found" for `uid`, the same whether it does not exist or the
