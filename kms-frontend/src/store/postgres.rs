@@ -47,8 +47,10 @@ impl PgStore {
     /// under sqlx's advisory lock: frontends starting together apply each
     /// migration once; nothing to do when it is there already).
     ///
-    /// Errors: [`StoreError::PgMigration`] (among them a database migrated
-    /// by a newer version, whose schema this one does not know).
+    /// Errors: [`StoreError::NewerSchema`] for a database migrated by a
+    /// newer kms-frontend; [`StoreError::PgMigration`] when a migration
+    /// fails (a role without CREATE on the schema, the first time);
+    /// [`StoreError::Postgres`].
     pub async fn open(pool: PgPool, server: String) -> Result<Self, StoreError> {
         let store = Self { pool, server };
         // Up to date already: nothing to write, so a role with no CREATE
