@@ -121,7 +121,8 @@ CREATE INDEX grants_by_user ON grants (user_id);
 ",
 };
 
-/// Version 3: `objects.version`, how many times the row was updated. An
+/// Version 3: `objects.version`, a random number at insert (the stores set
+/// it) and one more at each update. An
 /// update writes only over the version it read (compare-and-set), so two
 /// read-modify-writes of one key (a Revoke and an attribute change, through
 /// one frontend or two) never silently undo each other.

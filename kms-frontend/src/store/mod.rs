@@ -159,8 +159,10 @@ pub struct StoredObject {
     pub attributes: serde_json::Value,
     /// None once destroyed (the metadata stays, the material is gone).
     pub material: Option<WrappedMaterial>,
-    /// How many times the row was updated, as read (0 for a new object):
-    /// [`ObjectStore::update`] writes only over this version.
+    /// The row's version as read: a random number when the row was
+    /// inserted (so a uid removed and created again never repeats an old
+    /// row's versions), one more at each update. [`ObjectStore::update`]
+    /// writes only over this version; ignored by insert and upsert.
     pub version: i64,
 }
 

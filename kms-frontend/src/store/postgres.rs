@@ -25,14 +25,16 @@ const CHANNEL: &str = "kms_objects";
 /// the database is unreachable.
 const RELISTEN_EVERY: Duration = Duration::from_millis(500);
 
-/// The columns written by insert, upsert and update, in parameter order
-/// (`$1` .. `$13`; `$13` is also `updated`).
+/// The columns written by insert and upsert, in parameter order (`$1` ..
+/// `$13`; `$13` is also `updated`; `version` starts at a random number, as
+/// in `super::sqlite`).
 const COLUMNS: &str = "uid, object_type, owner, state, algorithm, names, tags, attributes, \
-                       wrapping_key, mechanism, format, blob, created, updated";
+                       wrapping_key, mechanism, format, blob, created, updated, version";
 
 /// The values of [`COLUMNS`], JSON columns cast from text.
 const VALUES: &str =
-    "$1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::json, $9, $10, $11, $12, $13, $13";
+    "$1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::json, $9, $10, $11, $12, $13, $13, \
+     floor(random() * 4611686018427387903)::bigint";
 
 /// The object store in PostgreSQL.
 pub struct PgStore {

@@ -24,10 +24,12 @@ use std::time::Duration;
 /// process) to release the database before it fails as busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The columns written by insert, upsert and update, in parameter order
-/// (`?1` .. `?13`; `?13` is also `updated`).
+/// The columns written by insert and upsert, in parameter order (`?1` ..
+/// `?13`; `?13` is also `updated`; `version` starts at a random number, so
+/// a uid removed and created again never continues the old row's versions
+/// and a write over a read of the old row cannot land on the new one).
 const COLUMNS: &str = "uid, object_type, owner, state, algorithm, names, tags, attributes, \
-                       wrapping_key, mechanism, format, blob, created, updated";
+                       wrapping_key, mechanism, format, blob, created, updated, version";
 
 fn db(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Database { what, source }
@@ -217,7 +219,7 @@ impl ObjectStore for SqliteStore {
         self.run(move |c| {
             let sql = format!(
                 "INSERT INTO objects ({COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, random() & 4611686018427387903) \
                  ON CONFLICT (uid) DO NOTHING"
             );
             // Dropped without commit (on any error) it rolls back.
@@ -238,7 +240,7 @@ impl ObjectStore for SqliteStore {
         self.run(move |c| {
             let sql = format!(
                 "INSERT INTO objects ({COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, random() & 4611686018427387903) \
                  ON CONFLICT (uid) DO UPDATE SET object_type = excluded.object_type, \
                  owner = excluded.owner, state = excluded.state, algorithm = excluded.algorithm, \
                  names = excluded.names, tags = excluded.tags, attributes = excluded.attributes, \

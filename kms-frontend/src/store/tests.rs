@@ -63,6 +63,12 @@ fn secret(uid: &str, owner: &str) -> StoredObject {
     }
 }
 
+/// `o` with its version zeroed, to compare with an object as built here:
+/// the stores start a row's version at a random number.
+fn unversioned(o: Option<StoredObject>) -> Option<StoredObject> {
+    o.map(|o| StoredObject { version: 0, ..o })
+}
+
 fn open(path: &Path) -> SqliteStore {
     SqliteStore::open(path).expect("open the object store")
 }
@@ -142,7 +148,10 @@ async fn insert_get_and_insert_again() {
     let s = open(&dir.path().join("kms.db"));
     let k = aes_key("k1", "alice", &["my key", "other name"], &["a", "b"]);
     s.insert(&k).await.expect("insert");
-    assert_eq!(s.get("k1").await.expect("get"), Some(k.clone()));
+    assert_eq!(
+        unversioned(s.get("k1").await.expect("get")),
+        Some(k.clone())
+    );
     assert_eq!(s.get("k2").await.expect("get absent"), None);
 
     let mut again = rsa_private("k1", "bob");
@@ -151,11 +160,14 @@ async fn insert_get_and_insert_again() {
         Err(StoreError::Exists(uid)) => assert_eq!(uid, "k1"),
         other => panic!("second insert of k1: {other:?}"),
     }
-    assert_eq!(s.get("k1").await.expect("unchanged"), Some(k));
+    assert_eq!(unversioned(s.get("k1").await.expect("unchanged")), Some(k));
 
     let sd = secret("s1", "carol");
     s.insert(&sd).await.expect("insert secret data");
-    assert_eq!(s.get("s1").await.expect("get secret data"), Some(sd));
+    assert_eq!(
+        unversioned(s.get("s1").await.expect("get secret data")),
+        Some(sd)
+    );
 }
 
 #[tokio::test]
@@ -170,6 +182,8 @@ async fn update_overwrites_and_destroy_keeps_the_metadata() {
     assert_eq!(s.get("k1").await.expect("get"), None);
 
     s.insert(&k).await.expect("insert");
+    let start = s.get("k1").await.expect("get").expect("there").version;
+    k.version = start;
     k.state = State::Deactivated;
     k.names = vec!["n2".into(), "n3".into()];
     k.tags = vec![];
@@ -177,14 +191,14 @@ async fn update_overwrites_and_destroy_keeps_the_metadata() {
         {"tag": "State", "type": "Enumeration", "value": "Deactivated"}
     ]});
     s.update(&k).await.expect("update");
-    k.version = 1;
+    k.version = start + 1;
     assert_eq!(s.get("k1").await.expect("get"), Some(k.clone()));
 
     // Destroy: the integrator's update with no material.
     k.state = State::Destroyed;
     k.material = None;
     s.update(&k).await.expect("destroy");
-    k.version = 2;
+    k.version = start + 2;
     let got = s.get("k1").await.expect("get destroyed").expect("row kept");
     assert_eq!(got.material, None);
     assert_eq!(got.state, State::Destroyed);
@@ -196,8 +210,11 @@ async fn update_overwrites_and_destroy_keeps_the_metadata() {
 async fn an_update_over_a_stale_read_is_refused_and_writes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = open(&dir.path().join("kms.db"));
-    let k = aes_key("k1", "alice", &["n"], &[]);
-    s.insert(&k).await.expect("insert");
+    s.insert(&aes_key("k1", "alice", &["n"], &[]))
+        .await
+        .expect("insert");
+    let k = s.get("k1").await.expect("get").expect("there");
+    let start = k.version;
     // Two read-modify-writes from the same read: a Revoke and an attribute
     // change. The first wins; the second must not undo it.
     let revoked = StoredObject {
@@ -216,7 +233,7 @@ async fn an_update_over_a_stale_read_is_refused_and_writes_nothing() {
     let now = s.get("k1").await.expect("get").expect("there");
     assert_eq!(
         (now.state, now.names, now.version),
-        (State::Deactivated, vec!["n".to_owned()], 1)
+        (State::Deactivated, vec!["n".to_owned()], start + 1)
     );
     // Read again, the change applies on top.
     let renamed = StoredObject {
@@ -227,7 +244,36 @@ async fn an_update_over_a_stale_read_is_refused_and_writes_nothing() {
     let now = s.get("k1").await.expect("get").expect("there");
     assert_eq!(
         (now.state, now.names, now.version),
-        (State::Deactivated, vec!["other".to_owned()], 2)
+        (State::Deactivated, vec!["other".to_owned()], start + 2)
+    );
+}
+
+#[tokio::test]
+async fn a_uid_created_again_does_not_take_up_its_old_versions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir.path().join("kms.db"));
+    s.insert(&aes_key("k1", "alice", &["old"], &[]))
+        .await
+        .expect("insert");
+    // A read-modify-write reads the key, which is then removed and made
+    // again under the same uid: the stale write must not land on the new key.
+    let stale = s.get("k1").await.expect("get").expect("there");
+    assert!(s.remove("k1").await.expect("remove"));
+    s.insert(&aes_key("k1", "alice", &["new"], &[]))
+        .await
+        .expect("insert again");
+    let stale_write = StoredObject {
+        state: State::Deactivated,
+        ..stale
+    };
+    match s.update(&stale_write).await {
+        Err(StoreError::Conflict(uid)) => assert_eq!(uid, "k1"),
+        other => panic!("a write over the old key's read: {other:?}"),
+    }
+    let now = s.get("k1").await.expect("get").expect("there");
+    assert_eq!(
+        (now.state, now.names),
+        (State::Active, vec!["new".to_owned()])
     );
 }
 
@@ -260,11 +306,13 @@ async fn upsert_inserts_then_replaces() {
     let s = open(&dir.path().join("kms.db"));
     let k = aes_key("k1", "alice", &["n"], &["t"]);
     s.upsert(&k).await.expect("upsert new");
-    assert_eq!(s.get("k1").await.expect("get"), Some(k));
+    let first = s.get("k1").await.expect("get").expect("there");
+    assert_eq!(unversioned(Some(first.clone())), Some(k));
     let replacement = rsa_private("k1", "alice");
     s.upsert(&replacement).await.expect("upsert existing");
+    // A replaced object is written over: its version moves on.
     let replaced = StoredObject {
-        version: 1,
+        version: first.version + 1,
         ..replacement.clone()
     };
     assert_eq!(s.get("k1").await.expect("get"), Some(replaced.clone()));
@@ -429,8 +477,11 @@ async fn opening_twice_keeps_the_schema_and_the_objects() {
     }
     let s = open(&path);
     let again = open(&path);
-    assert_eq!(s.get("k1").await.expect("get"), Some(k.clone()));
-    assert_eq!(again.get("k1").await.expect("get"), Some(k));
+    assert_eq!(
+        unversioned(s.get("k1").await.expect("get")),
+        Some(k.clone())
+    );
+    assert_eq!(unversioned(again.get("k1").await.expect("get")), Some(k));
     let conn = rusqlite::Connection::open(&path).expect("open");
     let version: usize = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -456,7 +507,7 @@ async fn a_grants_only_database_gets_the_objects_table() {
     let s = open(&path);
     let k = aes_key("k1", "alice", &[], &[]);
     s.insert(&k).await.expect("insert");
-    assert_eq!(s.get("k1").await.expect("get"), Some(k));
+    assert_eq!(unversioned(s.get("k1").await.expect("get")), Some(k));
     // Both stores on the one file at once, as in the server.
     let g = GrantStore::open(&path).expect("grant store again");
     assert_eq!(
@@ -552,6 +603,10 @@ async fn get_for_use_reads_the_state_and_material_as_stored_now() {
         .await
         .expect("read")
         .expect("there");
+    let key = StoredObject {
+        version: used.version,
+        ..key
+    };
     assert_eq!(used.uid, "k-use");
     assert_eq!(used.object_type, ObjectType::SymmetricKey);
     assert_eq!(used.owner, "alice");
@@ -576,7 +631,7 @@ async fn get_for_use_reads_the_state_and_material_as_stored_now() {
     let destroyed = StoredObject {
         state: State::Destroyed,
         material: None,
-        version: 1,
+        version: key.version + 1,
         ..key.clone()
     };
     store.update(&destroyed).await.expect("destroy");
