@@ -11,11 +11,19 @@ pub fn parse_filter(value: &str) -> Result<Targets, String> {
     hsmd_protocol::log_filter::parse(value).map_err(|e| e.to_string())
 }
 
-/// Installs the subscriber: stderr, filtered by `KMS_LOG` (default `info`).
+/// Installs the subscriber: stderr, filtered by `KMS_LOG` (default `info`,
+/// PostgreSQL's notices at `warn`).
 /// A value that does not parse is reported in one warning, and `info` is
 /// used.
 pub fn init() {
-    let default = || Targets::new().with_default(LevelFilter::INFO);
+    // sqlx logs PostgreSQL's notices at info; the only one the frontend
+    // meets is "relation already exists, skipping" when frontends start
+    // together: not news.
+    let default = || {
+        Targets::new()
+            .with_default(LevelFilter::INFO)
+            .with_target("sqlx::postgres::notice", LevelFilter::WARN)
+    };
     let (targets, refused) = match std::env::var("KMS_LOG") {
         Err(std::env::VarError::NotPresent) => (default(), None),
         Err(std::env::VarError::NotUnicode(_)) => {
