@@ -1,6 +1,7 @@
 //! `kms-frontend` binary: reads the configuration, opens the database
-//! (SQLite, or PostgreSQL with its change feed), and serves the KMS API (see the library's documentation) until
-//! SIGTERM or SIGINT. Exit status 1 with one sentence on a start-up error.
+//! (SQLite, or PostgreSQL with its change feed), and serves the KMS API
+//! (see the library's documentation) until SIGTERM or SIGINT. Exit status 1
+//! with one sentence on a start-up error.
 
 // No unwrap, expect or panic outside tests: bad input gets an answer, never
 // a crash (docs/design.md "Rules").

@@ -289,6 +289,23 @@ pub enum StoreError {
     },
 }
 
+impl From<StoreError> for crate::error::KmsError {
+    /// "Already exists", "not found" and a value the database cannot hold
+    /// are the caller's (422); a conflict is 409 (send it again); an
+    /// unreachable database 503 naming it; anything else is ours (500).
+    fn from(e: StoreError) -> Self {
+        use crate::error::KmsError;
+        match e {
+            StoreError::Exists(_) | StoreError::NotFound(_) | StoreError::Unstorable { .. } => {
+                KmsError::unprocessable(e.to_string())
+            }
+            StoreError::Postgres(ref f) if f.is_unreachable() => KmsError::database_unavailable(f),
+            StoreError::Conflict(_) => KmsError::conflict(e.to_string()),
+            other => KmsError::internal(other),
+        }
+    }
+}
+
 /// The object store; every method is one transaction.
 ///
 /// Errors: every method may fail with [`StoreError::Database`] or

@@ -112,7 +112,8 @@ impl Vault {
     /// it reads the new row).
     ///
     /// Errors: 422 for a destroyed object or material that does not parse;
-    /// 409 when the row changed during the unwrap; [`wrap::unwrap`]'s.
+    /// 409 when the row changed during the unwrap; 503 when the database
+    /// cannot be read again; [`wrap::unwrap`]'s.
     pub async fn clear_key(
         &self,
         hsmd: &Hsmd,
@@ -131,12 +132,14 @@ impl Vault {
                     ))
                 })?;
                 let clear = wrap::unwrap(hsmd, user, m).await?;
-                let now = self.store.get_for_use(&obj.uid).await;
-                if !matches!(&now, Ok(Some(o)) if o.version == obj.version) {
-                    return Err(KmsError::conflict(format!(
-                        "{} changed while it was being unwrapped; retry",
-                        obj.uid
-                    )));
+                match self.store.get_for_use(&obj.uid).await? {
+                    Some(now) if now.version == obj.version => {}
+                    _ => {
+                        return Err(KmsError::conflict(format!(
+                            "{} changed while it was being unwrapped; retry",
+                            obj.uid
+                        )))
+                    }
                 }
                 let aes = obj.object_type == ObjectType::SymmetricKey;
                 ClearKey::from_material(format, clear, aes).map_err(|e| {

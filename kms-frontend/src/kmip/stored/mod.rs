@@ -61,18 +61,10 @@ pub fn check_new_uid(uid: &str, what: &str) -> Result<(), KmsError> {
     }
 }
 
-/// A store failure as an answer: "already exists" and "not found" are the
-/// caller's (422), anything else is ours (500).
+/// A store failure as an answer (`From<StoreError> for KmsError`, in
+/// `crate::store`).
 pub fn store_error(e: crate::store::StoreError) -> KmsError {
-    use crate::store::StoreError as E;
-    match e {
-        E::Exists(_) | E::NotFound(_) | E::Unstorable { .. } => {
-            KmsError::unprocessable(e.to_string())
-        }
-        E::Postgres(ref f) if f.is_unreachable() => KmsError::database_unavailable(f),
-        E::Conflict(_) => KmsError::conflict(e.to_string()),
-        other => KmsError::internal(other),
-    }
+    KmsError::from(e)
 }
 
 /// How many times [`retrying`] runs an operation at most.
