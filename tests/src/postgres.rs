@@ -540,23 +540,18 @@ impl PgServer {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                _ => {
-                    kill_group(&mut child);
-                    return Err(HarnessError(format!(
-                        "PostgreSQL did not stop within {STOP_TIMEOUT:?} of a fast shutdown; its log:\n{}",
-                        self.log_text()
-                    )));
-                }
-            }
+        let stopped = crate::process::signal_and_wait(
+            &mut child,
+            nix::sys::signal::Signal::SIGINT,
+            "PostgreSQL",
+            STOP_TIMEOUT,
+        );
+        if !matches!(stopped, Ok(Some(_))) {
+            kill_group(&mut child);
+            return Err(HarnessError(format!(
+                "PostgreSQL did not stop within {STOP_TIMEOUT:?} of a fast shutdown; its log:\n{}",
+                self.log_text()
+            )));
         }
         // Backends exit before the postmaster; nothing of the group remains.
         kill_group(&mut child);

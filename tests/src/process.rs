@@ -164,20 +164,35 @@ pub(crate) fn terminate(
     name: &str,
     timeout: Duration,
 ) -> Result<ExitStatus, HarnessError> {
+    match signal_and_wait(&mut child, nix::sys::signal::Signal::SIGTERM, name, timeout)? {
+        Some(status) => Ok(status),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(HarnessError(format!(
+                "{name} did not stop within {timeout:?} of SIGTERM"
+            )))
+        }
+    }
+}
+
+/// Sends `signal` to `child` and waits up to `timeout` for it to exit:
+/// its status, or None when it still runs (waitpid has no timeout: the
+/// exit is polled every 10 ms).
+pub(crate) fn signal_and_wait(
+    child: &mut Child,
+    signal: nix::sys::signal::Signal,
+    name: &str,
+    timeout: Duration,
+) -> Result<Option<ExitStatus>, HarnessError> {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let _ = nix::sys::signal::kill(pid, signal);
     let start = Instant::now();
     loop {
         match child.try_wait() {
-            Ok(Some(status)) => return Ok(status),
+            Ok(Some(status)) => return Ok(Some(status)),
             Ok(None) if start.elapsed() <= timeout => std::thread::sleep(Duration::from_millis(10)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(HarnessError(format!(
-                    "{name} did not stop within {timeout:?} of SIGTERM"
-                )));
-            }
+            Ok(None) => return Ok(None),
             Err(e) => return Err(HarnessError::io(format!("wait for {name}"), e)),
         }
     }

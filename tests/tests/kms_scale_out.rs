@@ -29,9 +29,10 @@ use hsmd_e2e::replay::{bytes_at, hex, item};
 use hsmd_e2e::shared_kek::{put_shared_kek, twin};
 use hsmd_e2e::{expect, frontend_hsmd_config, Daemon, Frontend, Launch, Reply, Token};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 const PLAIN: &[u8] = b"issue 15: one key, two frontends, one database";
 
@@ -413,7 +414,7 @@ async fn load(
     fe: &Frontend,
     uid: &str,
     stop: Arc<AtomicBool>,
-    served: Arc<AtomicUsize>,
+    served: Arc<watch::Sender<usize>>,
 ) -> Vec<(u16, String)> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -426,7 +427,7 @@ async fn load(
             .await
         {
             Ok(Reply { status: 200, .. }) => {
-                served.fetch_add(1, Ordering::Relaxed);
+                served.send_modify(|n| *n += 1);
                 seen.push((200, String::new()));
             }
             Ok(r) => seen.push((r.status, r.body)),
@@ -449,7 +450,7 @@ async fn postgresql_restarted_under_load_gives_503s_naming_it_then_service_resum
     .await;
     ok(&pair.a.fe, "Create", &create_aes("busy")).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let served = Arc::new(AtomicUsize::new(0));
+    let served = Arc::new(watch::channel(0).0);
     let a = &pair.a.fe;
     let (seen, ()) = tokio::join!(
         async {
@@ -458,10 +459,7 @@ async fn postgresql_restarted_under_load_gives_503s_naming_it_then_service_resum
         },
         async {
             // Some load first, then PostgreSQL goes away.
-            wait_until("100 Encrypts under load", || async {
-                served.load(Ordering::Relaxed) >= 100
-            })
-            .await;
+            served_at_least(&served, 100, "100 Encrypts under load").await;
             pair.pg.stop().expect("stop PostgreSQL");
             wait_until("a 503 naming the database", || async {
                 let r = a.kmip(&encrypt("busy")).await;
@@ -481,11 +479,8 @@ async fn postgresql_restarted_under_load_gives_503s_naming_it_then_service_resum
             )
             .await;
             pair.pg.start_again().expect("start PostgreSQL again");
-            let before = served.load(Ordering::Relaxed);
-            wait_until("100 more Encrypts under load", || async {
-                served.load(Ordering::Relaxed) >= before + 100
-            })
-            .await;
+            let before = *served.borrow();
+            served_at_least(&served, before + 100, "100 more Encrypts under load").await;
             wait_until("/health 200 again", || async {
                 a.get("/health").await.status == 200
             })
@@ -525,7 +520,7 @@ async fn one_frontend_killed_under_load_the_other_keeps_serving() {
     };
     ok(&pair.a.fe, "Create", &create_aes("steady")).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let served = Arc::new(AtomicUsize::new(0));
+    let served = Arc::new(watch::channel(0).0);
     let b = &pair.b.fe;
     let (seen, ()) = tokio::join!(
         async {
@@ -533,10 +528,7 @@ async fn one_frontend_killed_under_load_the_other_keeps_serving() {
             futures::future::join_all(runs).await
         },
         async {
-            wait_until("100 Encrypts through B", || async {
-                served.load(Ordering::Relaxed) >= 100
-            })
-            .await;
+            served_at_least(&served, 100, "100 Encrypts through B").await;
             nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(i32::try_from(pair.a.fe.pid()).expect("pid")),
                 nix::sys::signal::Signal::SIGKILL,
@@ -545,11 +537,8 @@ async fn one_frontend_killed_under_load_the_other_keeps_serving() {
             // B goes on: a Create and its use, while A is gone.
             ok(b, "Create on B after A died", &create_aes("after")).await;
             round_trip(b, b, "after").await;
-            let before = served.load(Ordering::Relaxed);
-            wait_until("100 more Encrypts through B", || async {
-                served.load(Ordering::Relaxed) >= before + 100
-            })
-            .await;
+            let before = *served.borrow();
+            served_at_least(&served, before + 100, "100 more Encrypts through B").await;
             stop.store(true, Ordering::Relaxed);
         }
     );
@@ -559,7 +548,20 @@ async fn one_frontend_killed_under_load_the_other_keeps_serving() {
     assert!(all.len() >= 4, "{} requests", all.len());
 }
 
-/// Polls `check` every 20 ms until it holds; panics naming `what` after 30 s.
+/// Waits (on the counter's changes, no polling) until `served` counts
+/// `target` answers; panics naming `what` after 30 s.
+async fn served_at_least(served: &watch::Sender<usize>, target: usize, what: &str) {
+    let mut seen = served.subscribe();
+    let reached = tokio::time::timeout(Duration::from_secs(30), seen.wait_for(|n| *n >= target));
+    assert!(
+        matches!(reached.await, Ok(Ok(_))),
+        "timed out waiting for {what}"
+    );
+}
+
+/// Sends the request `check` makes until it holds (each try is a request
+/// to the system under test, so there is no sleep between them); panics
+/// naming `what` after 30 s.
 async fn wait_until<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
@@ -568,6 +570,5 @@ where
     let deadline = Instant::now() + Duration::from_secs(30);
     while !check().await {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -11,7 +11,7 @@ use crate::access::policy;
 use crate::auth::User;
 use crate::error::{echo, KmsError};
 use crate::kmip::attributes;
-use crate::kmip::stored::{self, store_error};
+use crate::kmip::stored;
 use crate::store::StoredObject;
 use axum::body::Body;
 use axum::extract::{Extension, Path, State};
@@ -62,13 +62,7 @@ async fn owned_kms_key(state: &AppState, user: &str, uid: &str) -> Result<Stored
             echo(user)
         ))
     };
-    let obj = state
-        .vault
-        .store()
-        .get(uid)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(not_found)?;
+    let obj = state.vault.store().get(uid).await?.ok_or_else(not_found)?;
     if obj.owner != user && state.grants.operations(uid, user).await?.is_empty() {
         return Err(not_found());
     }
@@ -212,15 +206,12 @@ pub async fn owned(
         }));
     }
     let store = state.vault.store();
-    let all = store
-        .locate(&crate::store::LocateQuery::default())
-        .await
-        .map_err(store_error)?;
+    let all = store.locate(&crate::store::LocateQuery::default()).await?;
     for (uid, owner) in all {
         if owner != user {
             continue;
         }
-        if let Some(obj) = store.get(&uid).await.map_err(store_error)? {
+        if let Some(obj) = store.get(&uid).await? {
             out.push(owned_entry(&obj)?);
         }
     }
@@ -259,7 +250,7 @@ pub async fn obtained(
         let (owner, key_state) = if stored::is_hsm(&id) {
             ("hsm".to_owned(), "Active")
         } else {
-            match state.vault.store().get(&id).await.map_err(store_error)? {
+            match state.vault.store().get(&id).await? {
                 Some(obj) => (obj.owner, obj.state.name()),
                 None => continue,
             }

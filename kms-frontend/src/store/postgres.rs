@@ -11,7 +11,7 @@
 //! cache forgets the key within moments.
 
 use super::migrations;
-use super::row::{locate_sql, now, LocateDialect, RawRow, Row};
+use super::row::{locate_sql, now, LocateDialect, Metadata, RawRow, Row};
 use super::{LocateQuery, ObjectStore, StoreError, StoredObject};
 use crate::postgres::{failure, read_retrying};
 use sqlx::postgres::{PgListener, PgPool, PgRow};
@@ -209,9 +209,11 @@ fn read(r: &PgRow) -> Result<RawRow, sqlx::Error> {
         owner: r.try_get(1)?,
         state: r.try_get(2)?,
         algorithm: r.try_get(3)?,
-        names: r.try_get(4)?,
-        tags: r.try_get(5)?,
-        attributes: r.try_get(6)?,
+        metadata: Some(Metadata {
+            names: r.try_get(4)?,
+            tags: r.try_get(5)?,
+            attributes: r.try_get(6)?,
+        }),
         wrapping_key: r.try_get(7)?,
         mechanism: r.try_get(8)?,
         format: r.try_get(9)?,
@@ -227,9 +229,7 @@ fn read_for_use(r: &PgRow) -> Result<RawRow, sqlx::Error> {
         owner: r.try_get(1)?,
         state: r.try_get(2)?,
         algorithm: r.try_get(3)?,
-        names: "[]".to_owned(),
-        tags: "[]".to_owned(),
-        attributes: "null".to_owned(),
+        metadata: None,
         wrapping_key: r.try_get(4)?,
         mechanism: r.try_get(5)?,
         format: r.try_get(6)?,

@@ -54,15 +54,23 @@ impl Row {
     }
 }
 
+/// The JSON columns of a row, as text.
+pub(super) struct Metadata {
+    pub(super) names: String,
+    pub(super) tags: String,
+    pub(super) attributes: String,
+}
+
 /// A row as read by [`ObjectStore::get`], before its checks.
 pub(super) struct RawRow {
     pub(super) object_type: String,
     pub(super) owner: String,
     pub(super) state: String,
     pub(super) algorithm: Option<String>,
-    pub(super) names: String,
-    pub(super) tags: String,
-    pub(super) attributes: String,
+    /// The JSON columns (names, tags, attributes) as text; None when not
+    /// selected ([`ObjectStore::get_for_use`]): empty lists and null then,
+    /// with nothing to parse on the per-request path.
+    pub(super) metadata: Option<Metadata>,
     pub(super) wrapping_key: Option<String>,
     pub(super) mechanism: Option<String>,
     pub(super) format: Option<String>,
@@ -87,10 +95,15 @@ impl RawRow {
             serde_json::from_str::<Vec<String>>(text)
                 .map_err(|e| corrupt(format!("its {what} are not a JSON array of strings ({e})")))
         };
-        let names = list("names", &self.names)?;
-        let tags = list("tags", &self.tags)?;
-        let attributes = serde_json::from_str(&self.attributes)
-            .map_err(|e| corrupt(format!("its attributes are not JSON ({e})")))?;
+        let (names, tags, attributes) = match &self.metadata {
+            None => (Vec::new(), Vec::new(), serde_json::Value::Null),
+            Some(m) => (
+                list("names", &m.names)?,
+                list("tags", &m.tags)?,
+                serde_json::from_str(&m.attributes)
+                    .map_err(|e| corrupt(format!("its attributes are not JSON ({e})")))?,
+            ),
+        };
         let material = match (self.wrapping_key, self.mechanism, self.format, self.blob) {
             (None, None, None, None) => None,
             (Some(wrapping_key), Some(mechanism), Some(format), Some(blob)) => {

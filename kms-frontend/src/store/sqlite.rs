@@ -13,7 +13,7 @@
 //! grant store's inline reads do.
 
 use super::migrations;
-use super::row::{locate_sql, now, LocateDialect, RawRow, Row};
+use super::row::{locate_sql, now, LocateDialect, Metadata, RawRow, Row};
 use super::{LocateQuery, ObjectStore, StoreError, StoredObject};
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
@@ -174,9 +174,7 @@ impl RawRow {
             owner: r.get(1)?,
             state: r.get(2)?,
             algorithm: r.get(3)?,
-            names: "[]".to_owned(),
-            tags: "[]".to_owned(),
-            attributes: "null".to_owned(),
+            metadata: None,
             wrapping_key: r.get(4)?,
             mechanism: r.get(5)?,
             format: r.get(6)?,
@@ -191,9 +189,11 @@ impl RawRow {
             owner: r.get(1)?,
             state: r.get(2)?,
             algorithm: r.get(3)?,
-            names: r.get(4)?,
-            tags: r.get(5)?,
-            attributes: r.get(6)?,
+            metadata: Some(Metadata {
+                names: r.get(4)?,
+                tags: r.get(5)?,
+                attributes: r.get(6)?,
+            }),
             wrapping_key: r.get(7)?,
             mechanism: r.get(8)?,
             format: r.get(9)?,

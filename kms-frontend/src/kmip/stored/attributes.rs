@@ -173,27 +173,27 @@ pub fn initial(shape: &Shape<'_>, layers: &[&Ttlv]) -> Result<Ttlv, KmsError> {
 ///
 /// Errors: 422 naming the attribute and the type it must have.
 fn check_type(item: &Ttlv) -> Result<(), KmsError> {
-    let want = match item.tag.as_str() {
-        "ActivationDate" => matches!(item.value, TtlvValue::DateTime(_))
-            .then_some(())
-            .ok_or("a DateTime"),
-        "CryptographicUsageMask" => matches!(item.value, TtlvValue::Integer(_))
-            .then_some(())
-            .ok_or("an Integer"),
-        "Sensitive" => matches!(item.value, TtlvValue::Boolean(_))
-            .then_some(())
-            .ok_or("a Boolean"),
-        "Name" => matches!(item.text_of("NameValue"), Ok(Some(_)))
-            .then_some(())
-            .ok_or("a structure with a TextString NameValue"),
-        "ContactInformation" | "Description" | "Comment" | "ObjectGroup" => {
-            matches!(item.value, TtlvValue::TextString(_))
-                .then_some(())
-                .ok_or("a TextString")
-        }
-        _ => Ok(()),
+    let (typed, want) = match item.tag.as_str() {
+        "ActivationDate" => (matches!(item.value, TtlvValue::DateTime(_)), "a DateTime"),
+        "CryptographicUsageMask" => (matches!(item.value, TtlvValue::Integer(_)), "an Integer"),
+        "Sensitive" => (matches!(item.value, TtlvValue::Boolean(_)), "a Boolean"),
+        "Name" => (
+            matches!(item.text_of("NameValue"), Ok(Some(_))),
+            "a structure with a TextString NameValue",
+        ),
+        "ContactInformation" | "Description" | "Comment" | "ObjectGroup" => (
+            matches!(item.value, TtlvValue::TextString(_)),
+            "a TextString",
+        ),
+        _ => return Ok(()),
     };
-    want.map_err(|t| KmsError::unprocessable(format!("the attribute {} must be {t}", item.tag)))
+    if typed {
+        return Ok(());
+    }
+    Err(KmsError::unprocessable(format!(
+        "the attribute {} must be {want}",
+        item.tag
+    )))
 }
 
 /// A `Link` item.

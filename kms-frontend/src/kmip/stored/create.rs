@@ -6,7 +6,7 @@
 //! `key_encryption_key`.
 
 use super::attributes::{self, Shape};
-use super::{store_error, Ctx};
+use super::Ctx;
 use crate::crypto::{self, MaterialFormat};
 use crate::error::{echo, KmsError};
 use crate::kmip::create::{curve, first};
@@ -163,7 +163,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     };
     let attrs = attributes::initial(&shape, &layers)?;
     let obj = new_object(ctx, kind, algorithm, &attrs, material)?;
-    ctx.vault.store().insert(&obj).await.map_err(store_error)?;
+    ctx.vault.store().insert(&obj).await?;
     tracing::info!(target: "audit", user = %echo(ctx.user), uid = %echo(&uid), wrapped_by = %kek, "KMS key created");
     Ok(Ttlv::structure(
         "CreateResponse",
@@ -288,11 +288,7 @@ pub async fn create_key_pair(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError
         public_material,
     )?;
     // Both halves in one transaction: no half pair is ever stored alone.
-    ctx.vault
-        .store()
-        .insert_all(&[private, public])
-        .await
-        .map_err(store_error)?;
+    ctx.vault.store().insert_all(&[private, public]).await?;
     tracing::info!(target: "audit", user = %echo(ctx.user), uid = %echo(&uid), public = %echo(&public_uid), wrapped_by = %kek, "KMS key pair created");
     Ok(Ttlv::structure(
         "CreateKeyPairResponse",

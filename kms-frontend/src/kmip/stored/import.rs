@@ -16,7 +16,7 @@
 
 use super::attributes::{self, Shape};
 use super::create::{new_object, wrapping_key};
-use super::{is_hsm, store_error, Ctx};
+use super::{is_hsm, Ctx};
 use crate::access::policy::Need;
 use crate::crypto::{ClearKey, MaterialFormat};
 use crate::error::{echo, KmsError};
@@ -306,17 +306,17 @@ pub async fn import(ctx: &Ctx<'_>, req: &Ttlv) -> Result<Ttlv, KmsError> {
     let obj = new_object(ctx, t, algorithm.as_deref(), &attrs, material)?;
     let store = ctx.vault.store();
     if req.bool_of("ReplaceExisting")?.unwrap_or(false) {
-        if let Some(old) = store.get(&uid).await.map_err(store_error)? {
+        if let Some(old) = store.get(&uid).await? {
             if old.owner != ctx.user {
                 return Err(KmsError::admin_only(format!(
                     "Access denied: Import with ReplaceExisting: {uid} belongs to another user"
                 )));
             }
         }
-        store.upsert(&obj).await.map_err(store_error)?;
+        store.upsert(&obj).await?;
         ctx.vault.forget(&uid).await;
     } else {
-        store.insert(&obj).await.map_err(store_error)?;
+        store.insert(&obj).await?;
     }
     tracing::info!(target: "audit", user = %echo(ctx.user), uid = %echo(&uid), wrapped_by = %obj.material.as_ref().map(|m| m.wrapping_key.as_str()).unwrap_or_default(), "KMS key imported");
     Ok(Ttlv::structure(

@@ -4,7 +4,7 @@
 //! is served from a copy made before.
 
 use super::attributes::{self, date_time, link_item};
-use super::{load_owned, store_error, Ctx};
+use super::{load_owned, Ctx};
 use crate::crypto::{self, MaterialFormat};
 use crate::error::{echo, KmsError};
 use crate::store::{ObjectType, State, StoredObject};
@@ -18,7 +18,7 @@ fn other_half(obj: &StoredObject) -> Option<String> {
 /// Writes `obj` with `attrs` back and drops its cached copy.
 async fn save(ctx: &Ctx<'_>, obj: &mut StoredObject, attrs: &Ttlv) -> Result<(), KmsError> {
     obj.attributes = attributes::to_json(attrs)?;
-    ctx.vault.store().update(obj).await.map_err(store_error)?;
+    ctx.vault.store().update(obj).await?;
     ctx.vault.forget(&obj.uid).await;
     Ok(())
 }
@@ -129,7 +129,7 @@ pub async fn destroy(ctx: &Ctx<'_>, req: &Ttlv, uid: &str) -> Result<Ttlv, KmsEr
             continue;
         };
         if remove {
-            ctx.vault.store().remove(u).await.map_err(store_error)?;
+            ctx.vault.store().remove(u).await?;
             ctx.vault.forget(u).await;
             ctx.grants().forget(u).await?;
             tracing::info!(target: "audit", user = %echo(ctx.user), uid = %echo(u), "KMS key removed");
@@ -241,7 +241,7 @@ pub async fn rekey(ctx: &Ctx<'_>, req: &Ttlv, uid: &str) -> Result<Ttlv, KmsErro
     let mut attrs = old_attrs;
     attributes::add(&mut attrs, link_item("ReplacementObjectLink", &new_uid));
     save(ctx, &mut old, &attrs).await?;
-    ctx.vault.store().insert(&new).await.map_err(store_error)?;
+    ctx.vault.store().insert(&new).await?;
     tracing::info!(target: "audit", user = %echo(ctx.user), uid = %echo(uid), new = %new_uid, "KMS key re-keyed");
     Ok(Ttlv::structure(
         "ReKeyResponse",

@@ -2,7 +2,7 @@
 //! 6.1.27; [`crate::kmip::locate`] merges it with hsmd's keys).
 
 use super::attributes;
-use super::{store_error, Ctx};
+use super::Ctx;
 use crate::error::KmsError;
 use crate::store::{LocateQuery, ObjectType, State};
 use crate::ttlv::{Ttlv, TtlvValue};
@@ -50,7 +50,7 @@ pub async fn locate(ctx: &Ctx<'_>, filter: &Ttlv) -> Result<Vec<String>, KmsErro
             q.tags.len()
         )));
     }
-    let rows = ctx.vault.store().locate(&q).await.map_err(store_error)?;
+    let rows = ctx.vault.store().locate(&q).await?;
     let granted: HashSet<String> = ctx
         .grants()
         .by_user(ctx.user)
@@ -75,7 +75,7 @@ pub async fn locate(ctx: &Ctx<'_>, filter: &Ttlv) -> Result<Vec<String>, KmsErro
 /// (CryptographicLength, UniqueIdentifier, and the curve inside
 /// CryptographicDomainParameters).
 async fn matches_exact(ctx: &Ctx<'_>, uid: &str, exact: &[&Ttlv]) -> Result<bool, KmsError> {
-    let Some(obj) = ctx.vault.store().get(uid).await.map_err(store_error)? else {
+    let Some(obj) = ctx.vault.store().get(uid).await? else {
         return Ok(false);
     };
     let attrs = attributes::stored(&obj)?;

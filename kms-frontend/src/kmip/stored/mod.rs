@@ -61,12 +61,6 @@ pub fn check_new_uid(uid: &str, what: &str) -> Result<(), KmsError> {
     }
 }
 
-/// A store failure as an answer (`From<StoreError> for KmsError`, in
-/// `crate::store`).
-pub fn store_error(e: crate::store::StoreError) -> KmsError {
-    KmsError::from(e)
-}
-
 /// How many times [`retrying`] runs an operation at most.
 const CONFLICT_TRIES: u32 = 8;
 
@@ -120,7 +114,7 @@ fn not_found(uid: &str, user: &str) -> KmsError {
 /// grant at all on it; 422 naming the missing grant; 500 on a database
 /// failure.
 pub async fn load(ctx: &Ctx<'_>, uid: &str, need: Need) -> Result<StoredObject, KmsError> {
-    let obj = ctx.vault.store().get(uid).await.map_err(store_error)?;
+    let obj = ctx.vault.store().get(uid).await?;
     allowed(ctx, uid, obj, need).await
 }
 
@@ -128,12 +122,7 @@ pub async fn load(ctx: &Ctx<'_>, uid: &str, need: Need) -> Result<StoredObject, 
 /// [`crate::store::ObjectStore::get_for_use`]), for the cryptographic
 /// operations, which read the row on every request. Same errors.
 pub async fn load_for_use(ctx: &Ctx<'_>, uid: &str, need: Need) -> Result<StoredObject, KmsError> {
-    let obj = ctx
-        .vault
-        .store()
-        .get_for_use(uid)
-        .await
-        .map_err(store_error)?;
+    let obj = ctx.vault.store().get_for_use(uid).await?;
     allowed(ctx, uid, obj, need).await
 }
 

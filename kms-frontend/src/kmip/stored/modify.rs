@@ -8,7 +8,7 @@
 //! at once.
 
 use super::changes::{self, Deletion};
-use super::{attributes, load_owned, store_error, Ctx};
+use super::{attributes, load_owned, Ctx};
 use crate::error::{echo, KmsError};
 use crate::store::StoredObject;
 use crate::ttlv::Ttlv;
@@ -42,7 +42,7 @@ async fn change(
     obj.names = attributes::names_of(&attrs);
     obj.tags = attributes::tags_of(&attrs)?;
     obj.attributes = attributes::to_json(&attrs)?;
-    ctx.vault.store().update(&obj).await.map_err(store_error)?;
+    ctx.vault.store().update(&obj).await?;
     tracing::info!(target: "audit", user = %echo(ctx.user), uid = %echo(uid), op, attribute = %what, "KMS key attribute changed");
     Ok(Ttlv::structure(
         &format!("{op}Response"),
