@@ -61,6 +61,14 @@ pub fn decrypt(uid: &str, enc: &Value) -> Value {
     json!({"tag": "Decrypt", "value": v})
 }
 
+/// Revoke of `uid`, reason `Unspecified` (a KMS key becomes Deactivated).
+pub fn revoke(uid: &str) -> Value {
+    json!({"tag": "Revoke", "value": [
+        text("UniqueIdentifier", uid),
+        {"tag": "RevocationReason", "value": [enumeration("RevocationReasonCode", "Unspecified")]},
+    ]})
+}
+
 /// Destroy of `uid`.
 pub fn destroy(uid: &str) -> Value {
     json!({"tag": "Destroy", "value": [text("UniqueIdentifier", uid)]})

@@ -14,7 +14,7 @@
 //! - Destroy of an Active key is refused (`Wrong_Key_Lifecycle_State`)
 //!   unless it says `Remove`, which takes the whole object away.
 
-use hsmd_e2e::kmip::{bytes_hex, create_aes, decrypt, enumeration, text};
+use hsmd_e2e::kmip::{bytes_hex, create_aes, decrypt, destroy, enumeration, revoke, text};
 use hsmd_e2e::replay::{bytes_at, hex, item};
 use hsmd_e2e::{frontend_hsmd_config, Daemon, Frontend, Reply, Token};
 use serde_json::{json, Value};
@@ -121,19 +121,9 @@ impl Kms {
     }
 }
 
-fn revoke(uid: &str) -> Value {
-    json!({"tag": "Revoke", "value": [
-        text("UniqueIdentifier", uid),
-        {"tag": "RevocationReason", "value": [enumeration("RevocationReasonCode", "Unspecified")]},
-    ]})
-}
-
-fn destroy(uid: &str) -> Value {
-    json!({"tag": "Destroy", "value": [text("UniqueIdentifier", uid)]})
-}
-
+/// Encrypt of [`PLAIN`] with `uid`.
 fn encrypt(uid: &str) -> Value {
-    json!({"tag": "Encrypt", "value": [text("UniqueIdentifier", uid), bytes_hex("Data", &hex(PLAIN))]})
+    hsmd_e2e::kmip::encrypt(uid, &hex(PLAIN))
 }
 
 /// RSA PKCS#1 v1.5 SHA-256 for RSA keys, the key's default (ECDSA SHA-256)

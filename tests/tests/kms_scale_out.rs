@@ -23,7 +23,7 @@
 //! Skipped with one line outside CI when PostgreSQL's server binaries are
 //! missing (scripts/test installs them).
 
-use hsmd_e2e::kmip::{bytes_hex, create_aes, decrypt, enumeration, text};
+use hsmd_e2e::kmip::{bytes_hex, create_aes, decrypt, destroy, enumeration, revoke, text};
 use hsmd_e2e::postgres::{or_skip, PgServer};
 use hsmd_e2e::replay::{bytes_at, hex, item};
 use hsmd_e2e::shared_kek::{put_shared_kek, twin};
@@ -112,19 +112,9 @@ async fn ok(fe: &Frontend, what: &str, req: &Value) -> Value {
     r.json()
 }
 
+/// Encrypt of [`PLAIN`] with `uid`.
 fn encrypt(uid: &str) -> Value {
-    json!({"tag": "Encrypt", "value": [text("UniqueIdentifier", uid), bytes_hex("Data", &hex(PLAIN))]})
-}
-
-fn revoke(uid: &str) -> Value {
-    json!({"tag": "Revoke", "value": [
-        text("UniqueIdentifier", uid),
-        {"tag": "RevocationReason", "value": [enumeration("RevocationReasonCode", "Unspecified")]},
-    ]})
-}
-
-fn destroy(uid: &str) -> Value {
-    json!({"tag": "Destroy", "value": [text("UniqueIdentifier", uid)]})
+    hsmd_e2e::kmip::encrypt(uid, &hex(PLAIN))
 }
 
 /// Encrypt with `uid` through `enc_fe`, Decrypt through `dec_fe`: the plaintext.
